@@ -1,0 +1,93 @@
+//! Terminal and per-AID kernel configuration the caller hands to Entry Point.
+
+use crate::card::KernelId;
+use crate::util::{Date, Time};
+
+/// A (AID, kernel) combination the terminal supports, with its limits (Book B §3.1, Table 3-1
+/// "Entry Point Configuration Data").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Combination {
+    /// The terminal's AID (matched against the card's ADF names).
+    pub aid: Vec<u8>,
+    /// The kernel that runs this AID.
+    pub kernel: KernelId,
+    /// Accept card AIDs that begin with `aid` (partial selection, Book 1 §12.3.1).
+    pub partial_match: bool,
+    /// Reader Contactless Transaction Limit, minor units: at or above it, contactless is not
+    /// allowed for this combination.
+    pub contactless_txn_limit: Option<u64>,
+    /// Reader Contactless Floor Limit: above it, an online cryptogram is required.
+    pub floor_limit: Option<u64>,
+    /// Reader CVM Required Limit: at or above it, a CVM is required.
+    pub cvm_required_limit: Option<u64>,
+    /// Terminal Transaction Qualifiers (9F66) for kernel 3 (and kernels 6 and 7).
+    pub ttq: Option<[u8; 4]>,
+    /// Whether a zero amount may go through contactless (as an online request).
+    pub zero_amount_allowed: bool,
+}
+
+/// Terminal-wide data (Book 4 §6, and the Entry Point configuration of Book B §3.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TerminalConfig {
+    /// Terminal Country Code (9F1A), ISO 3166-1 numeric.
+    pub country: u16,
+    /// Terminal Type (9F35), e.g. `0x22`: attended, offline with online capability.
+    pub terminal_type: u8,
+    /// Terminal Capabilities (9F33).
+    pub capabilities: [u8; 3],
+    /// Additional Terminal Capabilities (9F40).
+    pub additional_capabilities: [u8; 5],
+    /// Merchant Category Code (9F15).
+    pub merchant_category_code: u16,
+    /// Terminal Identification (9F1C), 8 characters.
+    pub terminal_id: String,
+    /// Combinations in the terminal's order of preference.
+    pub combinations: Vec<Combination>,
+}
+
+/// Transaction Type (9C), ISO 8583:1987 processing code positions 1-2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TxnType {
+    /// Purchase of goods or services (00).
+    Purchase,
+    /// Cash advance (01).
+    Cash,
+    /// Purchase with cashback (09).
+    PurchaseWithCashback,
+    /// Refund (20).
+    Refund,
+}
+
+impl TxnType {
+    /// The 9C value.
+    pub fn code(self) -> u8 {
+        match self {
+            TxnType::Purchase => 0x00,
+            TxnType::Cash => 0x01,
+            TxnType::PurchaseWithCashback => 0x09,
+            TxnType::Refund => 0x20,
+        }
+    }
+}
+
+/// What the caller knows at the start of a transaction: amounts, date, time and the
+/// unpredictable number (the kernel has no clock and no random source).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnInput {
+    /// Amount, Authorised in minor units.
+    pub amount: u64,
+    /// Amount, Other (cashback) in minor units.
+    pub amount_other: u64,
+    /// Transaction Currency Code (5F2A), ISO 4217 numeric.
+    pub currency: u16,
+    /// Transaction Currency Exponent (5F36).
+    pub currency_exponent: u8,
+    /// Transaction type.
+    pub txn_type: TxnType,
+    /// Local date.
+    pub date: Date,
+    /// Local time.
+    pub time: Time,
+    /// Unpredictable Number (9F37), from the caller's random source.
+    pub unpredictable_number: [u8; 4],
+}

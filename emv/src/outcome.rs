@@ -1,0 +1,292 @@
+//! Outcomes: what a kernel or Entry Point hands back to the terminal (EMV Book A §6.2, Book B
+//! §3.5), with the user-interface request (Book A §7.1, §9.4) and the data the rest of the
+//! terminal needs.
+
+use std::fmt;
+
+use crate::card::{KernelId, Pan, Scheme};
+use crate::tlv::{Tag, TagStore, TlvError};
+
+/// The kind of outcome (Book A §6.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeKind {
+    /// Approved offline.
+    Approved,
+    /// Declined offline.
+    Declined,
+    /// Send an authorization request with the online data.
+    OnlineRequest,
+    /// Ask the cardholder to use another interface (contact chip or magnetic stripe).
+    TryAnotherInterface,
+    /// The transaction stops; the UI request says what to tell the cardholder.
+    EndApplication,
+    /// Present the card again (restart at Start B).
+    TryAgain,
+    /// Select the next application on the card (restart at Start C).
+    SelectNext,
+}
+
+impl OutcomeKind {
+    /// Lower-case name used in JSON (`"online_request"`, `"declined"`...).
+    pub fn name(self) -> &'static str {
+        match self {
+            OutcomeKind::Approved => "approved",
+            OutcomeKind::Declined => "declined",
+            OutcomeKind::OnlineRequest => "online_request",
+            OutcomeKind::TryAnotherInterface => "try_another_interface",
+            OutcomeKind::EndApplication => "end_application",
+            OutcomeKind::TryAgain => "try_again",
+            OutcomeKind::SelectNext => "select_next",
+        }
+    }
+}
+
+/// Standard messages of Book A §9.4 (Table 9-5), with their message identifiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Message {
+    /// 03 "Approved".
+    Approved,
+    /// 07 "Not Authorised".
+    NotAuthorised,
+    /// 09 "Please enter your PIN".
+    EnterPin,
+    /// 0F "Processing error".
+    ProcessingError,
+    /// 10 "Remove card".
+    RemoveCard,
+    /// 14 "Welcome".
+    Welcome,
+    /// 15 "Present card".
+    PresentCard,
+    /// 16 "Processing".
+    Processing,
+    /// 17 "Card read OK. Please remove card".
+    CardReadOk,
+    /// 18 "Please insert or swipe card".
+    InsertOrSwipe,
+    /// 19 "Please present one card only".
+    PresentOneCardOnly,
+    /// 1A "Approved. Please sign".
+    ApprovedSign,
+    /// 1B "Authorising. Please wait".
+    AuthorisingPleaseWait,
+    /// 1C "Insert, swipe or try another card".
+    TryAnotherCard,
+    /// 1D "Please insert card".
+    InsertCard,
+    /// 20 "See phone for instructions".
+    SeePhone,
+    /// 21 "Present card again".
+    PresentCardAgain,
+}
+
+impl Message {
+    /// The message identifier of Book A Table 9-5.
+    pub fn id(self) -> u8 {
+        match self {
+            Message::Approved => 0x03,
+            Message::NotAuthorised => 0x07,
+            Message::EnterPin => 0x09,
+            Message::ProcessingError => 0x0F,
+            Message::RemoveCard => 0x10,
+            Message::Welcome => 0x14,
+            Message::PresentCard => 0x15,
+            Message::Processing => 0x16,
+            Message::CardReadOk => 0x17,
+            Message::InsertOrSwipe => 0x18,
+            Message::PresentOneCardOnly => 0x19,
+            Message::ApprovedSign => 0x1A,
+            Message::AuthorisingPleaseWait => 0x1B,
+            Message::TryAnotherCard => 0x1C,
+            Message::InsertCard => 0x1D,
+            Message::SeePhone => 0x20,
+            Message::PresentCardAgain => 0x21,
+        }
+    }
+}
+
+/// Reader status for the four status lights (Book A §9.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Not ready.
+    NotReady,
+    /// Idle.
+    Idle,
+    /// Ready to read.
+    ReadyToRead,
+    /// Processing.
+    Processing,
+    /// Card read successfully: all four lights and the success tone.
+    CardReadSuccessfully,
+    /// Processing error: the alert tone.
+    ProcessingError,
+}
+
+/// A user-interface request (Book A §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UiRequest {
+    /// What to show.
+    pub message: Message,
+    /// Status lights and tone.
+    pub status: Status,
+    /// How long to keep it on screen, in milliseconds.
+    pub hold_time_ms: u32,
+}
+
+/// The cardholder verification method the kernel settled on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cvm {
+    /// No CVM required (under the CVM required limit, or the card asked for none).
+    NoCvm,
+    /// Signature on the merchant receipt.
+    Signature,
+    /// Online PIN, entered on the terminal and sent to the issuer.
+    OnlinePin,
+    /// Consumer device CVM: the phone or watch verified the cardholder.
+    ConsumerDevice,
+}
+
+impl Cvm {
+    /// Lower-case name used in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cvm::NoCvm => "no_cvm",
+            Cvm::Signature => "signature",
+            Cvm::OnlinePin => "online_pin",
+            Cvm::ConsumerDevice => "cdcvm",
+        }
+    }
+}
+
+/// Offline data authentication result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oda {
+    /// Not performed (online transaction without ODA, or the card does not support it).
+    NotPerformed,
+    /// fDDA / DDA / CDA / SDA verified.
+    Succeeded,
+    /// Offline data authentication failed.
+    Failed,
+}
+
+impl Oda {
+    /// Lower-case name used in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Oda::NotPerformed => "not_performed",
+            Oda::Succeeded => "succeeded",
+            Oda::Failed => "failed",
+        }
+    }
+}
+
+/// Why an outcome other than the happy path came about: the Book A "error indication" in a
+/// form a log line and a test can use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// Nothing unusual.
+    None,
+    /// Every configured combination was ruled out by pre-processing (amount over the
+    /// contactless transaction limit, zero amount not allowed).
+    AmountNotAllowed,
+    /// SELECT PPSE failed with this status word.
+    PpseFailed(u16),
+    /// No directory entry matched a supported AID and kernel.
+    NoCommonApplication,
+    /// A response was not valid BER-TLV.
+    MalformedResponse(TlvError),
+    /// A response APDU had fewer than two bytes.
+    MalformedApdu,
+    /// A mandatory data object was missing.
+    MissingData(Tag),
+    /// A data object was malformed or inconsistent.
+    BadData(Tag),
+    /// The card answered a command with an unexpected status word.
+    StatusWord {
+        /// The instruction byte of the command.
+        ins: u8,
+        /// SW1 SW2.
+        sw: u16,
+    },
+    /// The card returned an Application Authentication Cryptogram (decline).
+    CardDeclined,
+    /// The card offered an offline approval that needs offline data authentication, which this
+    /// kernel does not perform; declined.
+    OfflineNotSupported,
+    /// The kernel for the selected application is not implemented.
+    KernelNotSupported(KernelId),
+    /// More commands than any legitimate card needs.
+    TooManyCommands,
+    /// A response arrived after the outcome.
+    AlreadyFinished,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::None => f.write_str("none"),
+            Reason::AmountNotAllowed => f.write_str("amount not allowed for contactless"),
+            Reason::PpseFailed(sw) => write!(f, "SELECT PPSE failed (SW {sw:04X})"),
+            Reason::NoCommonApplication => f.write_str("no common application"),
+            Reason::MalformedResponse(e) => write!(f, "malformed card response: {e}"),
+            Reason::MalformedApdu => f.write_str("malformed response APDU"),
+            Reason::MissingData(t) => write!(f, "card data missing: {t}"),
+            Reason::BadData(t) => write!(f, "card data invalid: {t}"),
+            Reason::StatusWord { ins, sw } => {
+                write!(f, "card answered INS {ins:02X} with SW {sw:04X}")
+            }
+            Reason::CardDeclined => f.write_str("card declined (AAC)"),
+            Reason::OfflineNotSupported => {
+                f.write_str("offline approval needs offline data authentication (not supported)")
+            }
+            Reason::KernelNotSupported(k) => write!(f, "kernel {k} not supported"),
+            Reason::TooManyCommands => f.write_str("too many commands"),
+            Reason::AlreadyFinished => f.write_str("transaction already finished"),
+        }
+    }
+}
+
+/// What the terminal learns about the card, for the screen, the receipt and the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardSummary {
+    /// The selected application's AID (DF name).
+    pub aid: Vec<u8>,
+    /// Application label (50), if the card gave one.
+    pub label: Option<String>,
+    /// Application preferred name (9F12), if any.
+    pub preferred_name: Option<String>,
+    /// The kernel that ran.
+    pub kernel: KernelId,
+    /// The scheme, from the AID.
+    pub scheme: Scheme,
+    /// Language preference (5F2D) as two-letter lower-case codes, most preferred first.
+    pub languages: Vec<String>,
+    /// The PAN (masked when printed).
+    pub pan: Option<Pan>,
+    /// PAN sequence number (5F34), if present.
+    pub psn: Option<u8>,
+    /// Expiry (YYMM), if present.
+    pub expiry_yymm: Option<String>,
+}
+
+/// The result of a kernel run.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// What happened.
+    pub kind: OutcomeKind,
+    /// What to show and sound.
+    pub ui: UiRequest,
+    /// Why, when it is not the happy path.
+    pub reason: Reason,
+    /// The CVM.
+    pub cvm: Cvm,
+    /// Offline data authentication result.
+    pub oda: Oda,
+    /// The card, when an application was selected.
+    pub card: Option<CardSummary>,
+    /// Every data object of the transaction (terminal and card).
+    pub data: TagStore,
+    /// The BER-TLV for ISO 8583 field 55, for [`OutcomeKind::OnlineRequest`] (and for the
+    /// advice of an offline decision).
+    pub online_data: Vec<u8>,
+}

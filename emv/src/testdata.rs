@@ -1,0 +1,54 @@
+//! A ready-made terminal configuration for examples, tests and the emulator's defaults.
+
+use crate::card::KernelId;
+use crate::config::{Combination, TerminalConfig, TxnInput, TxnType};
+use crate::util::{Date, Time};
+
+/// Visa credit/debit AID.
+pub const VISA_AID: &[u8] = &[0xA0, 0x00, 0x00, 0x00, 0x03, 0x10, 0x10];
+
+/// A countertop terminal in Germany taking Visa by kernel 3, and a purchase of `amount`
+/// euro cents on 2026-11-29 at 12:00:00 with unpredictable number `DEADBEEF`.
+///
+/// Limits: contactless transaction limit 1000.00, floor limit 0 (always online), CVM required
+/// limit 50.00 (the German no-CVM limit). TTQ `22 00 40 00`: qVSDC, signature, consumer device
+/// CVM.
+pub fn terminal_and_input(amount: u64) -> (TerminalConfig, TxnInput) {
+    let config = TerminalConfig {
+        country: 276,
+        terminal_type: 0x22,
+        capabilities: [0x60, 0x28, 0xC8],
+        additional_capabilities: [0x60, 0x00, 0xF0, 0xA0, 0x01],
+        merchant_category_code: 5999,
+        terminal_id: "KASSA001".into(),
+        combinations: vec![Combination {
+            aid: VISA_AID.to_vec(),
+            kernel: KernelId::C3,
+            partial_match: true,
+            contactless_txn_limit: Some(100_000),
+            floor_limit: Some(0),
+            cvm_required_limit: Some(5_000),
+            ttq: Some([0x22, 0x00, 0x40, 0x00]),
+            zero_amount_allowed: false,
+        }],
+    };
+    let input = TxnInput {
+        amount,
+        amount_other: 0,
+        currency: 978,
+        currency_exponent: 2,
+        txn_type: TxnType::Purchase,
+        date: Date {
+            year: 2026,
+            month: 11,
+            day: 29,
+        },
+        time: Time {
+            hour: 12,
+            minute: 0,
+            second: 0,
+        },
+        unpredictable_number: [0xDE, 0xAD, 0xBE, 0xEF],
+    };
+    (config, input)
+}
