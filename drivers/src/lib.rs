@@ -1,0 +1,11 @@
+//! Devices for Kassa: card readers, printers and indicators, each a trait with real
+//! implementations and a simulated twin. This crate knows bytes, not EMV.
+#![forbid(unsafe_code)]
+
+pub mod printer;
+pub mod reader;
+pub mod sim_reader;
+
+pub use printer::{Printer, PrinterError, VirtualPrinter};
+pub use reader::{CardInfo, CardReader, ReaderError, ReaderErrorKind};
+pub use sim_reader::{SimReader, SimReaderHandle, VirtualCard};
