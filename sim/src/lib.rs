@@ -1,0 +1,13 @@
+//! Simulators for Kassa: virtual cards with real keys, a development PKI, and the
+//! acquirer/issuer host. Each is a real implementation of the interface it stands in for
+//! (a card answering APDUs, a host speaking ISO 8583 over mutual TLS), usable by a person in
+//! emulator mode as well as by tests.
+#![forbid(unsafe_code)]
+
+pub mod card;
+pub mod host;
+pub mod pki;
+
+pub use card::{builtin_card, builtin_profiles, CardFault, Profile, VisaCard};
+pub use host::{HostConfig, HostFault, HostSim, IssuerKey, LedgerEntry};
+pub use pki::DevPki;

@@ -1,0 +1,209 @@
+//! The kernel, a virtual card, the terminal's link and the host simulator together, over real
+//! mutual TLS on loopback.
+
+use std::time::Duration;
+
+use acquirer::iso8583::BCD87;
+use acquirer::messages::{AuthorizationRequest, AuthorizationResponse, ProcessingCode};
+use acquirer::{Link, LinkConfig, LinkErrorKind};
+use drivers::VirtualCard;
+use emv::entry::{EntryPoint, Step};
+use emv::outcome::{Outcome, OutcomeKind};
+use emv::tags as t;
+use sim::{builtin_card, builtin_profiles, CardFault, DevPki, HostConfig, HostFault, HostSim, IssuerKey};
+use zeroize::Zeroizing;
+
+fn run_kernel(card: &mut dyn VirtualCard, amount: u64) -> Outcome {
+    let (config, input) = emv::testdata::terminal_and_input(amount);
+    let mut txn = EntryPoint::new(&config).start(input).unwrap();
+    let mut step = txn.begin();
+    loop {
+        match step {
+            Step::Transmit(cmd) => step = txn.on_response(&card.process(&cmd.to_bytes().unwrap())),
+            Step::Outcome(o) => return *o,
+        }
+    }
+}
+
+fn request(o: &Outcome, amount: u64, stan: u32) -> AuthorizationRequest {
+    let card = o.card.as_ref().unwrap();
+    let track2 = emv::card::Track2::parse(o.data.get(t::TRACK2).unwrap()).unwrap();
+    AuthorizationRequest {
+        processing: ProcessingCode::Purchase,
+        pan: Zeroizing::new(card.pan.as_ref().unwrap().expose().to_string()),
+        amount_minor: amount,
+        transmission: "1129120000".into(),
+        stan,
+        local_time: "120000".into(),
+        local_date: "1129".into(),
+        expiry_yymm: card.expiry_yymm.clone().map(Zeroizing::new),
+        pos_entry_mode: "072".into(),
+        psn: card.psn,
+        track2: Some(Zeroizing::new(track2.expose_digits(true))),
+        terminal_id: "KASSA001".into(),
+        merchant_id: "KASSA-DEMO".into(),
+        currency: 978,
+        icc_data: o.online_data.clone(),
+    }
+}
+
+async fn host(pki: &DevPki, client_ca: &str, fault: Option<HostFault>) -> HostSim {
+    let tls = pki.host_server_config(client_ca).unwrap();
+    HostSim::start(
+        "127.0.0.1:0",
+        tls,
+        HostConfig {
+            issuers: IssuerKey::from_profiles(&builtin_profiles()),
+            dialect: &BCD87,
+            fault,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+fn link(addr: std::net::SocketAddr, creds: &acquirer::Credentials) -> Link {
+    Link::new(
+        LinkConfig {
+            address: addr.to_string(),
+            server_name: "127.0.0.1".into(),
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_millis(800),
+            dialect: &BCD87,
+            allow_tls12: false,
+        },
+        creds,
+    )
+    .unwrap()
+}
+
+#[test]
+fn kernel_reads_the_virtual_visa_card() {
+    let mut card = builtin_card("visa").unwrap().unwrap();
+    let o = run_kernel(&mut card, 1234);
+    assert_eq!(o.kind, OutcomeKind::OnlineRequest, "{:?}", o.reason);
+    let summary = o.card.as_ref().unwrap();
+    assert_eq!(summary.aid, hex::decode("A0000000031010").unwrap());
+    assert_eq!(summary.pan.as_ref().unwrap().masked(), "476173******0119");
+    assert_eq!(summary.languages, vec!["en".to_string()]);
+    assert_eq!(summary.label.as_deref(), Some("VISA CREDIT"));
+    assert_eq!(o.cvm, emv::outcome::Cvm::NoCvm);
+    // Field 55 starts with the cryptogram and carries the kernel's data.
+    assert_eq!(&o.online_data[..3], &[0x9F, 0x26, 0x08]);
+    let mut f55 = emv::tlv::TagStore::new();
+    f55.absorb(&o.online_data, |_| false).unwrap();
+    assert_eq!(f55.get(t::AMOUNT_AUTHORISED), Some(&[0, 0, 0, 0, 0x12, 0x34][..]));
+    assert_eq!(f55.get(t::UNPREDICTABLE_NUMBER), Some(&[0xDE, 0xAD, 0xBE, 0xEF][..]));
+    // Floor limit 0: byte 2 bit 8 "online cryptogram required" is set by pre-processing.
+    assert_eq!(f55.get(t::TTQ), Some(&[0x22, 0x80, 0x40, 0x00][..]));
+    // Above the CVM required limit (50.00) the card's CTQ asks for a signature.
+    let o = run_kernel(&mut card, 6000);
+    assert_eq!(o.cvm, emv::outcome::Cvm::Signature);
+    assert_eq!(o.data.get(t::TTQ), Some(&[0x22, 0xC0, 0x40, 0x00][..]));
+    // At or above the contactless limit: try another interface, nothing sent to the card.
+    let o = run_kernel(&mut card, 100_000);
+    assert_eq!(o.kind, OutcomeKind::TryAnotherInterface);
+}
+
+#[tokio::test]
+async fn approval_over_mutual_tls() {
+    let pki = DevPki::generate("Test CA", "KASSA001").unwrap();
+    let host = host(&pki, &pki.ca_cert, None).await;
+    let mut link = link(host.local_addr(), &pki.terminal_credentials());
+    let mut card = builtin_card("visa").unwrap().unwrap();
+    for stan in 1..=2 {
+        let o = run_kernel(&mut card, 1234);
+        let ex = link.exchange(&request(&o, 1234, stan).to_message().unwrap()).await.unwrap();
+        assert_eq!(ex.tls_version, "TLSv1.3");
+        // The second exchange reuses the connection.
+        assert_eq!(ex.new_connection, stan == 1);
+        let r = AuthorizationResponse::from_message(&ex.response).unwrap();
+        assert_eq!(r.response_code, "00");
+        assert_eq!(r.stan, stan);
+        assert_eq!(r.auth_code.as_ref().unwrap().len(), 6);
+        assert_eq!(r.rrn.as_ref().unwrap().len(), 12);
+        // The ARPC is method 1 over the ARQC under the card's key.
+        let arqc: [u8; 8] = o.data.get(t::APPLICATION_CRYPTOGRAM).unwrap().try_into().unwrap();
+        let imk = emv::crypto::Key16::from_hex("0123456789ABCDEFFEDCBA9876543210").unwrap();
+        let mk = emv::crypto::derive_icc_master_key(&imk, "4761739001010119", 1).unwrap();
+        let mut expected = vec![0x91, 0x0A];
+        expected.extend_from_slice(&emv::crypto::arpc_method1(&mk, arqc, *b"00"));
+        expected.extend_from_slice(b"00");
+        assert_eq!(r.icc_data, expected);
+    }
+    let ledger = host.ledger();
+    assert_eq!(ledger.len(), 2);
+    assert_eq!(ledger[0].pan, "476173******0119");
+    assert_eq!(ledger[0].response_code, "00");
+}
+
+#[tokio::test]
+async fn wrong_card_key_is_declined_05() {
+    let pki = DevPki::generate("Test CA", "KASSA001").unwrap();
+    let host = host(&pki, &pki.ca_cert, None).await;
+    let mut link = link(host.local_addr(), &pki.terminal_credentials());
+    let mut card = builtin_card("visa").unwrap().unwrap().with_fault(CardFault::WrongAcKey);
+    let o = run_kernel(&mut card, 1234);
+    assert_eq!(o.kind, OutcomeKind::OnlineRequest);
+    let ex = link.exchange(&request(&o, 1234, 7).to_message().unwrap()).await.unwrap();
+    let r = AuthorizationResponse::from_message(&ex.response).unwrap();
+    assert_eq!(r.response_code, "05");
+    assert!(r.auth_code.is_none());
+    assert_eq!(host.ledger()[0].reason, "ARQC verification failed");
+}
+
+#[tokio::test]
+async fn terminal_refuses_a_host_from_another_ca() {
+    let terminal_pki = DevPki::generate("Terminal's acquirer CA", "KASSA001").unwrap();
+    let rogue = DevPki::generate("Rogue CA", "KASSA001").unwrap();
+    // The rogue host would even accept our client certificate.
+    let host = host(&rogue, &terminal_pki.ca_cert, None).await;
+    let mut link = link(host.local_addr(), &terminal_pki.terminal_credentials());
+    let mut card = builtin_card("visa").unwrap().unwrap();
+    let o = run_kernel(&mut card, 1234);
+    let e = link.exchange(&request(&o, 1234, 1).to_message().unwrap()).await.unwrap_err();
+    assert_eq!(e.kind, LinkErrorKind::HostCertificateRejected, "{e}");
+    assert!(!e.request_sent);
+    assert!(host.ledger().is_empty(), "nothing reached the rogue host");
+}
+
+#[tokio::test]
+async fn host_refusing_the_client_certificate() {
+    let pki = DevPki::generate("Acquirer CA", "KASSA001").unwrap();
+    let other = DevPki::generate("Some other CA", "X").unwrap();
+    // The host trusts only terminals of another CA.
+    let host = host(&pki, &other.ca_cert, None).await;
+    let mut link = link(host.local_addr(), &pki.terminal_credentials());
+    let mut card = builtin_card("visa").unwrap().unwrap();
+    let o = run_kernel(&mut card, 1234);
+    let e = link.exchange(&request(&o, 1234, 1).to_message().unwrap()).await.unwrap_err();
+    assert_eq!(e.kind, LinkErrorKind::ClientCertificateRejected, "{e}");
+    assert!(!e.request_sent);
+    assert!(host.ledger().is_empty());
+}
+
+#[tokio::test]
+async fn silent_host_times_out_after_the_request_was_sent() {
+    let pki = DevPki::generate("Acquirer CA", "KASSA001").unwrap();
+    let host = host(&pki, &pki.ca_cert, Some(HostFault::Silent)).await;
+    let mut link = link(host.local_addr(), &pki.terminal_credentials());
+    let mut card = builtin_card("visa").unwrap().unwrap();
+    let o = run_kernel(&mut card, 1234);
+    let e = link.exchange(&request(&o, 1234, 1).to_message().unwrap()).await.unwrap_err();
+    assert_eq!(e.kind, LinkErrorKind::ResponseTimeout);
+    assert!(e.request_sent, "a timed-out request must be reversed");
+    assert!(!link.is_connected(), "the link drops a connection after a failure");
+}
+
+#[tokio::test]
+async fn nothing_listening_is_refused() {
+    let pki = DevPki::generate("Acquirer CA", "KASSA001").unwrap();
+    // Bind and drop to get a free port with nothing on it.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut link = link(addr, &pki.terminal_credentials());
+    let mut m = acquirer::Message::new(100);
+    m.set_str(11, "000001");
+    let e = link.exchange(&m).await.unwrap_err();
+    assert_eq!(e.kind, LinkErrorKind::Refused, "{e}");
+    assert!(!e.request_sent);
+}
