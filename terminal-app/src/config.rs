@@ -1,0 +1,445 @@
+//! `kassa.toml`: the terminal's configuration. Every section has defaults that make the
+//! emulator work out of the box; unknown keys are refused with their name and line.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use emv::card::KernelId;
+use emv::config::{Combination, TerminalConfig};
+
+/// Errors in configuration or amounts typed by a person.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key or a wrong type (the message names key and line).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, on one line.
+        message: String,
+    },
+    /// A value that parses but makes no sense.
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        /// The file (or "defaults").
+        path: PathBuf,
+        /// The key, dotted.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Terminal and merchant identity, currency, limits.
+    pub terminal: TerminalSection,
+    /// How to reach the acquirer.
+    pub acquirer: AcquirerSection,
+    /// The AIDs the terminal accepts and their kernel parameters.
+    pub aids: Vec<AidSection>,
+    /// Timeouts for the card reader.
+    pub reader: ReaderSection,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            terminal: TerminalSection::default(),
+            acquirer: AcquirerSection::default(),
+            aids: vec![AidSection::default()],
+            reader: ReaderSection::default(),
+        }
+    }
+}
+
+/// `[terminal]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TerminalSection {
+    /// Terminal ID (ISO 8583 field 41), 8 characters.
+    pub terminal_id: String,
+    /// Merchant ID (field 42), up to 15 characters.
+    pub merchant_id: String,
+    /// Merchant name for receipts.
+    pub merchant_name: String,
+    /// Merchant address line for receipts.
+    pub merchant_address: String,
+    /// ISO 3166-1 numeric country code (9F1A).
+    pub country: u16,
+    /// ISO 4217 numeric currency (5F2A).
+    pub currency: u16,
+    /// ISO 4217 alphabetic currency, for display.
+    pub currency_code: String,
+    /// Decimals of the currency.
+    pub currency_exponent: u8,
+    /// Largest amount the terminal accepts, as a decimal string ("5000.00").
+    pub max_amount: String,
+    /// Merchant category code.
+    pub mcc: u16,
+}
+
+impl Default for TerminalSection {
+    fn default() -> Self {
+        TerminalSection {
+            terminal_id: "KASSA001".into(),
+            merchant_id: "KASSA0000000001".into(),
+            merchant_name: "Kassa Demo Shop".into(),
+            merchant_address: "Alexanderplatz 1, Berlin".into(),
+            country: 276,
+            currency: 978,
+            currency_code: "EUR".into(),
+            currency_exponent: 2,
+            max_amount: "5000.00".into(),
+            mcc: 5999,
+        }
+    }
+}
+
+/// `[acquirer]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcquirerSection {
+    /// `host:port` of the acquirer. Ignored in emulator mode, which starts its own host.
+    pub address: String,
+    /// Name the host certificate must carry.
+    pub server_name: String,
+    /// ISO 8583 dialect: `bcd87` or `ascii87`.
+    pub dialect: String,
+    /// TCP connect plus TLS handshake limit.
+    pub connect_timeout_ms: u64,
+    /// Limit for the authorization response.
+    pub response_timeout_ms: u64,
+    /// Allow TLS 1.2 besides 1.3.
+    pub allow_tls12: bool,
+    /// Acquirer CA (PEM). Default: `<data dir>/pki/ca.pem`.
+    pub ca: Option<PathBuf>,
+    /// Terminal certificate (PEM). Default: `<data dir>/pki/terminal.pem`.
+    pub certificate: Option<PathBuf>,
+    /// Terminal key (PEM). Default: `<data dir>/pki/terminal.key`.
+    pub key: Option<PathBuf>,
+}
+
+impl Default for AcquirerSection {
+    fn default() -> Self {
+        AcquirerSection {
+            address: "127.0.0.1:8583".into(),
+            server_name: "127.0.0.1".into(),
+            dialect: "bcd87".into(),
+            connect_timeout_ms: 5_000,
+            response_timeout_ms: 15_000,
+            allow_tls12: false,
+            ca: None,
+            certificate: None,
+            key: None,
+        }
+    }
+}
+
+/// One `[[aids]]` entry: an AID, its kernel and limits (Book B Table 3-1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AidSection {
+    /// AID in hex.
+    pub aid: String,
+    /// Kernel ID (3 = Visa).
+    pub kernel: u8,
+    /// Accept card AIDs that extend this one.
+    pub partial_match: bool,
+    /// Contactless transaction limit (decimal string); at or above it, no contactless.
+    pub contactless_limit: Option<String>,
+    /// Contactless floor limit; above it, online.
+    pub floor_limit: Option<String>,
+    /// CVM required limit; at or above it, a CVM.
+    pub cvm_limit: Option<String>,
+    /// Terminal Transaction Qualifiers, hex (kernel 3).
+    pub ttq: Option<String>,
+    /// Allow a zero amount.
+    pub zero_amount_allowed: bool,
+}
+
+impl Default for AidSection {
+    fn default() -> Self {
+        AidSection {
+            aid: "A0000000031010".into(),
+            kernel: 3,
+            partial_match: true,
+            contactless_limit: Some("1000.00".into()),
+            floor_limit: Some("0.00".into()),
+            cvm_limit: Some("50.00".into()),
+            ttq: Some("22004000".into()),
+            zero_amount_allowed: false,
+        }
+    }
+}
+
+/// `[reader]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReaderSection {
+    /// How long to wait for a tap.
+    pub card_timeout_ms: u64,
+    /// Limit for one APDU exchange.
+    pub apdu_timeout_ms: u64,
+}
+
+impl Default for ReaderSection {
+    fn default() -> Self {
+        ReaderSection {
+            card_timeout_ms: 60_000,
+            apdu_timeout_ms: 2_000,
+        }
+    }
+}
+
+/// Why an amount typed by a person is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AmountError {
+    /// Empty.
+    #[error("amount is empty")]
+    Empty,
+    /// A minus sign.
+    #[error("amount {0:?} is negative")]
+    Negative(String),
+    /// Not digits and one decimal point.
+    #[error("amount {0:?} is not a number like 12.34")]
+    NotANumber(String),
+    /// More decimals than the currency has.
+    #[error("amount {text:?} has more than {exponent} decimals")]
+    TooManyDecimals {
+        /// What was typed.
+        text: String,
+        /// The currency's decimals.
+        exponent: u8,
+    },
+    /// Zero.
+    #[error("amount must be greater than zero")]
+    Zero,
+    /// Above the configured maximum.
+    #[error("amount {text} is over the configured maximum of {max}")]
+    OverMaximum {
+        /// What was typed.
+        text: String,
+        /// The maximum, as configured.
+        max: String,
+    },
+}
+
+/// Parses a decimal amount ("12.34", "12", "12.5") into minor units for a currency with
+/// `exponent` decimals.
+pub fn parse_amount(text: &str, exponent: u8) -> Result<u64, AmountError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(AmountError::Empty);
+    }
+    if t.starts_with('-') {
+        return Err(AmountError::Negative(t.into()));
+    }
+    let (whole, frac) = match t.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (t, ""),
+    };
+    let digits = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
+    if whole.is_empty() && frac.is_empty() || !digits(whole) || !digits(frac) || whole.len() > 12 {
+        return Err(AmountError::NotANumber(t.into()));
+    }
+    if frac.len() > exponent as usize {
+        return Err(AmountError::TooManyDecimals {
+            text: t.into(),
+            exponent,
+        });
+    }
+    let scale = 10u64.pow(exponent as u32);
+    let w: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| AmountError::NotANumber(t.into()))? };
+    let f: u64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse::<u64>().map_err(|_| AmountError::NotANumber(t.into()))? * 10u64.pow((exponent as usize - frac.len()) as u32)
+    };
+    w.checked_mul(scale)
+        .and_then(|v| v.checked_add(f))
+        .ok_or_else(|| AmountError::NotANumber(t.into()))
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and checks configuration text; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: one_line(&e.to_string()),
+        })?;
+        cfg.check(path)?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but could not work.
+    pub fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            path: path.into(),
+            key: key.into(),
+            message,
+        };
+        let t = &self.terminal;
+        if t.terminal_id.len() != 8 || !t.terminal_id.bytes().all(|c| (0x20..0x7F).contains(&c)) {
+            return Err(invalid("terminal.terminal_id", "must be 8 printable ASCII characters".into()));
+        }
+        if t.merchant_id.is_empty() || t.merchant_id.len() > 15 {
+            return Err(invalid("terminal.merchant_id", "must be 1-15 characters".into()));
+        }
+        if t.country > 999 || t.currency > 999 {
+            return Err(invalid("terminal.country/currency", "must be ISO numeric codes (0-999)".into()));
+        }
+        if t.currency_exponent > 3 {
+            return Err(invalid("terminal.currency_exponent", "must be 0-3".into()));
+        }
+        parse_amount(&t.max_amount, t.currency_exponent)
+            .map_err(|e| invalid("terminal.max_amount", e.to_string()))?;
+        if acquirer::iso8583::dialect(&self.acquirer.dialect).is_none() {
+            return Err(invalid("acquirer.dialect", format!("unknown dialect {:?} (bcd87, ascii87)", self.acquirer.dialect)));
+        }
+        if self.acquirer.connect_timeout_ms == 0 || self.acquirer.response_timeout_ms == 0 {
+            return Err(invalid("acquirer", "timeouts must be above zero".into()));
+        }
+        if self.aids.is_empty() {
+            return Err(invalid("aids", "at least one AID is needed".into()));
+        }
+        self.terminal_config().map_err(|(k, m)| invalid(&k, m))?;
+        Ok(())
+    }
+
+    /// The maximum amount in minor units.
+    pub fn max_amount_minor(&self) -> u64 {
+        parse_amount(&self.terminal.max_amount, self.terminal.currency_exponent).unwrap_or(0)
+    }
+
+    /// Parses an amount typed by a person and checks it against the maximum.
+    pub fn amount(&self, text: &str) -> Result<u64, AmountError> {
+        let minor = parse_amount(text, self.terminal.currency_exponent)?;
+        if minor == 0 {
+            return Err(AmountError::Zero);
+        }
+        if minor > self.max_amount_minor() {
+            return Err(AmountError::OverMaximum {
+                text: text.trim().into(),
+                max: self.terminal.max_amount.clone(),
+            });
+        }
+        Ok(minor)
+    }
+
+    /// The kernel configuration. Errors name the key.
+    pub fn terminal_config(&self) -> Result<TerminalConfig, (String, String)> {
+        let exp = self.terminal.currency_exponent;
+        let mut combinations = Vec::new();
+        for (i, a) in self.aids.iter().enumerate() {
+            let key = |k: &str| format!("aids[{i}].{k}");
+            let aid = emv::util::unhex(&a.aid)
+                .ok()
+                .filter(|v| (5..=16).contains(&v.len()))
+                .ok_or_else(|| (key("aid"), "must be 5-16 bytes of hex".to_string()))?;
+            let limit = |k: &str, v: &Option<String>| -> Result<Option<u64>, (String, String)> {
+                v.as_deref()
+                    .map(|s| parse_amount(s, exp).map_err(|e| (key(k), e.to_string())))
+                    .transpose()
+            };
+            let ttq = match &a.ttq {
+                Some(h) => Some(
+                    emv::util::unhex(h)
+                        .ok()
+                        .and_then(|v| <[u8; 4]>::try_from(v).ok())
+                        .ok_or_else(|| (key("ttq"), "must be 4 bytes of hex".to_string()))?,
+                ),
+                None => None,
+            };
+            combinations.push(Combination {
+                aid,
+                kernel: KernelId(a.kernel),
+                partial_match: a.partial_match,
+                contactless_txn_limit: limit("contactless_limit", &a.contactless_limit)?,
+                floor_limit: limit("floor_limit", &a.floor_limit)?,
+                cvm_required_limit: limit("cvm_limit", &a.cvm_limit)?,
+                ttq,
+                zero_amount_allowed: a.zero_amount_allowed,
+            });
+        }
+        Ok(TerminalConfig {
+            country: self.terminal.country,
+            terminal_type: 0x22,
+            // 9F33: manual key entry off, ICC; signature (paper), no CVM, online PIN; SDA, DDA, CDA.
+            capabilities: [0x20, 0x68, 0xC8],
+            additional_capabilities: [0x60, 0x00, 0xF0, 0xA0, 0x01],
+            merchant_category_code: self.terminal.mcc,
+            terminal_id: self.terminal.terminal_id.clone(),
+            combinations,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts() {
+        assert_eq!(parse_amount("12.34", 2), Ok(1234));
+        assert_eq!(parse_amount("12", 2), Ok(1200));
+        assert_eq!(parse_amount("12.5", 2), Ok(1250));
+        assert_eq!(parse_amount(".5", 2), Ok(50));
+        assert_eq!(parse_amount("1000", 0), Ok(1000));
+        assert!(matches!(parse_amount("-1", 2), Err(AmountError::Negative(_))));
+        assert!(matches!(parse_amount("1.234", 2), Err(AmountError::TooManyDecimals { .. })));
+        assert!(matches!(parse_amount("1,23", 2), Err(AmountError::NotANumber(_))));
+        assert!(matches!(parse_amount("1.2.3", 2), Err(AmountError::NotANumber(_))));
+        assert!(matches!(parse_amount("", 2), Err(AmountError::Empty)));
+        assert!(matches!(parse_amount(".", 2), Err(AmountError::NotANumber(_))));
+        assert!(matches!(parse_amount("99999999999999", 2), Err(AmountError::NotANumber(_))));
+        let c = Config::default();
+        assert_eq!(c.amount("5000.00"), Ok(500_000));
+        assert!(matches!(c.amount("5000.01"), Err(AmountError::OverMaximum { .. })));
+        assert_eq!(c.amount("0.00"), Err(AmountError::Zero));
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line() {
+        let text = "[terminal]\nterminal_id = \"KASSA002\"\ncurency = 978\n";
+        let e = Config::parse(Path::new("k.toml"), text).unwrap_err().to_string();
+        assert!(e.contains("curency"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn defaults_are_valid_and_partial_files_merge() {
+        Config::default().check(Path::new("defaults")).unwrap();
+        let c = Config::parse(Path::new("k.toml"), "[terminal]\nmax_amount = \"20.00\"\n").unwrap();
+        assert_eq!(c.max_amount_minor(), 2000);
+        assert_eq!(c.terminal.terminal_id, "KASSA001");
+        let e = Config::parse(Path::new("k.toml"), "[acquirer]\ndialect = \"xml\"\n").unwrap_err();
+        assert!(e.to_string().contains("acquirer.dialect"), "{e}");
+        let e = Config::parse(Path::new("k.toml"), "[[aids]]\naid = \"A0\"\n").unwrap_err();
+        assert!(e.to_string().contains("aids[0].aid"), "{e}");
+    }
+}
