@@ -165,6 +165,7 @@ impl Journal {
     }
 
     /// The journal mode SQLite reports (`wal`).
+    #[cfg(test)]
     pub fn journal_mode(&self) -> Result<String, JournalError> {
         Ok(self.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?)
     }

@@ -1,0 +1,458 @@
+//! The transaction engine: one payment from amount to receipt.
+//!
+//! ```text
+//! journal: started --> wait for card --> kernel (APDUs through the reader)
+//!   --> card_read --> [online request] journal: authorising --> Link::exchange
+//!   --> approved | declined | host_unreachable | reversal_pending --> receipt
+//! ```
+//! The journal is written before each step that cannot be undone: the row exists before the
+//! card is read, and the state is `authorising` before the request leaves, so a crash or a
+//! timeout after that point leaves a transaction that recovery knows to reverse.
+
+use std::time::{Duration, Instant};
+
+use acquirer::messages::{AuthorizationRequest, AuthorizationResponse, ProcessingCode, response_text};
+use acquirer::Link;
+use chrono::{Datelike, Timelike};
+use drivers::{CardReader, ReaderError};
+use emv::card::Track2;
+use emv::config::{TerminalConfig, TxnInput, TxnType};
+use emv::entry::{EntryPoint, Step};
+use emv::outcome::{Outcome, OutcomeKind};
+use emv::tags as t;
+use emv::util::{Date, Time};
+use tokio::sync::{mpsc, watch};
+use zeroize::Zeroizing;
+
+use crate::config::Config;
+use crate::journal::{CardFacts, Journal, JournalError, TxnState};
+
+/// The kind of transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnKind {
+    /// A sale (purchase).
+    Sale,
+    /// A refund.
+    Refund,
+}
+
+impl TxnKind {
+    /// Name used in JSON, the journal and receipts.
+    pub fn name(self) -> &'static str {
+        match self {
+            TxnKind::Sale => "sale",
+            TxnKind::Refund => "refund",
+        }
+    }
+}
+
+/// Progress the UI shows (EMV Book A §9: messages and status lights).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineEvent {
+    /// Waiting for a tap: first light on.
+    WaitingForCard,
+    /// A card is in the field: kernel running.
+    CardDetected,
+    /// The card has been read: all four lights and the success tone; remove the card.
+    CardRead,
+    /// Waiting for the host.
+    Authorising,
+}
+
+/// What the host said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAnswer {
+    /// ISO 8583 response code.
+    pub response_code: String,
+    /// Its meaning in English.
+    pub response_text: String,
+    /// Authorization code, when approved.
+    pub auth_code: Option<String>,
+    /// Retrieval reference number.
+    pub rrn: Option<String>,
+    /// Negotiated TLS version.
+    pub tls_version: String,
+    /// Issuer EMV data (field 55), hex.
+    pub icc_data: Vec<u8>,
+}
+
+/// Failure classes, which decide the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The host could not be reached or did not answer (exit code 3).
+    Host,
+    /// Reader, card, journal or anything else (exit code 1).
+    Other,
+}
+
+/// A failure that ended the transaction without an outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnError {
+    /// Class.
+    pub failure: Failure,
+    /// Stable reason code.
+    pub code: String,
+    /// One line for people.
+    pub message: String,
+}
+
+/// Milliseconds spent per stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timing {
+    /// From card detected to kernel outcome.
+    pub card_ms: u64,
+    /// The host exchange.
+    pub host_ms: u64,
+    /// The whole transaction, from the tap to the result.
+    pub total_ms: u64,
+}
+
+/// Everything about one finished transaction.
+#[derive(Debug, Clone)]
+pub struct TxnResult {
+    /// `approved`, `declined`, `try_another_interface`, `end_application`, `host_unreachable`,
+    /// `reversal_pending`, `card_error`, `cancelled`.
+    pub outcome: String,
+    /// Transaction kind.
+    pub kind: TxnKind,
+    /// Amount in minor units.
+    pub amount_minor: u64,
+    /// STAN.
+    pub stan: u32,
+    /// Journal row.
+    pub journal_id: i64,
+    /// The journal state it ended in.
+    pub journal_state: TxnState,
+    /// The kernel's outcome, when the card was read.
+    pub kernel: Option<Box<Outcome>>,
+    /// The host's answer.
+    pub host: Option<HostAnswer>,
+    /// When it ended badly, why.
+    pub error: Option<TxnError>,
+    /// Timings.
+    pub timing: Timing,
+    /// Local date and time of the transaction.
+    pub when: chrono::DateTime<chrono::Local>,
+}
+
+impl TxnResult {
+    /// True when the money moved (approved).
+    pub fn approved(&self) -> bool {
+        self.outcome == "approved"
+    }
+}
+
+/// The engine with its parts.
+pub struct Engine<R: CardReader> {
+    /// Configuration.
+    pub config: Config,
+    kernel_config: TerminalConfig,
+    /// The card reader.
+    pub reader: R,
+    /// The acquirer link.
+    pub link: Link,
+    /// The journal.
+    pub journal: Journal,
+    events: Option<mpsc::UnboundedSender<EngineEvent>>,
+}
+
+impl<R: CardReader> std::fmt::Debug for Engine<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("reader", &self.reader.name()).finish()
+    }
+}
+
+fn unpredictable_number() -> [u8; 4] {
+    let mut un = [0u8; 4];
+    // The OS random source; if it fails, a time-derived value keeps the terminal working
+    // (and the issuer still checks the cryptogram over whatever was sent).
+    if getrandom::fill(&mut un).is_err() {
+        let n = chrono::Utc::now().timestamp_subsec_nanos();
+        un = n.to_be_bytes();
+    }
+    un
+}
+
+impl<R: CardReader> Engine<R> {
+    /// Assembles an engine. The configuration must have passed [`Config::check`].
+    pub fn new(config: Config, reader: R, link: Link, journal: Journal) -> anyhow::Result<Self> {
+        let kernel_config = config
+            .terminal_config()
+            .map_err(|(k, m)| anyhow::anyhow!("configuration {k}: {m}"))?;
+        Ok(Engine {
+            config,
+            kernel_config,
+            reader,
+            link,
+            journal,
+            events: None,
+        })
+    }
+
+    /// Sends progress events to `tx` (the UI).
+    pub fn with_events(mut self, tx: mpsc::UnboundedSender<EngineEvent>) -> Self {
+        self.events = Some(tx);
+        self
+    }
+
+    fn emit(&self, e: EngineEvent) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(e);
+        }
+    }
+
+    /// Runs one transaction. `cancel` turning true while waiting for the card cancels it.
+    /// Errors are only for the journal itself failing; everything else is in the result.
+    pub async fn run(
+        &mut self,
+        kind: TxnKind,
+        amount_minor: u64,
+        mut cancel: Option<watch::Receiver<bool>>,
+    ) -> Result<TxnResult, JournalError> {
+        let when = chrono::Local::now();
+        let currency = self.config.terminal.currency;
+        let stan = self.journal.next_stan()?;
+        let id = self.journal.begin(kind.name(), amount_minor, currency, stan)?;
+        let mut result = TxnResult {
+            outcome: String::new(),
+            kind,
+            amount_minor,
+            stan,
+            journal_id: id,
+            journal_state: TxnState::Started,
+            kernel: None,
+            host: None,
+            error: None,
+            timing: Timing::default(),
+            when,
+        };
+        let fail = |result: &mut TxnResult, journal: &mut Journal, state: TxnState, failure, code: &str, message: String| {
+            result.outcome = state.name().to_string();
+            result.journal_state = state;
+            result.error = Some(TxnError {
+                failure,
+                code: code.to_string(),
+                message,
+            });
+            journal.set_state(id, state, Some(code))
+        };
+
+        // 1. Wait for the tap.
+        self.emit(EngineEvent::WaitingForCard);
+        let card_timeout = Duration::from_millis(self.config.reader.card_timeout_ms);
+        let waited = match cancel.as_mut() {
+            Some(rx) => {
+                tokio::select! {
+                    r = self.reader.wait_for_card(card_timeout) => Some(r),
+                    _ = rx.wait_for(|c| *c) => None,
+                }
+            }
+            None => Some(self.reader.wait_for_card(card_timeout).await),
+        };
+        match waited {
+            None => {
+                result.outcome = "cancelled".into();
+                result.journal_state = TxnState::Cancelled;
+                self.journal.set_state(id, TxnState::Cancelled, Some("operator"))?;
+                return Ok(result);
+            }
+            Some(Err(e)) => {
+                fail(&mut result, &mut self.journal, TxnState::CardError, Failure::Other, e.kind.code(), e.to_string())?;
+                return Ok(result);
+            }
+            Some(Ok(_)) => {}
+        }
+        self.emit(EngineEvent::CardDetected);
+        let started = Instant::now();
+
+        // 2. The kernel.
+        let input = TxnInput {
+            amount: amount_minor,
+            amount_other: 0,
+            currency,
+            currency_exponent: self.config.terminal.currency_exponent,
+            txn_type: match kind {
+                TxnKind::Sale => TxnType::Purchase,
+                TxnKind::Refund => TxnType::Refund,
+            },
+            date: Date {
+                year: when.year() as u16,
+                month: when.month() as u8,
+                day: when.day() as u8,
+            },
+            time: Time {
+                hour: when.hour() as u8,
+                minute: when.minute() as u8,
+                second: when.second() as u8,
+            },
+            unpredictable_number: unpredictable_number(),
+        };
+        let outcome = match self.run_kernel(input).await {
+            Ok(o) => o,
+            Err(KernelRunError::Reader(e)) => {
+                fail(&mut result, &mut self.journal, TxnState::CardError, Failure::Other, e.kind.code(), e.to_string())?;
+                result.timing.card_ms = started.elapsed().as_millis() as u64;
+                result.timing.total_ms = result.timing.card_ms;
+                return Ok(result);
+            }
+            Err(KernelRunError::Start(msg)) => {
+                fail(&mut result, &mut self.journal, TxnState::CardError, Failure::Other, "kernel_start", msg)?;
+                return Ok(result);
+            }
+        };
+        let apdu_timeout = Duration::from_millis(self.config.reader.apdu_timeout_ms);
+        let _ = self.reader.wait_for_removal(apdu_timeout).await;
+        result.timing.card_ms = started.elapsed().as_millis() as u64;
+        if let Some(card) = &outcome.card {
+            self.journal.set_card(
+                id,
+                &CardFacts {
+                    pan_masked: card.pan.as_ref().map(|p| p.masked()),
+                    scheme: Some(card.scheme.name().to_string()),
+                    aid: Some(emv::util::hex(&card.aid)),
+                },
+            )?;
+        }
+        self.journal.set_state(id, TxnState::CardRead, None)?;
+        self.emit(EngineEvent::CardRead);
+
+        // 3. Offline outcomes end here.
+        if outcome.kind != OutcomeKind::OnlineRequest {
+            let (state, name) = match outcome.kind {
+                OutcomeKind::Approved => (TxnState::Approved, "approved"),
+                OutcomeKind::Declined => (TxnState::Declined, "declined"),
+                other => (TxnState::Ended, other.name()),
+            };
+            self.journal.set_state(id, state, Some(&outcome.reason.to_string()))?;
+            result.outcome = name.to_string();
+            result.journal_state = state;
+            result.kernel = Some(Box::new(outcome));
+            result.timing.total_ms = started.elapsed().as_millis() as u64;
+            return Ok(result);
+        }
+
+        // 4. Online.
+        let request = match self.authorization_request(&outcome, kind, amount_minor, stan, when) {
+            Ok(r) => r,
+            Err(msg) => {
+                result.kernel = Some(Box::new(outcome));
+                fail(&mut result, &mut self.journal, TxnState::CardError, Failure::Other, "card_data", msg)?;
+                return Ok(result);
+            }
+        };
+        result.kernel = Some(Box::new(outcome));
+        let message = match request.to_message() {
+            Ok(m) => m,
+            Err(e) => {
+                fail(&mut result, &mut self.journal, TxnState::CardError, Failure::Other, "card_data", e.to_string())?;
+                return Ok(result);
+            }
+        };
+        self.journal.set_state(id, TxnState::Authorising, None)?;
+        self.emit(EngineEvent::Authorising);
+        let host_started = Instant::now();
+        let exchange = self.link.exchange(&message).await;
+        result.timing.host_ms = host_started.elapsed().as_millis() as u64;
+        match exchange {
+            Ok(ex) => {
+                let answer = match AuthorizationResponse::from_message(&ex.response) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // A response we cannot read: the host may have approved; reverse.
+                        fail(&mut result, &mut self.journal, TxnState::ReversalPending, Failure::Host, "bad_response", e.to_string())?;
+                        result.timing.total_ms = started.elapsed().as_millis() as u64;
+                        return Ok(result);
+                    }
+                };
+                self.journal.set_host(id, &answer.response_code, answer.auth_code.as_deref(), answer.rrn.as_deref())?;
+                let approved = answer.approved();
+                let state = if approved { TxnState::Approved } else { TxnState::Declined };
+                self.journal.set_state(id, state, Some(&format!("rc {}", answer.response_code)))?;
+                result.outcome = state.name().to_string();
+                result.journal_state = state;
+                result.host = Some(HostAnswer {
+                    response_text: response_text(&answer.response_code).to_string(),
+                    response_code: answer.response_code,
+                    auth_code: answer.auth_code,
+                    rrn: answer.rrn,
+                    tls_version: ex.tls_version,
+                    icc_data: answer.icc_data,
+                });
+            }
+            Err(e) => {
+                let state = if e.request_sent {
+                    TxnState::ReversalPending
+                } else {
+                    TxnState::HostUnreachable
+                };
+                fail(&mut result, &mut self.journal, state, Failure::Host, e.kind.code(), e.to_string())?;
+            }
+        }
+        result.timing.total_ms = started.elapsed().as_millis() as u64;
+        Ok(result)
+    }
+
+    async fn run_kernel(&mut self, input: TxnInput) -> Result<Outcome, KernelRunError> {
+        let apdu_timeout = Duration::from_millis(self.config.reader.apdu_timeout_ms);
+        let mut txn = EntryPoint::new(&self.kernel_config)
+            .start(input)
+            .map_err(|e| KernelRunError::Start(e.to_string()))?;
+        let mut step = txn.begin();
+        loop {
+            match step {
+                Step::Transmit(cmd) => {
+                    let bytes = cmd
+                        .to_bytes()
+                        .map_err(|e| KernelRunError::Start(e.to_string()))?;
+                    let resp = self
+                        .reader
+                        .transceive(&bytes, apdu_timeout)
+                        .await
+                        .map_err(KernelRunError::Reader)?;
+                    step = txn.on_response(&resp);
+                }
+                Step::Outcome(o) => return Ok(*o),
+            }
+        }
+    }
+
+    fn authorization_request(
+        &self,
+        o: &Outcome,
+        kind: TxnKind,
+        amount_minor: u64,
+        stan: u32,
+        when: chrono::DateTime<chrono::Local>,
+    ) -> Result<AuthorizationRequest, String> {
+        let card = o.card.as_ref().ok_or("no card data")?;
+        let pan = card.pan.as_ref().ok_or("card gave no PAN")?;
+        let track2 = o.data.get(t::TRACK2).and_then(Track2::parse);
+        let utc = when.with_timezone(&chrono::Utc);
+        Ok(AuthorizationRequest {
+            processing: match kind {
+                TxnKind::Sale => ProcessingCode::Purchase,
+                TxnKind::Refund => ProcessingCode::Refund,
+            },
+            pan: Zeroizing::new(pan.expose().to_string()),
+            amount_minor,
+            transmission: utc.format("%m%d%H%M%S").to_string(),
+            stan,
+            local_time: when.format("%H%M%S").to_string(),
+            local_date: when.format("%m%d").to_string(),
+            expiry_yymm: card.expiry_yymm.clone().map(Zeroizing::new),
+            // 07: contactless chip; 2: the terminal cannot take a PIN yet.
+            pos_entry_mode: "072".into(),
+            psn: card.psn,
+            track2: track2.map(|t2| Zeroizing::new(t2.expose_digits(true))),
+            terminal_id: self.config.terminal.terminal_id.clone(),
+            merchant_id: self.config.terminal.merchant_id.clone(),
+            currency: self.config.terminal.currency,
+            icc_data: o.online_data.clone(),
+        })
+    }
+}
+
+enum KernelRunError {
+    Reader(ReaderError),
+    Start(String),
+}

@@ -1,0 +1,401 @@
+//! `kassa`: the Kassa payment terminal.
+//!
+//! Exit codes (docs/CLI.md): 0 when a transaction reached an outcome (approved or not) or a
+//! tool succeeded; 2 for bad input or usage; 3 when the host could not be reached (the journal
+//! says whether a reversal is pending); 1 for anything else.
+#![forbid(unsafe_code)]
+
+mod config;
+mod emulator;
+mod engine;
+#[cfg(feature = "desktop")]
+mod gui;
+mod journal;
+mod receipt;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use drivers::SimReader;
+
+use crate::config::Config;
+use crate::emulator::{EmulatorEnv, Fault, Paths};
+use crate::engine::{Engine, Failure, TxnKind};
+use crate::journal::Journal;
+
+/// Exit code: bad input or usage.
+const EXIT_USAGE: u8 = 2;
+/// Exit code: the host could not be reached.
+const EXIT_HOST: u8 = 3;
+/// Exit code: anything else.
+const EXIT_OTHER: u8 = 1;
+
+#[derive(Debug, Parser)]
+#[command(name = "kassa", version, about = "Kassa contactless payment terminal")]
+struct Cli {
+    /// Data directory (journal, PKI). Default: $KASSA_DATA_DIR or the user's data directory.
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Configuration file. Default: $KASSA_CONFIG or <config dir>/kassa/kassa.toml if present.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// More log output on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PayType {
+    Sale,
+    Refund,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Open the terminal in a desktop window with virtual cards and the host simulator.
+    Emulator,
+    /// Run one headless transaction in emulator mode with a virtual card.
+    Pay {
+        /// Amount in the terminal's currency, e.g. 12.34.
+        #[arg(long, allow_hyphen_values = true)]
+        amount: String,
+        /// Virtual card name (see `kassa cards`).
+        #[arg(long)]
+        card: String,
+        /// Transaction type.
+        #[arg(long = "type", value_enum, default_value = "sale")]
+        kind: PayType,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Inject a fault to try a failure path.
+        #[arg(long, value_enum)]
+        fault: Option<Fault>,
+    },
+    /// List the virtual cards.
+    Cards {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read the transaction journal.
+    Journal {
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JournalCommand {
+    /// The most recent transactions, newest first.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One transaction with its state history.
+    Show {
+        /// Journal ID.
+        id: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KASSA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("kassa: {}", one_line(&e));
+            ExitCode::from(EXIT_OTHER)
+        }
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace('\n', " ")
+}
+
+fn load_config(cli: &Cli) -> Result<Config, u8> {
+    match emulator::config_path(cli.config.as_deref()) {
+        Some(p) => Config::load(&p).map_err(|e| {
+            eprintln!("kassa: {e}");
+            EXIT_USAGE
+        }),
+        None => Ok(Config::default()),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    let cfg = match load_config(&cli) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let paths = Paths {
+        data_dir: cli.data_dir.clone().unwrap_or_else(emulator::default_data_dir),
+    };
+    match cli.command {
+        Command::Cards { json } => cards(json),
+        Command::Pay {
+            ref amount,
+            ref card,
+            kind,
+            json,
+            fault,
+        } => pay(&paths, cfg, amount, card, kind, json, fault),
+        Command::Emulator => emulator_window(&paths, cfg),
+        Command::Journal { ref command } => journal_command(&paths, command),
+    }
+}
+
+fn journal_command(paths: &Paths, command: &JournalCommand) -> anyhow::Result<u8> {
+    let path = paths.journal();
+    if !path.is_file() {
+        eprintln!("kassa journal: no journal at {}", path.display());
+        return Ok(EXIT_OTHER);
+    }
+    let journal = Journal::open(&path).with_context(|| format!("journal {}", path.display()))?;
+    match command {
+        JournalCommand::List { limit, json } => {
+            let rows = journal.recent(*limit)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:>5}  {:<24} {:<7} {:>12} {:>6}  {:<18} {:<17} {:<4} REVERSAL", "ID", "CREATED", "TYPE", "AMOUNT", "STAN", "STATE", "PAN", "RC");
+                for r in rows {
+                    println!(
+                        "{:>5}  {:<24} {:<7} {:>12} {:>6}  {:<18} {:<17} {:<4} {}",
+                        r.id,
+                        r.created_at,
+                        r.txn_type,
+                        r.amount_minor,
+                        r.stan,
+                        r.state,
+                        r.pan_masked.unwrap_or_default(),
+                        r.response_code.unwrap_or_default(),
+                        r.reversal
+                    );
+                }
+            }
+            Ok(0)
+        }
+        JournalCommand::Show { id, json } => match journal.get(*id)? {
+            Some(r) => {
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                } else {
+                    println!("id          {}", r.id);
+                    println!("created     {}", r.created_at);
+                    println!("type        {}", r.txn_type);
+                    println!("amount      {} (currency {})", r.amount_minor, r.currency);
+                    println!("stan        {:06}", r.stan);
+                    println!("state       {}", r.state);
+                    println!("reason      {}", r.reason.unwrap_or_default());
+                    println!("pan         {}", r.pan_masked.unwrap_or_default());
+                    println!("scheme      {}", r.scheme.unwrap_or_default());
+                    println!("aid         {}", r.aid.unwrap_or_default());
+                    println!("response    {}", r.response_code.unwrap_or_default());
+                    println!("auth code   {}", r.auth_code.unwrap_or_default());
+                    println!("rrn         {}", r.rrn.unwrap_or_default());
+                    println!("reversal    {}", r.reversal);
+                    println!("history:");
+                    for line in r.history.lines() {
+                        println!("  {line}");
+                    }
+                }
+                Ok(0)
+            }
+            None => {
+                eprintln!("kassa journal: no transaction {id}");
+                Ok(EXIT_USAGE)
+            }
+        },
+    }
+}
+
+#[cfg(feature = "desktop")]
+fn emulator_window(paths: &Paths, cfg: Config) -> anyhow::Result<u8> {
+    if !gui::display_available() {
+        eprintln!("{}", gui::NO_DISPLAY);
+        return Ok(EXIT_OTHER);
+    }
+    let rt = runtime()?;
+    gui::run(&rt, paths, cfg)?;
+    Ok(0)
+}
+
+#[cfg(not(feature = "desktop"))]
+fn emulator_window(_paths: &Paths, _cfg: Config) -> anyhow::Result<u8> {
+    eprintln!("kassa emulator: this build has no desktop window (feature `desktop`); run `kassa pay --amount 12.34 --card visa`");
+    Ok(EXIT_OTHER)
+}
+
+fn cards(json: bool) -> anyhow::Result<u8> {
+    let profiles = sim::builtin_profiles();
+    let rows: Vec<serde_json::Value> = profiles
+        .iter()
+        .map(|p| {
+            let aid = emv::util::unhex(&p.application.aid).unwrap_or_default();
+            serde_json::json!({
+                "name": p.name,
+                "scheme": emv::card::Scheme::from_aid(&aid).name(),
+                "aid": p.application.aid,
+                "pan": emv::card::mask_digits(&p.card.pan),
+                "language": p.application.language,
+                "description": p.description,
+            })
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!("{:<10} {:<10} {:<16} {:<18} {:<5} DESCRIPTION", "NAME", "SCHEME", "AID", "PAN", "LANG");
+        for r in &rows {
+            let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            println!(
+                "{:<10} {:<10} {:<16} {:<18} {:<5} {}",
+                s("name"),
+                s("scheme"),
+                s("aid"),
+                s("pan"),
+                s("language"),
+                s("description")
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn pay(
+    paths: &Paths,
+    cfg: Config,
+    amount: &str,
+    card_name: &str,
+    kind: PayType,
+    json: bool,
+    fault: Option<Fault>,
+) -> anyhow::Result<u8> {
+    // Bad input first: nothing is started for it.
+    let amount_minor = match cfg.amount(amount) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("kassa pay: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let known = sim::builtin_profiles();
+    if !known.iter().any(|p| p.name == card_name) {
+        let names: Vec<_> = known.iter().map(|p| p.name.as_str()).collect();
+        eprintln!("kassa pay: unknown card {card_name:?} (known: {})", names.join(", "));
+        return Ok(EXIT_USAGE);
+    }
+    let kind = match kind {
+        PayType::Sale => TxnKind::Sale,
+        PayType::Refund => TxnKind::Refund,
+    };
+    let rt = runtime()?;
+    rt.block_on(async {
+        let env = EmulatorEnv::start(paths, &cfg, fault).await?;
+        if env.pki_created {
+            tracing::info!(dir = %paths.pki().display(), "created a development PKI");
+        }
+        let (reader, tap) = SimReader::new("virtual reader");
+        let card = env.card(card_name).context("card vanished")??;
+        let link = env.link(&cfg)?;
+        let journal = Journal::open(&paths.journal())
+            .with_context(|| format!("journal {}", paths.journal().display()))?;
+        let mut engine = Engine::new(cfg.clone(), reader, link, journal)?;
+        // Tap the card as soon as the terminal is ready for it.
+        tap.tap(Box::new(card));
+        let result = engine.run(kind, amount_minor, None).await?;
+        engine.link.close().await;
+        let receipt_text = receipt::render_text(&cfg, &result, receipt::Copy::Customer);
+        if json {
+            let report = report::PayReport::new(&cfg, &result, receipt_text.clone());
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            let verdict = result.outcome.replace('_', " ").to_uppercase();
+            let pan = result
+                .kernel
+                .as_ref()
+                .and_then(|o| o.card.as_ref())
+                .and_then(|c| c.pan.as_ref())
+                .map(|p| p.masked())
+                .unwrap_or_default();
+            let extra = match &result.host {
+                Some(h) => format!(
+                    "rc {} {}{}",
+                    h.response_code,
+                    h.response_text,
+                    h.auth_code.as_ref().map(|c| format!(", auth {c}")).unwrap_or_default()
+                ),
+                None => String::new(),
+            };
+            println!(
+                "{verdict}  {} {}  {card_name} {pan}  {extra}",
+                cfg.terminal.currency_code,
+                ui::amount::format_minor(amount_minor, cfg.terminal.currency_exponent)
+            );
+            println!();
+            print!("{receipt_text}");
+        }
+        Ok(match &result.error {
+            None => 0,
+            Some(e) => {
+                let what = match result.journal_state {
+                    journal::TxnState::ReversalPending => "reversal pending",
+                    journal::TxnState::HostUnreachable => "not authorised, nothing to reverse",
+                    _ => "not completed",
+                };
+                eprintln!(
+                    "kassa pay: {}; journal #{}: {what}",
+                    e.message, result.journal_id
+                );
+                match e.failure {
+                    Failure::Host => EXIT_HOST,
+                    Failure::Other => EXIT_OTHER,
+                }
+            }
+        })
+    })
+}

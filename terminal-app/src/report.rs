@@ -1,0 +1,230 @@
+//! The JSON object `kassa pay --json` prints: a contract (docs/CLI.md). Fields are added,
+//! never renamed or removed.
+
+use serde::Serialize;
+
+use emv::tags as t;
+use emv::util::hex;
+
+use crate::config::Config;
+use crate::engine::TxnResult;
+
+/// Top level.
+#[derive(Debug, Serialize)]
+pub struct PayReport {
+    /// `approved`, `declined`, `try_another_interface`, `end_application`, `select_next`,
+    /// `try_again`, `host_unreachable`, `reversal_pending`, `card_error`, `cancelled`.
+    pub outcome: String,
+    /// The kernel's or host's reason, when not approved.
+    pub reason: Option<String>,
+    /// The transaction.
+    pub transaction: TransactionPart,
+    /// The card.
+    pub card: Option<CardPart>,
+    /// EMV results.
+    pub emv: Option<EmvPart>,
+    /// The host's answer.
+    pub host: HostPart,
+    /// Timings.
+    pub timing_ms: TimingPart,
+    /// The journal row.
+    pub journal: JournalPart,
+    /// Failure details when the transaction ended without an outcome.
+    pub error: Option<ErrorPart>,
+    /// The customer receipt.
+    pub receipt: String,
+}
+
+/// `transaction`.
+#[derive(Debug, Serialize)]
+pub struct TransactionPart {
+    /// `sale` or `refund`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Amount in minor units.
+    pub amount_minor: u64,
+    /// Amount as text ("12.34").
+    pub amount: String,
+    /// ISO 4217 alphabetic.
+    pub currency: String,
+    /// ISO 4217 numeric.
+    pub currency_numeric: u16,
+    /// STAN.
+    pub stan: u32,
+    /// RRN from the host.
+    pub rrn: Option<String>,
+    /// Authorization code from the host.
+    pub auth_code: Option<String>,
+    /// Local date and time (RFC 3339).
+    pub time: String,
+}
+
+/// `card`.
+#[derive(Debug, Serialize)]
+pub struct CardPart {
+    /// Scheme: visa, mastercard, ...
+    pub scheme: String,
+    /// AID, hex.
+    pub aid: String,
+    /// Application label.
+    pub label: Option<String>,
+    /// PAN, masked: 476173******0119.
+    pub pan: Option<String>,
+    /// Kernel: "C-3".
+    pub kernel: String,
+    /// The cardholder's first language from the card (5F2D), or null.
+    pub language: Option<String>,
+    /// All languages from the card, most preferred first.
+    pub languages: Vec<String>,
+    /// CVM: no_cvm, signature, online_pin, cdcvm.
+    pub cvm: String,
+    /// Offline data authentication: not_performed, succeeded, failed.
+    pub oda: String,
+}
+
+/// `emv`.
+#[derive(Debug, Serialize)]
+pub struct EmvPart {
+    /// Terminal verification results (95), hex.
+    pub tvr: Option<String>,
+    /// Transaction status information (9B), hex.
+    pub tsi: Option<String>,
+    /// Cryptogram information data (9F27), hex.
+    pub cid: Option<String>,
+    /// Application cryptogram (9F26), hex.
+    pub ac: Option<String>,
+    /// Application transaction counter (9F36), hex.
+    pub atc: Option<String>,
+    /// Unpredictable number (9F37), hex.
+    pub un: Option<String>,
+    /// Field 55 as sent, hex.
+    pub field55: Option<String>,
+}
+
+/// `host`.
+#[derive(Debug, Serialize, Default)]
+pub struct HostPart {
+    /// ISO 8583 response code.
+    pub response_code: Option<String>,
+    /// Its meaning.
+    pub response_text: Option<String>,
+    /// "TLSv1.3".
+    pub tls_version: Option<String>,
+    /// Issuer EMV data from field 55 (ARPC), hex.
+    pub issuer_data: Option<String>,
+}
+
+/// `timing_ms`.
+#[derive(Debug, Serialize)]
+pub struct TimingPart {
+    /// Card: tap to kernel outcome.
+    pub card: u64,
+    /// Host exchange.
+    pub host: u64,
+    /// Total.
+    pub total: u64,
+}
+
+/// `journal`.
+#[derive(Debug, Serialize)]
+pub struct JournalPart {
+    /// Row ID.
+    pub id: i64,
+    /// State: approved, declined, reversal_pending, host_unreachable, ...
+    pub state: String,
+    /// `none` or `pending`.
+    pub reversal: String,
+}
+
+/// `error`.
+#[derive(Debug, Serialize)]
+pub struct ErrorPart {
+    /// Reason code (refused, response_timeout, client_certificate_rejected, timeout...).
+    pub code: String,
+    /// One line for people.
+    pub message: String,
+}
+
+impl PayReport {
+    /// Builds the report.
+    pub fn new(cfg: &Config, r: &TxnResult, receipt: String) -> Self {
+        let kernel = r.kernel.as_deref();
+        let card = kernel.and_then(|o| {
+            o.card.as_ref().map(|c| CardPart {
+                scheme: c.scheme.name().to_string(),
+                aid: hex(&c.aid),
+                label: c.label.clone(),
+                pan: c.pan.as_ref().map(|p| p.masked()),
+                kernel: c.kernel.to_string(),
+                language: c.languages.first().cloned(),
+                languages: c.languages.clone(),
+                cvm: o.cvm.name().to_string(),
+                oda: o.oda.name().to_string(),
+            })
+        });
+        let emv = kernel.map(|o| {
+            let g = |tag| o.data.get(tag).map(hex);
+            EmvPart {
+                tvr: g(t::TVR),
+                tsi: g(t::TSI),
+                cid: g(t::CID),
+                ac: g(t::APPLICATION_CRYPTOGRAM),
+                atc: g(t::ATC),
+                un: g(t::UNPREDICTABLE_NUMBER),
+                field55: (!o.online_data.is_empty()).then(|| hex(&o.online_data)),
+            }
+        });
+        let reason = match (&r.error, kernel, &r.host) {
+            (Some(e), _, _) => Some(e.code.clone()),
+            (None, _, Some(h)) if r.outcome != "approved" => Some(format!("host response {} {}", h.response_code, h.response_text)),
+            (None, Some(o), None) if r.outcome != "approved" => Some(o.reason.to_string()),
+            _ => None,
+        };
+        PayReport {
+            outcome: r.outcome.clone(),
+            reason,
+            transaction: TransactionPart {
+                kind: r.kind.name().to_string(),
+                amount_minor: r.amount_minor,
+                amount: ui::amount::format_minor(r.amount_minor, cfg.terminal.currency_exponent),
+                currency: cfg.terminal.currency_code.clone(),
+                currency_numeric: cfg.terminal.currency,
+                stan: r.stan,
+                rrn: r.host.as_ref().and_then(|h| h.rrn.clone()),
+                auth_code: r.host.as_ref().and_then(|h| h.auth_code.clone()),
+                time: r.when.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            },
+            card,
+            emv,
+            host: r
+                .host
+                .as_ref()
+                .map(|h| HostPart {
+                    response_code: Some(h.response_code.clone()),
+                    response_text: Some(h.response_text.clone()),
+                    tls_version: Some(h.tls_version.clone()),
+                    issuer_data: (!h.icc_data.is_empty()).then(|| hex(&h.icc_data)),
+                })
+                .unwrap_or_default(),
+            timing_ms: TimingPart {
+                card: r.timing.card_ms,
+                host: r.timing.host_ms,
+                total: r.timing.total_ms,
+            },
+            journal: JournalPart {
+                id: r.journal_id,
+                state: r.journal_state.name().to_string(),
+                reversal: if r.journal_state == crate::journal::TxnState::ReversalPending {
+                    "pending".into()
+                } else {
+                    "none".into()
+                },
+            },
+            error: r.error.as_ref().map(|e| ErrorPart {
+                code: e.code.clone(),
+                message: e.message.clone(),
+            }),
+            receipt,
+        }
+    }
+}
