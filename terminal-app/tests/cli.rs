@@ -1,0 +1,215 @@
+//! End to end through the `kassa` binary: virtual card, kernel, mutual TLS to the in-process
+//! host simulator, journal on disk, receipt.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const PAN: &str = "4761739001010119";
+
+fn kassa(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kassa"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("KASSA_CONFIG")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .expect("kassa runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A config with a short response timeout so the silent-host case is quick.
+fn quick_config(dir: &Path) -> String {
+    let p = dir.join("kassa.toml");
+    std::fs::write(&p, "[acquirer]\nresponse_timeout_ms = 1000\n").unwrap();
+    p.display().to_string()
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o.stdout)))
+}
+
+fn no_full_pan(o: &Output) {
+    assert!(!text(&o.stdout).contains(PAN), "full PAN on stdout");
+    assert!(!text(&o.stderr).contains(PAN), "full PAN on stderr");
+}
+
+#[test]
+fn approved_payment_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = kassa(dir.path(), &["pay", "--amount", "12.34", "--card", "visa", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    no_full_pan(&o);
+    let j = json(&o);
+    assert_eq!(j["outcome"], "approved");
+    assert_eq!(j["card"]["scheme"], "visa");
+    assert_eq!(j["card"]["aid"], "A0000000031010");
+    assert_eq!(j["card"]["pan"], "476173******0119");
+    assert_eq!(j["card"]["kernel"], "C-3");
+    assert_eq!(j["card"]["language"], "en");
+    assert_eq!(j["host"]["response_code"], "00");
+    assert_eq!(j["host"]["tls_version"], "TLSv1.3");
+    assert_eq!(j["transaction"]["amount_minor"], 1234);
+    assert_eq!(j["transaction"]["auth_code"].as_str().unwrap().len(), 6);
+    assert_eq!(j["transaction"]["rrn"].as_str().unwrap().len(), 12);
+    assert_eq!(j["emv"]["cid"], "80");
+    assert_eq!(j["emv"]["ac"].as_str().unwrap().len(), 16);
+    for k in ["card", "host", "total"] {
+        assert!(j["timing_ms"][k].is_u64(), "timing_ms.{k}");
+    }
+    let receipt = j["receipt"].as_str().unwrap();
+    assert!(receipt.contains("APPROVED"));
+    assert!(receipt.contains("476173******0119"));
+    assert!(receipt.contains(j["transaction"]["auth_code"].as_str().unwrap()));
+    assert_eq!(j["journal"]["state"], "approved");
+
+    // The PKI was created on first start, with a private terminal key.
+    assert!(dir.path().join("pki/terminal.key").is_file());
+    // A second payment reuses it and gets the next STAN.
+    let o2 = kassa(dir.path(), &["pay", "--amount", "1.00", "--card", "visa", "--json"]);
+    assert_eq!(json(&o2)["transaction"]["stan"], 2);
+
+    // The journal holds both, and no full PAN anywhere on disk.
+    let list = kassa(dir.path(), &["journal", "list", "--json"]);
+    let rows = json(&list);
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+    assert_eq!(rows[1]["state"], "approved");
+    assert_eq!(rows[1]["pan_masked"], "476173******0119");
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(PAN.len()).any(|w| w == PAN.as_bytes()),
+                "full PAN in {}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn text_output_and_cards() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = kassa(dir.path(), &["pay", "--amount", "60", "--card", "visa"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.starts_with("APPROVED  EUR 60.00  visa 476173******0119"), "{out}");
+    // Above the 50.00 CVM limit the card asks for a signature.
+    assert!(out.contains("SIGNATURE REQUIRED"), "{out}");
+    let o = kassa(dir.path(), &["cards", "--json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let cards = json(&o);
+    assert_eq!(cards[0]["name"], "visa");
+    assert_eq!(cards[0]["pan"], "476173******0119");
+}
+
+#[test]
+fn tampered_card_key_is_declined_by_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = kassa(dir.path(), &["pay", "--amount", "12.34", "--card", "visa", "--json", "--fault", "card-wrong-key"]);
+    assert_eq!(o.status.code(), Some(0), "a decline is an outcome: {}", text(&o.stderr));
+    let j = json(&o);
+    assert_eq!(j["outcome"], "declined");
+    assert_eq!(j["host"]["response_code"], "05");
+    assert!(j["transaction"]["auth_code"].is_null());
+    assert_eq!(j["journal"]["state"], "declined");
+}
+
+#[test]
+fn bad_input_is_refused_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["pay", "--amount", "-1", "--card", "visa"], "negative"),
+        (&["pay", "--amount", "12.345", "--card", "visa"], "more than 2 decimals"),
+        (&["pay", "--amount", "12,34", "--card", "visa"], "not a number"),
+        (&["pay", "--amount", "5000.01", "--card", "visa"], "over the configured maximum"),
+        (&["pay", "--amount", "1", "--card", "nosuchcard"], "unknown card \"nosuchcard\""),
+        (&["pay", "--card", "visa"], "--amount"),
+        (&["nosuchcommand"], "nosuchcommand"),
+    ];
+    for (args, needle) in cases {
+        let o = kassa(dir.path(), args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = text(&o.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+    // Nothing was started, so nothing was journalled.
+    assert!(!dir.path().join("journal.db").exists());
+
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[terminal]\nmax_amount = \"10.00\"\nmerchent = \"x\"\n").unwrap();
+    let o = kassa(dir.path(), &["--config", cfg.to_str().unwrap(), "pay", "--amount", "1", "--card", "visa"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.contains("merchent") && err.contains("line 3"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn silent_host_times_out_and_owes_a_reversal() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = quick_config(dir.path());
+    let o = kassa(dir.path(), &["--config", &cfg, "pay", "--amount", "12.34", "--card", "visa", "--json", "--fault", "host-silent"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    no_full_pan(&o);
+    let err = text(&o.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("response_timeout") && err.contains("reversal pending"), "{err}");
+    let j = json(&o);
+    assert_eq!(j["outcome"], "reversal_pending");
+    assert_eq!(j["error"]["code"], "response_timeout");
+    assert_eq!(j["journal"]["reversal"], "pending");
+    let id = j["journal"]["id"].as_i64().unwrap().to_string();
+    let row = json(&kassa(dir.path(), &["journal", "show", &id, "--json"]));
+    assert_eq!(row["state"], "reversal_pending");
+    assert_eq!(row["reversal"], "pending");
+    assert!(row["history"].as_str().unwrap().contains("authorising"));
+}
+
+#[test]
+fn host_refusing_the_terminal_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = kassa(dir.path(), &["pay", "--amount", "12.34", "--card", "visa", "--json", "--fault", "host-rejects-terminal"]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = text(&o.stderr);
+    assert!(err.contains("client_certificate_rejected"), "{err}");
+    assert!(err.contains("nothing to reverse"), "{err}");
+    let j = json(&o);
+    assert_eq!(j["journal"]["state"], "host_unreachable");
+    assert_eq!(j["journal"]["reversal"], "none");
+}
+
+#[test]
+fn host_with_a_certificate_from_another_ca_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = kassa(dir.path(), &["pay", "--amount", "12.34", "--card", "visa", "--json", "--fault", "host-untrusted-ca"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(text(&o.stderr).contains("host_certificate_rejected"));
+    assert_eq!(json(&o)["error"]["code"], "host_certificate_rejected");
+}
+
+#[test]
+fn host_down_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = kassa(dir.path(), &["pay", "--amount", "12.34", "--card", "visa", "--fault", "host-down"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(text(&o.stderr).contains("refused"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn emulator_without_display_names_kassa_pay() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = kassa(dir.path(), &["emulator"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("no display") && err.contains("kassa pay"), "{err}");
+}
