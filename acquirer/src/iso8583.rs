@@ -139,7 +139,11 @@ pub struct CodecError {
 impl fmt::Display for CodecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.field {
-            Some(n) => write!(f, "ISO 8583 field {n} at byte {}: {}", self.offset, self.kind),
+            Some(n) => write!(
+                f,
+                "ISO 8583 field {n} at byte {}: {}",
+                self.offset, self.kind
+            ),
             None => write!(f, "ISO 8583 at byte {}: {}", self.offset, self.kind),
         }
     }
@@ -197,7 +201,11 @@ impl Message {
     /// Encodes with `dialect`.
     pub fn encode(&self, dialect: &Dialect) -> Result<Vec<u8>, CodecError> {
         let mut out = Vec::with_capacity(256);
-        let err = |field, offset, kind| CodecError { field, offset, kind };
+        let err = |field, offset, kind| CodecError {
+            field,
+            offset,
+            kind,
+        };
         if self.mti > 9999 {
             return Err(err(None, 0, CodecErrorKind::BadMti));
         }
@@ -235,11 +243,17 @@ impl Message {
     /// Decodes a whole message with `dialect`; every byte must belong to a field.
     pub fn decode(buf: &[u8], dialect: &Dialect) -> Result<Message, CodecError> {
         let mut r = Reader { buf, pos: 0 };
-        let err = |field, offset, kind| CodecError { field, offset, kind };
+        let err = |field, offset, kind| CodecError {
+            field,
+            offset,
+            kind,
+        };
         let mti_digits = r
             .digits(4, dialect.numeric, false)
             .map_err(|k| err(None, 0, k))?;
-        let mti: u16 = mti_digits.parse().map_err(|_| err(None, 0, CodecErrorKind::BadMti))?;
+        let mti: u16 = mti_digits
+            .parse()
+            .map_err(|_| err(None, 0, CodecErrorKind::BadMti))?;
         let mut bitmap = [0u8; 16];
         let read_bitmap = |r: &mut Reader<'_>, out: &mut [u8]| -> Result<(), CodecError> {
             let at = r.pos;
@@ -276,11 +290,16 @@ impl Message {
             let at = r.pos;
             let spec = dialect.fields[n as usize]
                 .ok_or_else(|| err(Some(n), at, CodecErrorKind::UnknownField))?;
-            let value = decode_field(&mut r, spec, dialect.numeric).map_err(|k| err(Some(n), at, k))?;
+            let value =
+                decode_field(&mut r, spec, dialect.numeric).map_err(|k| err(Some(n), at, k))?;
             msg.fields.insert(n, value);
         }
         if r.pos != buf.len() {
-            return Err(err(None, r.pos, CodecErrorKind::TrailingBytes(buf.len() - r.pos)));
+            return Err(err(
+                None,
+                r.pos,
+                CodecErrorKind::TrailingBytes(buf.len() - r.pos),
+            ));
         }
         Ok(msg)
     }
@@ -315,18 +334,31 @@ pub fn mask(pan: &str) -> String {
     if pan.len() <= 10 {
         return "*".repeat(pan.len());
     }
-    format!("{}{}{}", &pan[..6], "*".repeat(pan.len() - 10), &pan[pan.len() - 4..])
+    format!(
+        "{}{}{}",
+        &pan[..6],
+        "*".repeat(pan.len() - 10),
+        &pan[pan.len() - 4..]
+    )
 }
 
 fn check_chars(kind: Kind, value: &[u8]) -> Result<(), CodecErrorKind> {
     let ok = match kind {
         Kind::N => value.iter().all(u8::is_ascii_digit),
-        Kind::Z => value.iter().all(|c| c.is_ascii_digit() || *c == b'=' || *c == b'D'),
-        Kind::An => value.iter().all(|c| c.is_ascii_alphanumeric() || *c == b' '),
+        Kind::Z => value
+            .iter()
+            .all(|c| c.is_ascii_digit() || *c == b'=' || *c == b'D'),
+        Kind::An => value
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b' '),
         Kind::Ans => value.iter().all(|c| (0x20..0x7F).contains(c)),
         Kind::B => true,
     };
-    if ok { Ok(()) } else { Err(CodecErrorKind::BadCharacter(kind)) }
+    if ok {
+        Ok(())
+    } else {
+        Err(CodecErrorKind::BadCharacter(kind))
+    }
 }
 
 fn put_digits(out: &mut Vec<u8>, digits: &str, enc: NumEncoding, left_aligned: bool) {
@@ -344,7 +376,11 @@ fn put_digits(out: &mut Vec<u8>, digits: &str, enc: NumEncoding, left_aligned: b
             if nibbles.len() % 2 == 1 {
                 if left_aligned {
                     // Variable-length values are left-aligned; track 2 pads with F, digits with 0.
-                    let pad = if digits.contains(['=', 'D']) { 0xF } else { 0x0 };
+                    let pad = if digits.contains(['=', 'D']) {
+                        0xF
+                    } else {
+                        0x0
+                    };
                     nibbles.push(pad);
                 } else {
                     nibbles.insert(0, 0);
@@ -355,7 +391,12 @@ fn put_digits(out: &mut Vec<u8>, digits: &str, enc: NumEncoding, left_aligned: b
     }
 }
 
-fn encode_field(out: &mut Vec<u8>, spec: FieldSpec, value: &[u8], enc: NumEncoding) -> Result<(), CodecErrorKind> {
+fn encode_field(
+    out: &mut Vec<u8>,
+    spec: FieldSpec,
+    value: &[u8],
+    enc: NumEncoding,
+) -> Result<(), CodecErrorKind> {
     check_chars(spec.kind, value)?;
     let len = value.len();
     let max = spec.len.max();
@@ -373,7 +414,12 @@ fn encode_field(out: &mut Vec<u8>, spec: FieldSpec, value: &[u8], enc: NumEncodi
         Len::LllVar(_) => 3,
     };
     if prefix_digits > 0 {
-        put_digits(out, &format!("{len:0width$}", width = prefix_digits), enc, false);
+        put_digits(
+            out,
+            &format!("{len:0width$}", width = prefix_digits),
+            enc,
+            false,
+        );
     }
     match spec.kind {
         Kind::N | Kind::Z => {
@@ -392,13 +438,21 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], CodecErrorKind> {
-        let s = self.buf.get(self.pos..self.pos + n).ok_or(CodecErrorKind::Truncated)?;
+        let s = self
+            .buf
+            .get(self.pos..self.pos + n)
+            .ok_or(CodecErrorKind::Truncated)?;
         self.pos += n;
         Ok(s)
     }
 
     /// Reads `count` digits (characters of a `z` value included).
-    fn digits(&mut self, count: usize, enc: NumEncoding, left_aligned: bool) -> Result<String, CodecErrorKind> {
+    fn digits(
+        &mut self,
+        count: usize,
+        enc: NumEncoding,
+        left_aligned: bool,
+    ) -> Result<String, CodecErrorKind> {
         match enc {
             NumEncoding::Ascii => {
                 let b = self.take(count)?;
@@ -427,12 +481,20 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn decode_field(r: &mut Reader<'_>, spec: FieldSpec, enc: NumEncoding) -> Result<Vec<u8>, CodecErrorKind> {
+fn decode_field(
+    r: &mut Reader<'_>,
+    spec: FieldSpec,
+    enc: NumEncoding,
+) -> Result<Vec<u8>, CodecErrorKind> {
     let max = spec.len.max();
     let (len, variable) = match spec.len {
         Len::Fixed(n) => (n, false),
         Len::LlVar(_) | Len::LllVar(_) => {
-            let width = if matches!(spec.len, Len::LlVar(_)) { 2 } else { 3 };
+            let width = if matches!(spec.len, Len::LlVar(_)) {
+                2
+            } else {
+                3
+            };
             let d = r.digits(width, enc, false)?;
             let len: usize = d.parse().map_err(|_| CodecErrorKind::BadBcd)?;
             if len > max {
@@ -572,15 +634,15 @@ mod tests {
         let m = sample();
         let bytes = m.encode(&BCD87).unwrap();
         let expected = h(concat!(
-            "0100",             // MTI
-            "7020 0000 2080 0200", // bitmap: 2 3 4 11 35 41 55
-            "16 4761739001010119", // field 2: LL=16, BCD
-            "000000",           // field 3
-            "000000001234",     // field 4
-            "000042",           // field 11
+            "0100",                                  // MTI
+            "7020 0000 2080 0200",                   // bitmap: 2 3 4 11 35 41 55
+            "16 4761739001010119",                   // field 2: LL=16, BCD
+            "000000",                                // field 3
+            "000000001234",                          // field 4
+            "000042",                                // field 11
             "34 4761739001010119D30122011234567899", // field 35: 34 chars, D separator
-            "4B41535341303031", // field 41 "KASSA001"
-            "0011 9F26081122334455667788", // field 55: LLL=011
+            "4B41535341303031",                      // field 41 "KASSA001"
+            "0011 9F26081122334455667788",           // field 55: LLL=011
         ));
         assert_eq!(hex::encode_upper(&bytes), hex::encode_upper(&expected));
         assert_eq!(Message::decode(&bytes, &BCD87).unwrap(), m);
@@ -603,7 +665,8 @@ mod tests {
     #[test]
     fn odd_track2_pads_with_f_and_odd_pan_with_zero() {
         let mut m = Message::new(100);
-        m.set_str(2, "476173900101011").set_str(35, "476173900101011=3012201");
+        m.set_str(2, "476173900101011")
+            .set_str(35, "476173900101011=3012201");
         let bytes = m.encode(&BCD87).unwrap();
         assert_eq!(&bytes[10..19], &h("15 4761739001010110")[..]);
         assert_eq!(&bytes[19..], &h("23 476173900101011D3012201F")[..]);
@@ -614,13 +677,20 @@ mod tests {
     fn decode_errors_name_field_and_offset() {
         let bytes = sample().encode(&BCD87).unwrap();
         let e = Message::decode(&bytes[..bytes.len() - 3], &BCD87).unwrap_err();
-        assert_eq!((e.field, e.kind.clone()), (Some(55), CodecErrorKind::Truncated));
-        assert_eq!(e.to_string(), format!("ISO 8583 field 55 at byte {}: message truncated", e.offset));
+        assert_eq!(
+            (e.field, e.kind.clone()),
+            (Some(55), CodecErrorKind::Truncated)
+        );
+        assert_eq!(
+            e.to_string(),
+            format!("ISO 8583 field 55 at byte {}: message truncated", e.offset)
+        );
         // A bitmap naming field 8, which the dialect leaves undefined.
         let e = Message::decode(&h("0100 0100000000000000 00"), &BCD87).unwrap_err();
         assert_eq!((e.field, e.kind), (Some(8), CodecErrorKind::UnknownField));
         // LL beyond the maximum of 19.
-        let e = Message::decode(&h("0100 4000000000000000 21 47617390010101190000"), &BCD87).unwrap_err();
+        let e = Message::decode(&h("0100 4000000000000000 21 47617390010101190000"), &BCD87)
+            .unwrap_err();
         assert_eq!(e.kind, CodecErrorKind::TooLong { len: 21, max: 19 });
         // A nibble A in a numeric field.
         let e = Message::decode(&h("0100 2000000000000000 00000A"), &BCD87).unwrap_err();
@@ -630,7 +700,10 @@ mod tests {
         assert_eq!(e.kind, CodecErrorKind::TrailingBytes(1));
         // Letters in an ASCII numeric field.
         let e = Message::decode(b"01002000000000000000ABCDEF", &ASCII87).unwrap_err();
-        assert_eq!((e.field, e.kind), (Some(3), CodecErrorKind::BadCharacter(Kind::N)));
+        assert_eq!(
+            (e.field, e.kind),
+            (Some(3), CodecErrorKind::BadCharacter(Kind::N))
+        );
     }
 
     #[test]
@@ -639,11 +712,17 @@ mod tests {
         m.set_str(3, "12345");
         assert_eq!(
             m.encode(&BCD87).unwrap_err().kind,
-            CodecErrorKind::WrongLength { len: 5, expected: 6 }
+            CodecErrorKind::WrongLength {
+                len: 5,
+                expected: 6
+            }
         );
         let mut m = Message::new(100);
         m.set_str(4, "00000000123X");
-        assert_eq!(m.encode(&BCD87).unwrap_err().kind, CodecErrorKind::BadCharacter(Kind::N));
+        assert_eq!(
+            m.encode(&BCD87).unwrap_err().kind,
+            CodecErrorKind::BadCharacter(Kind::N)
+        );
         let mut m = Message::new(100);
         m.set(55, vec![0u8; 256]);
         assert_eq!(

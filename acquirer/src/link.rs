@@ -198,7 +198,8 @@ pub fn client_config(creds: &Credentials, allow_tls12: bool) -> Result<ClientCon
     if chain.is_empty() {
         return Err(cfg_err("terminal certificate", &"no certificate in PEM"));
     }
-    let key = PrivateKeyDer::from_pem_slice(&creds.key_pem).map_err(|e| cfg_err("terminal key", &e))?;
+    let key =
+        PrivateKeyDer::from_pem_slice(&creds.key_pem).map_err(|e| cfg_err("terminal key", &e))?;
     let versions: &[&rustls::SupportedProtocolVersion] = if allow_tls12 {
         &[&rustls::version::TLS13, &rustls::version::TLS12]
     } else {
@@ -219,8 +220,11 @@ fn classify(e: &std::io::Error, request_sent: bool, during: &str) -> LinkError {
         let kind = match tls {
             rustls::Error::InvalidCertificate(ce) => {
                 let detail = match ce {
-                    CertificateError::UnknownIssuer => "host certificate not issued by the acquirer CA".to_string(),
-                    CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                    CertificateError::UnknownIssuer => {
+                        "host certificate not issued by the acquirer CA".to_string()
+                    }
+                    CertificateError::NotValidForName
+                    | CertificateError::NotValidForNameContext { .. } => {
                         "host certificate not valid for the configured server name".to_string()
                     }
                     CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
@@ -345,9 +349,9 @@ impl Link {
     }
 
     async fn exchange_inner(&mut self, request: &Message) -> Result<Exchange, LinkError> {
-        let bytes = request.encode(self.cfg.dialect).map_err(|e| {
-            LinkError::new(LinkErrorKind::Decode, false, format!("request: {e}"))
-        })?;
+        let bytes = request
+            .encode(self.cfg.dialect)
+            .map_err(|e| LinkError::new(LinkErrorKind::Decode, false, format!("request: {e}")))?;
         let new_connection = self.conn.is_none();
         if new_connection {
             self.connect().await?;
@@ -385,14 +389,16 @@ impl Link {
                             "no response within {} ms",
                             self.cfg.response_timeout.as_millis()
                         ),
-                    ))
+                    ));
                 }
             };
             let response = Message::decode(&frame, self.cfg.dialect)
                 .map_err(|e| LinkError::new(LinkErrorKind::Decode, true, e.to_string()))?;
             let matches = response.mti == want_mti
                 && response.get(11).map(<[u8]>::to_vec) == stan
-                && (tid.is_none() || response.get(41).is_none() || response.get(41).map(<[u8]>::to_vec) == tid);
+                && (tid.is_none()
+                    || response.get(41).is_none()
+                    || response.get(41).map(<[u8]>::to_vec) == tid);
             if matches {
                 return Ok(Exchange {
                     response,

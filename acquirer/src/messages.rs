@@ -4,7 +4,7 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use crate::iso8583::{mask, Message};
+use crate::iso8583::{Message, mask};
 
 /// What kind of financial operation a request is (processing code positions 1-2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +164,10 @@ impl AuthorizationResponse {
             .get_str(11)
             .ok_or(MessageError::Missing(11))?
             .parse()
-            .map_err(|_| MessageError::Field { field: 11, what: "not a number" })?;
+            .map_err(|_| MessageError::Field {
+                field: 11,
+                what: "not a number",
+            })?;
         Ok(AuthorizationResponse {
             stan,
             response_code: m.get_str(39).ok_or(MessageError::Missing(39))?,
@@ -246,7 +249,10 @@ mod tests {
         assert_eq!(m.get_str(42).unwrap(), "KASSA-DEMO     ");
         assert_eq!(m.get_str(49).unwrap(), "978");
         let bytes = m.encode(&crate::iso8583::BCD87).unwrap();
-        assert_eq!(crate::iso8583::Message::decode(&bytes, &crate::iso8583::BCD87).unwrap(), m);
+        assert_eq!(
+            crate::iso8583::Message::decode(&bytes, &crate::iso8583::BCD87).unwrap(),
+            m
+        );
         let mut bad = req();
         bad.stan = 0;
         assert!(bad.to_message().is_err());
@@ -262,13 +268,19 @@ mod tests {
     #[test]
     fn reads_0110() {
         let mut m = Message::new(110);
-        m.set_str(11, "000042").set_str(37, "633412000001").set_str(38, "A1B2C3").set_str(39, "00");
+        m.set_str(11, "000042")
+            .set_str(37, "633412000001")
+            .set_str(38, "A1B2C3")
+            .set_str(39, "00");
         let r = AuthorizationResponse::from_message(&m).unwrap();
         assert!(r.approved());
         assert_eq!(r.auth_code.as_deref(), Some("A1B2C3"));
         let mut m = Message::new(110);
         m.set_str(11, "000042");
-        assert_eq!(AuthorizationResponse::from_message(&m), Err(MessageError::Missing(39)));
+        assert_eq!(
+            AuthorizationResponse::from_message(&m),
+            Err(MessageError::Missing(39))
+        );
         assert_eq!(response_text("51"), "Insufficient funds");
     }
 }

@@ -96,13 +96,13 @@ impl CardReader for SimReader {
                     return Err(ReaderError::new(
                         ReaderErrorKind::NoReader,
                         "simulated reader closed",
-                    ))
+                    ));
                 }
                 Err(_) => {
                     return Err(ReaderError::new(
                         ReaderErrorKind::Timeout,
                         format!("no card within {} ms", timeout.as_millis()),
-                    ))
+                    ));
                 }
             }
         }
@@ -113,11 +113,18 @@ impl CardReader for SimReader {
         })
     }
 
-    async fn transceive(&mut self, capdu: &[u8], _timeout: Duration) -> Result<Vec<u8>, ReaderError> {
+    async fn transceive(
+        &mut self,
+        capdu: &[u8],
+        _timeout: Duration,
+    ) -> Result<Vec<u8>, ReaderError> {
         self.drain()?;
         match self.card.as_mut() {
             Some(card) => Ok(card.process(capdu)),
-            None => Err(ReaderError::new(ReaderErrorKind::CardLost, "card left the field")),
+            None => Err(ReaderError::new(
+                ReaderErrorKind::CardLost,
+                "card left the field",
+            )),
         }
     }
 
@@ -153,21 +160,39 @@ mod tests {
     async fn tap_exchange_remove() {
         let (mut reader, handle) = SimReader::new("sim");
         assert!(handle.tap(Box::new(Echo)));
-        let info = reader.wait_for_card(Duration::from_millis(10)).await.unwrap();
+        let info = reader
+            .wait_for_card(Duration::from_millis(10))
+            .await
+            .unwrap();
         assert_eq!(info.uid, vec![1, 2, 3, 4]);
-        let r = reader.transceive(&[0, 0xA4], Duration::from_millis(10)).await.unwrap();
+        let r = reader
+            .transceive(&[0, 0xA4], Duration::from_millis(10))
+            .await
+            .unwrap();
         assert_eq!(r, vec![0, 0xA4, 0x90, 0x00]);
-        reader.wait_for_removal(Duration::from_millis(10)).await.unwrap();
-        let e = reader.transceive(&[0], Duration::from_millis(10)).await.unwrap_err();
+        reader
+            .wait_for_removal(Duration::from_millis(10))
+            .await
+            .unwrap();
+        let e = reader
+            .transceive(&[0], Duration::from_millis(10))
+            .await
+            .unwrap_err();
         assert_eq!(e.kind, ReaderErrorKind::CardLost);
     }
 
     #[tokio::test(start_paused = true)]
     async fn waiting_times_out_with_a_reason() {
         let (mut reader, _handle) = SimReader::new("sim");
-        let e = reader.wait_for_card(Duration::from_secs(5)).await.unwrap_err();
+        let e = reader
+            .wait_for_card(Duration::from_secs(5))
+            .await
+            .unwrap_err();
         assert_eq!(e.kind, ReaderErrorKind::Timeout);
-        assert_eq!(e.to_string(), "card reader: timeout (no card within 5000 ms)");
+        assert_eq!(
+            e.to_string(),
+            "card reader: timeout (no card within 5000 ms)"
+        );
     }
 
     #[tokio::test]
@@ -175,7 +200,10 @@ mod tests {
         let (mut reader, handle) = SimReader::new("sim");
         handle.tap(Box::new(Echo));
         handle.tap(Box::new(Echo));
-        let e = reader.wait_for_card(Duration::from_millis(10)).await.unwrap_err();
+        let e = reader
+            .wait_for_card(Duration::from_millis(10))
+            .await
+            .unwrap_err();
         assert_eq!(e.kind, ReaderErrorKind::Collision);
     }
 }

@@ -211,7 +211,12 @@ impl Response {
 impl fmt::Debug for Response {
     /// Shows the status word and the data length, never the data (it may carry track 2).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Response({} data bytes, SW={:04X})", self.data.len(), self.sw)
+        write!(
+            f,
+            "Response({} data bytes, SW={:04X})",
+            self.data.len(),
+            self.sw
+        )
     }
 }
 
@@ -303,9 +308,18 @@ mod tests {
     fn gpo_and_read_record_bytes() {
         let c = Command::get_processing_options(&h("36000000"));
         assert_eq!(c.to_bytes().unwrap(), h("80A8000006830436000000 00"));
-        assert_eq!(Command::get_processing_options(&[]).to_bytes().unwrap(), h("80A80000028300 00"));
-        assert_eq!(Command::read_record(1, 2).to_bytes().unwrap(), h("00B2020C00"));
-        assert_eq!(Command::read_record(2, 1).to_bytes().unwrap(), h("00B2011400"));
+        assert_eq!(
+            Command::get_processing_options(&[]).to_bytes().unwrap(),
+            h("80A80000028300 00")
+        );
+        assert_eq!(
+            Command::read_record(1, 2).to_bytes().unwrap(),
+            h("00B2020C00")
+        );
+        assert_eq!(
+            Command::read_record(2, 1).to_bytes().unwrap(),
+            h("00B2011400")
+        );
     }
 
     #[test]
@@ -334,7 +348,10 @@ mod tests {
         assert_eq!((r.data.as_slice(), r.sw), (&[0x6F, 0x00][..], 0x9000));
         assert!(r.is_ok());
         assert_eq!(Response::parse(&[0x90]), Err(ApduError::ShortResponse));
-        let dbg = format!("{:?}", Response::parse(&h("5A084761739001010119 9000")).unwrap());
+        let dbg = format!(
+            "{:?}",
+            Response::parse(&h("5A084761739001010119 9000")).unwrap()
+        );
         assert!(!dbg.contains("4761"), "{dbg}");
     }
 
@@ -364,7 +381,10 @@ mod tests {
         a.sent(&cmd);
         let mut expected = cmd.clone();
         expected.le = Some(0x1C);
-        assert_eq!(a.receive(Response::new(vec![], 0x6C1C)), Transport::Send(expected));
+        assert_eq!(
+            a.receive(Response::new(vec![], 0x6C1C)),
+            Transport::Send(expected)
+        );
         assert_eq!(
             a.receive(Response::new(h("7000"), 0x9000)),
             Transport::Done(Response::new(h("7000"), 0x9000))

@@ -91,7 +91,10 @@ impl AwaitGpo {
             0x6984 | 0x6986 => {
                 return Transition::Finish(ctx.outcome(
                     OutcomeKind::TryAnotherInterface,
-                    Reason::StatusWord { ins: 0xA8, sw: resp.sw },
+                    Reason::StatusWord {
+                        ins: 0xA8,
+                        sw: resp.sw,
+                    },
                     UiRequest {
                         message: Message::InsertOrSwipe,
                         status: Status::ProcessingError,
@@ -103,7 +106,10 @@ impl AwaitGpo {
             0x6985 => {
                 return Transition::Finish(ctx.outcome(
                     OutcomeKind::SelectNext,
-                    Reason::StatusWord { ins: 0xA8, sw: resp.sw },
+                    Reason::StatusWord {
+                        ins: 0xA8,
+                        sw: resp.sw,
+                    },
                     UiRequest {
                         message: Message::Processing,
                         status: Status::Processing,
@@ -114,7 +120,7 @@ impl AwaitGpo {
             sw => {
                 return Transition::Finish(
                     ctx.end_application(Reason::StatusWord { ins: 0xA8, sw }),
-                )
+                );
             }
         }
         let template = match tlv::expect_template(&resp.data, t::RESPONSE_FORMAT2) {
@@ -135,35 +141,51 @@ impl AwaitGpo {
             return Transition::Finish(ctx.end_application(Reason::BadData(t::AIP)));
         }
         if gpo.get(t::APPLICATION_CRYPTOGRAM).map(<[u8]>::len) != Some(8) {
-            return Transition::Finish(ctx.end_application(Reason::BadData(t::APPLICATION_CRYPTOGRAM)));
+            return Transition::Finish(
+                ctx.end_application(Reason::BadData(t::APPLICATION_CRYPTOGRAM)),
+            );
         }
         let reads = match gpo.get(t::AFL).map(parse_afl).unwrap_or(Ok(Vec::new())) {
             Ok(r) => r,
-            Err(()) => return Transition::Finish(ctx.end_application(Reason::BadData(t::AFL))),
+            Err(AflError) => {
+                return Transition::Finish(ctx.end_application(Reason::BadData(t::AFL)));
+            }
         };
         for (tag, v) in gpo.iter() {
             ctx.data.insert(tag, v);
         }
-        ReadRecords::next(ReadRecords { reads, done: 0, from_card: gpo }, ctx)
+        ReadRecords::next(
+            ReadRecords {
+                reads,
+                done: 0,
+                from_card: gpo,
+            },
+            ctx,
+        )
     }
 }
+
+/// An Application File Locator that breaks the rules of Book 3 §10.2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid Application File Locator")]
+pub struct AflError;
 
 /// Parses an AFL (Book 3 §10.2) into (SFI, record) reads. Each 4-byte entry: SFI in bits 8-4 of
 /// byte 1 (1-30), first record (not 0), last record (not below the first), records for offline
 /// data authentication (not more than the range).
-pub fn parse_afl(afl: &[u8]) -> Result<Vec<(u8, u8)>, ()> {
-    if afl.is_empty() || afl.len() % 4 != 0 {
-        return Err(());
+pub fn parse_afl(afl: &[u8]) -> Result<Vec<(u8, u8)>, AflError> {
+    if afl.is_empty() || !afl.len().is_multiple_of(4) {
+        return Err(AflError);
     }
     let mut reads = Vec::new();
     for e in afl.chunks(4) {
         let sfi = e[0] >> 3;
         let (first, last, oda) = (e[1], e[2], e[3]);
         if e[0] & 0x07 != 0 || !(1..=30).contains(&sfi) || first == 0 || last < first {
-            return Err(());
+            return Err(AflError);
         }
         if oda as u16 > (last - first) as u16 + 1 {
-            return Err(());
+            return Err(AflError);
         }
         reads.extend((first..=last).map(|r| (sfi, r)));
     }
@@ -182,23 +204,26 @@ pub(crate) struct ReadRecords {
 impl ReadRecords {
     fn next(self, ctx: &mut Ctx) -> Transition {
         match self.reads.get(self.done).copied() {
-            Some((sfi, rec)) => Transition::Send(State::C3Records(self), Command::read_record(sfi, rec)),
+            Some((sfi, rec)) => {
+                Transition::Send(State::C3Records(self), Command::read_record(sfi, rec))
+            }
             None => Transition::Finish(complete(ctx)),
         }
     }
 
     pub(crate) fn on_response(mut self, resp: Response, ctx: &mut Ctx) -> Transition {
         if !resp.is_ok() {
-            return Transition::Finish(
-                ctx.end_application(Reason::StatusWord { ins: 0xB2, sw: resp.sw }),
-            );
+            return Transition::Finish(ctx.end_application(Reason::StatusWord {
+                ins: 0xB2,
+                sw: resp.sw,
+            }));
         }
         let (sfi, _) = self.reads[self.done];
         // Book 3 §10.2: records in SFIs 1-10 are template 70; others are proprietary.
         let body = match tlv::expect_template(&resp.data, t::RECORD_TEMPLATE) {
             Ok(tpl) => tpl.value(),
             Err(e) if sfi <= 10 => {
-                return Transition::Finish(ctx.end_application(Reason::MalformedResponse(e)))
+                return Transition::Finish(ctx.end_application(Reason::MalformedResponse(e)));
             }
             Err(_) => {
                 self.done += 1;
@@ -239,7 +264,10 @@ fn complete(ctx: &Ctx) -> Outcome {
             _ => return ctx.end_application(Reason::BadData(t::PAN)),
         }
     }
-    let cid = d.get(t::CID).and_then(|v| v.first().copied()).unwrap_or(0xFF);
+    let cid = d
+        .get(t::CID)
+        .and_then(|v| v.first().copied())
+        .unwrap_or(0xFF);
     let cvm = match choose_cvm(ctx) {
         Some(c) => c,
         None => {
@@ -340,12 +368,20 @@ mod tests {
             parse_afl(&[0x08, 1, 1, 1, 0x10, 2, 3, 0]),
             Ok(vec![(1, 1), (2, 2), (2, 3)])
         );
-        assert_eq!(parse_afl(&[0x08, 0, 1, 0]), Err(()), "record 0");
-        assert_eq!(parse_afl(&[0x08, 2, 1, 0]), Err(()), "last < first");
-        assert_eq!(parse_afl(&[0x08, 1, 1, 2]), Err(()), "ODA count beyond range");
-        assert_eq!(parse_afl(&[0x00, 1, 1, 0]), Err(()), "SFI 0");
-        assert_eq!(parse_afl(&[0xF8, 1, 1, 0]), Err(()), "SFI 31");
-        assert_eq!(parse_afl(&[0x09, 1, 1, 0]), Err(()), "low bits set");
-        assert_eq!(parse_afl(&[0x08, 1, 1]), Err(()), "not a multiple of 4");
+        assert_eq!(parse_afl(&[0x08, 0, 1, 0]), Err(AflError), "record 0");
+        assert_eq!(parse_afl(&[0x08, 2, 1, 0]), Err(AflError), "last < first");
+        assert_eq!(
+            parse_afl(&[0x08, 1, 1, 2]),
+            Err(AflError),
+            "ODA count beyond range"
+        );
+        assert_eq!(parse_afl(&[0x00, 1, 1, 0]), Err(AflError), "SFI 0");
+        assert_eq!(parse_afl(&[0xF8, 1, 1, 0]), Err(AflError), "SFI 31");
+        assert_eq!(parse_afl(&[0x09, 1, 1, 0]), Err(AflError), "low bits set");
+        assert_eq!(
+            parse_afl(&[0x08, 1, 1]),
+            Err(AflError),
+            "not a multiple of 4"
+        );
     }
 }

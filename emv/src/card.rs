@@ -53,7 +53,12 @@ pub fn mask_digits(d: &str) -> String {
     if d.len() <= 10 {
         return "*".repeat(d.len());
     }
-    format!("{}{}{}", &d[..6], "*".repeat(d.len() - 10), &d[d.len() - 4..])
+    format!(
+        "{}{}{}",
+        &d[..6],
+        "*".repeat(d.len() - 10),
+        &d[d.len() - 4..]
+    )
 }
 
 /// Luhn (mod 10) check over ASCII digits.
@@ -72,7 +77,7 @@ pub fn luhn(digits: &str) -> bool {
         }
         sum += d;
     }
-    !digits.is_empty() && sum % 10 == 0
+    !digits.is_empty() && sum.is_multiple_of(10)
 }
 
 impl fmt::Display for Pan {
@@ -121,7 +126,12 @@ impl Track2 {
     }
 
     /// Builds track 2 from its parts (used by virtual cards).
-    pub fn build(pan: &str, expiry_yymm: &str, service_code: &str, discretionary: &str) -> Option<Vec<u8>> {
+    pub fn build(
+        pan: &str,
+        expiry_yymm: &str,
+        service_code: &str,
+        discretionary: &str,
+    ) -> Option<Vec<u8>> {
         let s = format!("{pan}D{expiry_yymm}{service_code}{discretionary}");
         let mut nibbles: Vec<u8> = s
             .bytes()
@@ -292,7 +302,10 @@ mod tests {
         assert_eq!(parsed.service_code(), "201");
         let odd = Track2::build("4761739001010119", "3012", "201", "123").unwrap();
         assert_eq!(crate::util::hex(&odd), "4761739001010119D3012201123F");
-        assert_eq!(Track2::parse(&odd).unwrap().expose_digits(true), "4761739001010119=3012201123");
+        assert_eq!(
+            Track2::parse(&odd).unwrap().expose_digits(true),
+            "4761739001010119=3012201123"
+        );
         assert!(!format!("{parsed:?}").contains("4761739001010119"));
         assert!(Track2::parse(&[0x47, 0x61]).is_none());
     }

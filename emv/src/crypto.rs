@@ -127,7 +127,7 @@ pub fn retail_mac(key: &Key16, data: &[u8], padding: MacPadding) -> [u8; 8] {
     if padding == MacPadding::Method2 {
         padded.push(0x80);
     }
-    while padded.len() % 8 != 0 || padded.is_empty() {
+    while !padded.len().is_multiple_of(8) || padded.is_empty() {
         padded.push(0x00);
     }
     let (kl, kr) = (key.left(), key.right());
@@ -213,7 +213,10 @@ impl Cvn10Input {
             s.get(tag).and_then(|v| v.try_into().ok()).ok_or(tag)
         }
         let iad = s.get(t::IAD).ok_or(t::IAD)?;
-        let cvr: [u8; 4] = iad.get(3..7).and_then(|v| v.try_into().ok()).ok_or(t::IAD)?;
+        let cvr: [u8; 4] = iad
+            .get(3..7)
+            .and_then(|v| v.try_into().ok())
+            .ok_or(t::IAD)?;
         Ok(Cvn10Input {
             amount_authorised: get(s, t::AMOUNT_AUTHORISED)?,
             amount_other: get(s, t::AMOUNT_OTHER).unwrap_or([0; 6]),
@@ -300,7 +303,10 @@ mod tests {
             retail_mac(&key, &p2, MacPadding::Method1)
         );
         // Single block: MAC = E_L(D_R(E_L(x))) = 3DES(x).
-        assert_eq!(retail_mac(&key, &d8, MacPadding::Method1), tdes_encrypt(&key, d8));
+        assert_eq!(
+            retail_mac(&key, &d8, MacPadding::Method1),
+            tdes_encrypt(&key, d8)
+        );
     }
 
     #[test]
@@ -308,7 +314,10 @@ mod tests {
         let key = k("0123456789ABCDEFFEDCBA9876543210");
         let arqc = [1, 2, 3, 4, 5, 6, 7, 8];
         let arpc = arpc_method1(&key, arqc, *b"00");
-        assert_eq!(arpc, tdes_encrypt(&key, [1 ^ 0x30, 2 ^ 0x30, 3, 4, 5, 6, 7, 8]));
+        assert_eq!(
+            arpc,
+            tdes_encrypt(&key, [1 ^ 0x30, 2 ^ 0x30, 3, 4, 5, 6, 7, 8])
+        );
     }
 
     #[test]

@@ -125,12 +125,24 @@ mod tests {
 
     #[test]
     fn parses_visa_pdol() {
-        let e = parse(&h("9F66 04 9F02 06 9F03 06 9F1A 02 95 05 5F2A 02 9A 03 9C 01 9F37 04")).unwrap();
+        let e = parse(&h(
+            "9F66 04 9F02 06 9F03 06 9F1A 02 95 05 5F2A 02 9A 03 9C 01 9F37 04",
+        ))
+        .unwrap();
         assert_eq!(e.len(), 9);
-        assert_eq!(e[0], DolEntry { tag: Tag::new(0x9F66), len: 4 });
+        assert_eq!(
+            e[0],
+            DolEntry {
+                tag: Tag::new(0x9F66),
+                len: 4
+            }
+        );
         assert_eq!(data_len(&e), 33);
         let err = parse(&h("9F66 A1 04")).unwrap_err();
-        assert_eq!((err.kind, err.offset), (TlvErrorKind::InvalidLengthByte(0xA1), 2));
+        assert_eq!(
+            (err.kind, err.offset),
+            (TlvErrorKind::InvalidLengthByte(0xA1), 2)
+        );
         assert!(parse(&h("9F")).is_err());
     }
 

@@ -11,13 +11,15 @@
 //! status words (`61xx`, `6Cxx`) are handled here, below the kernels.
 
 use crate::apdu::{Assembler, Command, Response, Transport};
+use crate::c3;
 use crate::card::{KernelId, Pan, Scheme, Track2};
 use crate::config::{Combination, TerminalConfig, TxnInput};
-use crate::outcome::{CardSummary, Cvm, Message, Oda, Outcome, OutcomeKind, Reason, Status, UiRequest};
+use crate::outcome::{
+    CardSummary, Cvm, Message, Oda, Outcome, OutcomeKind, Reason, Status, UiRequest,
+};
 use crate::tags as t;
 use crate::tlv::{self, TagStore};
 use crate::util::{self, bcd_n};
-use crate::c3;
 
 /// The DF name of the Proximity Payment System Environment.
 pub const PPSE: &[u8] = b"2PAY.SYS.DDF01";
@@ -84,7 +86,8 @@ impl EntryPoint {
         let amount = bcd_n(input.amount, 6).ok_or(StartError::AmountTooLarge(input.amount))?;
         let other =
             bcd_n(input.amount_other, 6).ok_or(StartError::AmountTooLarge(input.amount_other))?;
-        let currency = bcd_n(input.currency as u64, 2).ok_or(StartError::BadCode(input.currency))?;
+        let currency =
+            bcd_n(input.currency as u64, 2).ok_or(StartError::BadCode(input.currency))?;
         if input.currency > 999 {
             return Err(StartError::BadCode(input.currency));
         }
@@ -105,11 +108,17 @@ impl EntryPoint {
 
         let mut data = TagStore::new();
         data.insert(t::AMOUNT_AUTHORISED, amount);
-        data.insert(t::AMOUNT_AUTHORISED_BIN, (input.amount as u32).to_be_bytes().to_vec());
+        data.insert(
+            t::AMOUNT_AUTHORISED_BIN,
+            (input.amount as u32).to_be_bytes().to_vec(),
+        );
         data.insert(t::AMOUNT_OTHER, other);
         data.insert(t::TXN_CURRENCY, currency);
         data.insert(t::TXN_CURRENCY_EXPONENT, vec![input.currency_exponent]);
-        data.insert(t::TERMINAL_COUNTRY, bcd_n(self.config.country as u64, 2).expect("checked"));
+        data.insert(
+            t::TERMINAL_COUNTRY,
+            bcd_n(self.config.country as u64, 2).expect("checked"),
+        );
         data.insert(t::TXN_DATE, input.date.to_bcd().to_vec());
         data.insert(t::TXN_TIME, input.time.to_bcd().to_vec());
         data.insert(t::TXN_TYPE, vec![input.txn_type.code()]);
@@ -168,10 +177,10 @@ fn preprocess(combo: Combination, input: &TxnInput) -> Preprocessed {
         not_allowed = true;
     }
     // 3.1.1.9: above the floor limit, an online cryptogram is required.
-    if combo.floor_limit.is_some_and(|l| amount > l) {
-        if let Some(q) = ttq.as_mut() {
-            q[1] |= 0x80;
-        }
+    if combo.floor_limit.is_some_and(|l| amount > l)
+        && let Some(q) = ttq.as_mut()
+    {
+        q[1] |= 0x80;
     }
     // 3.1.1.11: at or above the CVM required limit, a CVM is required.
     if combo.cvm_required_limit.is_some_and(|l| amount >= l) {
@@ -337,9 +346,21 @@ impl SelectPpse {
         if let Err(e) = tlv::walk(&resp.data, |_, _| {}) {
             return Transition::Finish(ctx.end_application(Reason::MalformedResponse(e)));
         }
-        for a5 in fci.children().flatten().filter(|o| o.tag() == t::FCI_PROPRIETARY) {
-            for bf0c in a5.children().flatten().filter(|o| o.tag() == t::FCI_ISSUER_DISCRETIONARY) {
-                for app in bf0c.children().flatten().filter(|o| o.tag() == t::APPLICATION_TEMPLATE) {
+        for a5 in fci
+            .children()
+            .flatten()
+            .filter(|o| o.tag() == t::FCI_PROPRIETARY)
+        {
+            for bf0c in a5
+                .children()
+                .flatten()
+                .filter(|o| o.tag() == t::FCI_ISSUER_DISCRETIONARY)
+            {
+                for app in bf0c
+                    .children()
+                    .flatten()
+                    .filter(|o| o.tag() == t::APPLICATION_TEMPLATE)
+                {
                     let mut aid = None;
                     let mut priority = 0u8;
                     let mut kernel_id = None;
@@ -451,7 +472,10 @@ impl FinalSelect {
             ctx.data.insert(tag, v);
         }
         let current = self.current;
-        ctx.data.insert(t::AID_TERMINAL, ctx.pre[current.combo_index].combo.aid.clone());
+        ctx.data.insert(
+            t::AID_TERMINAL,
+            ctx.pre[current.combo_index].combo.aid.clone(),
+        );
         let kernel = current.kernel;
         ctx.selected = Some(current);
         // Start D: kernel activation (§3.4).

@@ -33,4 +33,4 @@ pub mod testdata;
 pub mod tlv;
 pub mod util;
 
-pub use c3::{parse_afl, ONLINE_TAGS as C3_ONLINE_TAGS};
+pub use c3::{AflError, ONLINE_TAGS as C3_ONLINE_TAGS, parse_afl};

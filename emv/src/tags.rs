@@ -262,6 +262,9 @@ mod tests {
         assert_eq!(format(AMOUNT_AUTHORISED), Format::N);
         assert_eq!(format(PAN), Format::Cn);
         assert_eq!(format(Tag::new(0xDF7F)), Format::B);
-        assert_eq!(info(TTQ).unwrap().name, "Terminal Transaction Qualifiers (TTQ)");
+        assert_eq!(
+            info(TTQ).unwrap().name,
+            "Terminal Transaction Qualifiers (TTQ)"
+        );
     }
 }

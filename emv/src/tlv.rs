@@ -370,10 +370,7 @@ impl<'a> Iterator for Iter<'a> {
 
 /// Checks a whole buffer, descending into constructed objects up to [`MAX_DEPTH`], and calls
 /// `visit(depth, object)` for every object in document order.
-pub fn walk<'a>(
-    buf: &'a [u8],
-    mut visit: impl FnMut(usize, &Tlv<'a>),
-) -> Result<(), TlvError> {
+pub fn walk<'a>(buf: &'a [u8], mut visit: impl FnMut(usize, &Tlv<'a>)) -> Result<(), TlvError> {
     fn go<'a>(
         iter: Iter<'a>,
         depth: usize,
@@ -444,7 +441,7 @@ pub fn is_sensitive(tag: Tag) -> bool {
         | 0x5F20  // Cardholder Name
         | 0x9F0B  // Cardholder Name Extended
         | 0x5F24  // Application Expiration Date
-        | 0x99    // Transaction PIN Data
+        | 0x99 // Transaction PIN Data
     )
 }
 
@@ -674,7 +671,10 @@ mod tests {
             encode(Tag::new(0x70), &buf, &mut outer);
             buf = outer;
         }
-        assert_eq!(walk(&buf, |_, _| {}).unwrap_err().kind, TlvErrorKind::TooDeep);
+        assert_eq!(
+            walk(&buf, |_, _| {}).unwrap_err().kind,
+            TlvErrorKind::TooDeep
+        );
     }
 
     #[test]
@@ -713,7 +713,10 @@ mod tests {
     #[test]
     fn expect_template_refuses_trailing_objects() {
         let ok = h("6F 03 84 01 AA");
-        assert_eq!(expect_template(&ok, Tag::new(0x6F)).unwrap().value().len(), 3);
+        assert_eq!(
+            expect_template(&ok, Tag::new(0x6F)).unwrap().value().len(),
+            3
+        );
         let trailing = h("6F 03 84 01 AA 90 00");
         assert!(expect_template(&trailing, Tag::new(0x6F)).is_err());
         assert!(expect_template(&ok, Tag::new(0x77)).is_err());

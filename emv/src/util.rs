@@ -27,7 +27,7 @@ pub fn unhex(s: &str) -> Result<Vec<u8>, usize> {
         .enumerate()
         .filter(|(_, c)| !c.is_ascii_whitespace())
         .collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(s.len());
     }
     let nibble = |(i, c): (usize, u8)| -> Result<u8, usize> {

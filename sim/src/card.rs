@@ -4,7 +4,7 @@ use std::fmt;
 
 use emv::apdu::{Command, Response};
 use emv::card::Track2;
-use emv::crypto::{derive_icc_master_key, Cvn10Input, Key16};
+use emv::crypto::{Cvn10Input, Key16, derive_icc_master_key};
 use emv::dol::{self, DolEntry};
 use emv::entry::PPSE;
 use emv::tags as t;
@@ -202,20 +202,26 @@ impl VisaCard {
             return Err(err("application.aid", "must be 5-16 bytes"));
         }
         let pdol = hex_field(name, "application.pdol", &a.pdol)?;
-        let pdol_entries = dol::parse(&pdol).map_err(|e| err("application.pdol", &e.to_string()))?;
+        let pdol_entries =
+            dol::parse(&pdol).map_err(|e| err("application.pdol", &e.to_string()))?;
         let aip: [u8; 2] = hex_field(name, "application.aip", &a.aip)?
             .try_into()
             .map_err(|_| err("application.aip", "must be 2 bytes"))?;
         let afl = hex_field(name, "application.afl", &a.afl)?;
-        let reads = emv::parse_afl(&afl).map_err(|()| err("application.afl", "invalid AFL"))?;
+        let reads = emv::parse_afl(&afl).map_err(|e| err("application.afl", &e.to_string()))?;
         let cvr: [u8; 4] = hex_field(name, "application.cvr", &a.cvr)?
             .try_into()
             .map_err(|_| err("application.cvr", "must be 4 bytes"))?;
         if a.cvn != 10 {
-            return Err(err("application.cvn", "only cryptogram version 10 is implemented"));
+            return Err(err(
+                "application.cvn",
+                "only cryptogram version 10 is implemented",
+            ));
         }
-        let imk = Key16::from_hex(&p.keys.imk_ac).ok_or_else(|| err("keys.imk_ac", "must be 32 hex digits"))?;
-        let mk_ac = derive_icc_master_key(&imk, &c.pan, c.psn).ok_or_else(|| err("card.pan", "must be digits"))?;
+        let imk = Key16::from_hex(&p.keys.imk_ac)
+            .ok_or_else(|| err("keys.imk_ac", "must be 32 hex digits"))?;
+        let mk_ac = derive_icc_master_key(&imk, &c.pan, c.psn)
+            .ok_or_else(|| err("card.pan", "must be digits"))?;
         if !emv::card::luhn(&c.pan) {
             return Err(err("card.pan", "Luhn check digit is wrong"));
         }
@@ -235,8 +241,16 @@ impl VisaCard {
         tlv::encode(t::PAN, &cn(&c.pan).expect("digits checked"), &mut rec2);
         tlv::encode(t::EXPIRY, &expiry, &mut rec2);
         tlv::encode(t::EFFECTIVE, &effective, &mut rec2);
-        tlv::encode(t::ISSUER_COUNTRY, &bcd_n(c.issuer_country as u64, 2).unwrap_or_default(), &mut rec2);
-        tlv::encode(t::PSN, &bcd_n(c.psn as u64, 1).unwrap_or_default(), &mut rec2);
+        tlv::encode(
+            t::ISSUER_COUNTRY,
+            &bcd_n(c.issuer_country as u64, 2).unwrap_or_default(),
+            &mut rec2,
+        );
+        tlv::encode(
+            t::PSN,
+            &bcd_n(c.psn as u64, 1).unwrap_or_default(),
+            &mut rec2,
+        );
         tlv::encode(t::AUC, &[0xFF, 0x00], &mut rec2);
         let bodies = [rec1, rec2];
         let records = reads
@@ -262,7 +276,11 @@ impl VisaCard {
             aip,
             afl,
             ctq: hex_field(name, "application.ctq", &a.ctq)?,
-            form_factor: a.form_factor.as_deref().map(|f| hex_field(name, "application.form_factor", f)).transpose()?,
+            form_factor: a
+                .form_factor
+                .as_deref()
+                .map(|f| hex_field(name, "application.form_factor", f))
+                .transpose()?,
             cvn: a.cvn,
             dki: a.dki,
             cvr,
@@ -352,7 +370,9 @@ impl VisaCard {
             currency: fixed(t::TXN_CURRENCY, 2).try_into().unwrap_or([0; 2]),
             date: fixed(t::TXN_DATE, 3).try_into().unwrap_or([0; 3]),
             txn_type: fixed(t::TXN_TYPE, 1).first().copied().unwrap_or(0),
-            unpredictable_number: fixed(t::UNPREDICTABLE_NUMBER, 4).try_into().unwrap_or([0; 4]),
+            unpredictable_number: fixed(t::UNPREDICTABLE_NUMBER, 4)
+                .try_into()
+                .unwrap_or([0; 4]),
             aip: self.aip,
             atc,
             cvr: self.cvr,
@@ -400,7 +420,11 @@ impl VisaCard {
                     return Response::new(vec![], 0x6A86);
                 }
                 let sfi = cmd.p2 >> 3;
-                match self.records.iter().find(|(s, r, _)| *s == sfi && *r == cmd.p1) {
+                match self
+                    .records
+                    .iter()
+                    .find(|(s, r, _)| *s == sfi && *r == cmd.p1)
+                {
                     Some((_, _, body)) => Response::new(body.clone(), 0x9000),
                     None => Response::new(vec![], 0x6A83),
                 }
@@ -454,17 +478,23 @@ mod tests {
         let r = card.process(&h("00A404000E325041592E5359532E444446303100"));
         assert_eq!(&r[r.len() - 2..], &[0x90, 0x00]);
         assert_eq!(r[0], 0x6F);
-        assert!(tlv::find(&r[..r.len() - 2], t::AID_CARD).unwrap() == Some(&h("A0000000031010")[..]));
+        assert!(
+            tlv::find(&r[..r.len() - 2], t::AID_CARD).unwrap() == Some(&h("A0000000031010")[..])
+        );
         let r = card.process(&h("00A4040007A000000003101000"));
         assert_eq!(&r[r.len() - 2..], &[0x90, 0x00]);
         // PDOL of 33 bytes.
-        let pdol_data = h("22004000 000000001234 000000000000 0276 0000000000 0978 261129 00 DEADBEEF");
+        let pdol_data =
+            h("22004000 000000001234 000000000000 0276 0000000000 0978 261129 00 DEADBEEF");
         let mut gpo = vec![0x80, 0xA8, 0x00, 0x00, 35, 0x83, 33];
         gpo.extend_from_slice(&pdol_data);
         gpo.push(0x00);
         let r = card.process(&gpo);
         assert_eq!(&r[r.len() - 2..], &[0x90, 0x00], "{}", hex::encode(&r));
-        assert_eq!(tlv::find(&r[..r.len() - 2], t::ATC).unwrap(), Some(&[0x00, 0x02][..]));
+        assert_eq!(
+            tlv::find(&r[..r.len() - 2], t::ATC).unwrap(),
+            Some(&[0x00, 0x02][..])
+        );
         assert_eq!(card.atc(), 2);
         let r = card.process(&h("00B2010C00"));
         assert_eq!(r[0], 0x70);
@@ -480,7 +510,8 @@ mod tests {
 
     #[test]
     fn profile_errors_name_the_field() {
-        let text = include_str!("../profiles/visa.toml").replace("afl = \"08010200\"", "afl = \"08020100\"");
+        let text = include_str!("../profiles/visa.toml")
+            .replace("afl = \"08010200\"", "afl = \"08020100\"");
         let p = parse_profile("x.toml", &text).unwrap();
         let e = VisaCard::from_profile(&p).unwrap_err();
         assert_eq!(e.field, "application.afl");

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use acquirer::iso8583::{mask, Dialect, Message};
+use acquirer::iso8583::{Dialect, Message, mask};
 use acquirer::link::{read_frame, write_frame};
-use emv::crypto::{arpc_method1, derive_icc_master_key, Cvn10Input, Key16};
+use emv::crypto::{Cvn10Input, Key16, arpc_method1, derive_icc_master_key};
 use emv::tags as t;
 use emv::tlv::{self, TagStore};
 use rustls::ServerConfig;
@@ -106,7 +106,11 @@ struct Shared {
 impl HostSim {
     /// Listens on `listen` (e.g. `127.0.0.1:0`) with the given TLS configuration, which should
     /// require client certificates.
-    pub async fn start(listen: &str, tls: ServerConfig, cfg: HostConfig) -> std::io::Result<HostSim> {
+    pub async fn start(
+        listen: &str,
+        tls: ServerConfig,
+        cfg: HostConfig,
+    ) -> std::io::Result<HostSim> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let acceptor = TlsAcceptor::from(Arc::new(tls));
@@ -166,7 +170,8 @@ async fn serve(tcp: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) -> st
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timeout"))??;
     loop {
-        let frame = match tokio::time::timeout(Duration::from_secs(300), read_frame(&mut tls)).await {
+        let frame = match tokio::time::timeout(Duration::from_secs(300), read_frame(&mut tls)).await
+        {
             Ok(Ok(f)) => f,
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Ok(Err(e)) => return Err(e),
@@ -185,9 +190,9 @@ async fn serve(tcp: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) -> st
         }
         match response {
             Some(r) => {
-                let bytes = r
-                    .encode(shared.cfg.dialect)
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+                let bytes = r.encode(shared.cfg.dialect).map_err(|e| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
+                })?;
                 write_frame(&mut tls, &bytes).await?;
             }
             None => {
@@ -218,7 +223,13 @@ pub enum IssuerDecision {
 
 /// The issuer's check of an authorization: finds the key for the PAN, verifies the ARQC with
 /// the cryptogram version named in the IAD, and produces the ARPC (method 1).
-pub fn issuer_decide(issuers: &[IssuerKey], pan: &str, psn: u8, icc: &TagStore, amount_minor: u64) -> IssuerDecision {
+pub fn issuer_decide(
+    issuers: &[IssuerKey],
+    pan: &str,
+    psn: u8,
+    icc: &TagStore,
+    amount_minor: u64,
+) -> IssuerDecision {
     let decline = |code, reason: &str| IssuerDecision::Decline {
         code,
         reason: reason.to_string(),
@@ -241,7 +252,10 @@ pub fn issuer_decide(issuers: &[IssuerKey], pan: &str, psn: u8, icc: &TagStore, 
     if emv::util::parse_bcd_n(&input.amount_authorised) != Some(amount_minor) {
         return decline("13", "field 4 and 9F02 differ");
     }
-    let Some(arqc) = icc.get(t::APPLICATION_CRYPTOGRAM).and_then(|v| <[u8; 8]>::try_from(v).ok()) else {
+    let Some(arqc) = icc
+        .get(t::APPLICATION_CRYPTOGRAM)
+        .and_then(|v| <[u8; 8]>::try_from(v).ok())
+    else {
         return decline("30", "field 55 lacks 9F26");
     };
     if input.cryptogram(&mk) != arqc {
@@ -250,7 +264,9 @@ pub fn issuer_decide(issuers: &[IssuerKey], pan: &str, psn: u8, icc: &TagStore, 
     let arc = *b"00";
     let mut iad = arpc_method1(&mk, arqc, arc).to_vec();
     iad.extend_from_slice(&arc);
-    IssuerDecision::Approve { issuer_auth_data: iad }
+    IssuerDecision::Approve {
+        issuer_auth_data: iad,
+    }
 }
 
 fn decide(req: &Message, shared: &Shared) -> (Option<Message>, LedgerEntry) {
@@ -282,7 +298,11 @@ fn decide(req: &Message, shared: &Shared) -> (Option<Message>, LedgerEntry) {
         }
     }
     let (code, reason, iad): (&str, String, Vec<u8>) = if req.mti != 100 && req.mti != 200 {
-        ("12", format!("MTI {:04} not supported", req.mti), Vec::new())
+        (
+            "12",
+            format!("MTI {:04} not supported", req.mti),
+            Vec::new(),
+        )
     } else {
         let psn: u8 = req.get_str(23).and_then(|p| p.parse().ok()).unwrap_or(0);
         let mut icc = TagStore::new();
@@ -291,16 +311,29 @@ fn decide(req: &Message, shared: &Shared) -> (Option<Message>, LedgerEntry) {
             .map(|d| icc.absorb(d, |_| true).is_ok())
             .unwrap_or(false);
         if !icc_ok {
-            ("30", "field 55 missing or malformed".to_string(), Vec::new())
+            (
+                "30",
+                "field 55 missing or malformed".to_string(),
+                Vec::new(),
+            )
         } else {
             match issuer_decide(&shared.cfg.issuers, &pan, psn, &icc, amount) {
-                IssuerDecision::Approve { issuer_auth_data } => ("00", "ARQC verified".to_string(), issuer_auth_data),
-                IssuerDecision::Decline { code, reason, issuer_auth_data } => (code, reason, issuer_auth_data),
+                IssuerDecision::Approve { issuer_auth_data } => {
+                    ("00", "ARQC verified".to_string(), issuer_auth_data)
+                }
+                IssuerDecision::Decline {
+                    code,
+                    reason,
+                    issuer_auth_data,
+                } => (code, reason, issuer_auth_data),
             }
         }
     };
     let seq = shared.sequence.fetch_add(1, Ordering::Relaxed) % 1_000_000;
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     resp.set_str(37, &format!("{:06}{:06}", secs % 1_000_000, seq));
     if code == "00" {
         // An authorization code that differs per approval: six alphanumerics.

@@ -8,6 +8,6 @@ pub mod card;
 pub mod host;
 pub mod pki;
 
-pub use card::{builtin_card, builtin_profiles, CardFault, Profile, VisaCard};
+pub use card::{CardFault, Profile, VisaCard, builtin_card, builtin_profiles};
 pub use host::{HostConfig, HostFault, HostSim, IssuerKey, LedgerEntry};
 pub use pki::DevPki;

@@ -76,7 +76,8 @@ fn ca(name: &str) -> Result<(String, Zeroizing<String>, Issuer<'static, KeyPair>
     let key = KeyPair::generate()?;
     let mut p = CertificateParams::new(Vec::<String>::new())?;
     p.distinguished_name.push(DnType::CommonName, name);
-    p.distinguished_name.push(DnType::OrganizationName, "Kassa development");
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Kassa development");
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     p.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -98,7 +99,8 @@ fn leaf(
     let key = KeyPair::generate()?;
     let mut p = CertificateParams::new(names)?;
     p.distinguished_name.push(DnType::CommonName, common_name);
-    p.distinguished_name.push(DnType::OrganizationName, "Kassa development");
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Kassa development");
     p.use_authority_key_identifier_extension = true;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![if server {
@@ -121,8 +123,12 @@ impl DevPki {
             vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             true,
         )?;
-        let (terminal_cert, terminal_key) =
-            leaf(&issuer, &format!("terminal {terminal_id}"), Vec::new(), false)?;
+        let (terminal_cert, terminal_key) = leaf(
+            &issuer,
+            &format!("terminal {terminal_id}"),
+            Vec::new(),
+            false,
+        )?;
         Ok(DevPki {
             ca_cert,
             ca_key,
@@ -195,12 +201,14 @@ impl DevPki {
         for c in CertificateDer::pem_slice_iter(client_ca_pem.as_bytes()) {
             roots.add(c.map_err(|e| PkiError::Pem(format!("client CA: {e}")))?)?;
         }
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| PkiError::Pem(format!("client verifier: {e}")))?;
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(self.host_cert.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|e| PkiError::Pem(format!("host certificate: {e}")))?;
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| PkiError::Pem(format!("client verifier: {e}")))?;
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(self.host_cert.as_bytes())
+                .collect::<Result<_, _>>()
+                .map_err(|e| PkiError::Pem(format!("host certificate: {e}")))?;
         let key = PrivateKeyDer::from_pem_slice(self.host_key.as_bytes())
             .map_err(|e| PkiError::Pem(format!("host key: {e}")))?;
         let mut cfg = ServerConfig::builder_with_provider(provider)
@@ -256,7 +264,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("terminal.key")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("terminal.key"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         pki.host_server_config(&pki.ca_cert).unwrap();

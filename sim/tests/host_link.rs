@@ -10,7 +10,9 @@ use drivers::VirtualCard;
 use emv::entry::{EntryPoint, Step};
 use emv::outcome::{Outcome, OutcomeKind};
 use emv::tags as t;
-use sim::{builtin_card, builtin_profiles, CardFault, DevPki, HostConfig, HostFault, HostSim, IssuerKey};
+use sim::{
+    CardFault, DevPki, HostConfig, HostFault, HostSim, IssuerKey, builtin_card, builtin_profiles,
+};
 use zeroize::Zeroizing;
 
 fn run_kernel(card: &mut dyn VirtualCard, amount: u64) -> Outcome {
@@ -92,8 +94,14 @@ fn kernel_reads_the_virtual_visa_card() {
     assert_eq!(&o.online_data[..3], &[0x9F, 0x26, 0x08]);
     let mut f55 = emv::tlv::TagStore::new();
     f55.absorb(&o.online_data, |_| false).unwrap();
-    assert_eq!(f55.get(t::AMOUNT_AUTHORISED), Some(&[0, 0, 0, 0, 0x12, 0x34][..]));
-    assert_eq!(f55.get(t::UNPREDICTABLE_NUMBER), Some(&[0xDE, 0xAD, 0xBE, 0xEF][..]));
+    assert_eq!(
+        f55.get(t::AMOUNT_AUTHORISED),
+        Some(&[0, 0, 0, 0, 0x12, 0x34][..])
+    );
+    assert_eq!(
+        f55.get(t::UNPREDICTABLE_NUMBER),
+        Some(&[0xDE, 0xAD, 0xBE, 0xEF][..])
+    );
     // Floor limit 0: byte 2 bit 8 "online cryptogram required" is set by pre-processing.
     assert_eq!(f55.get(t::TTQ), Some(&[0x22, 0x80, 0x40, 0x00][..]));
     // Above the CVM required limit (50.00) the card's CTQ asks for a signature.
@@ -113,7 +121,10 @@ async fn approval_over_mutual_tls() {
     let mut card = builtin_card("visa").unwrap().unwrap();
     for stan in 1..=2 {
         let o = run_kernel(&mut card, 1234);
-        let ex = link.exchange(&request(&o, 1234, stan).to_message().unwrap()).await.unwrap();
+        let ex = link
+            .exchange(&request(&o, 1234, stan).to_message().unwrap())
+            .await
+            .unwrap();
         assert_eq!(ex.tls_version, "TLSv1.3");
         // The second exchange reuses the connection.
         assert_eq!(ex.new_connection, stan == 1);
@@ -123,7 +134,12 @@ async fn approval_over_mutual_tls() {
         assert_eq!(r.auth_code.as_ref().unwrap().len(), 6);
         assert_eq!(r.rrn.as_ref().unwrap().len(), 12);
         // The ARPC is method 1 over the ARQC under the card's key.
-        let arqc: [u8; 8] = o.data.get(t::APPLICATION_CRYPTOGRAM).unwrap().try_into().unwrap();
+        let arqc: [u8; 8] = o
+            .data
+            .get(t::APPLICATION_CRYPTOGRAM)
+            .unwrap()
+            .try_into()
+            .unwrap();
         let imk = emv::crypto::Key16::from_hex("0123456789ABCDEFFEDCBA9876543210").unwrap();
         let mk = emv::crypto::derive_icc_master_key(&imk, "4761739001010119", 1).unwrap();
         let mut expected = vec![0x91, 0x0A];
@@ -142,10 +158,16 @@ async fn wrong_card_key_is_declined_05() {
     let pki = DevPki::generate("Test CA", "KASSA001").unwrap();
     let host = host(&pki, &pki.ca_cert, None).await;
     let mut link = link(host.local_addr(), &pki.terminal_credentials());
-    let mut card = builtin_card("visa").unwrap().unwrap().with_fault(CardFault::WrongAcKey);
+    let mut card = builtin_card("visa")
+        .unwrap()
+        .unwrap()
+        .with_fault(CardFault::WrongAcKey);
     let o = run_kernel(&mut card, 1234);
     assert_eq!(o.kind, OutcomeKind::OnlineRequest);
-    let ex = link.exchange(&request(&o, 1234, 7).to_message().unwrap()).await.unwrap();
+    let ex = link
+        .exchange(&request(&o, 1234, 7).to_message().unwrap())
+        .await
+        .unwrap();
     let r = AuthorizationResponse::from_message(&ex.response).unwrap();
     assert_eq!(r.response_code, "05");
     assert!(r.auth_code.is_none());
@@ -161,7 +183,10 @@ async fn terminal_refuses_a_host_from_another_ca() {
     let mut link = link(host.local_addr(), &terminal_pki.terminal_credentials());
     let mut card = builtin_card("visa").unwrap().unwrap();
     let o = run_kernel(&mut card, 1234);
-    let e = link.exchange(&request(&o, 1234, 1).to_message().unwrap()).await.unwrap_err();
+    let e = link
+        .exchange(&request(&o, 1234, 1).to_message().unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, LinkErrorKind::HostCertificateRejected, "{e}");
     assert!(!e.request_sent);
     assert!(host.ledger().is_empty(), "nothing reached the rogue host");
@@ -176,7 +201,10 @@ async fn host_refusing_the_client_certificate() {
     let mut link = link(host.local_addr(), &pki.terminal_credentials());
     let mut card = builtin_card("visa").unwrap().unwrap();
     let o = run_kernel(&mut card, 1234);
-    let e = link.exchange(&request(&o, 1234, 1).to_message().unwrap()).await.unwrap_err();
+    let e = link
+        .exchange(&request(&o, 1234, 1).to_message().unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, LinkErrorKind::ClientCertificateRejected, "{e}");
     assert!(!e.request_sent);
     assert!(host.ledger().is_empty());
@@ -189,17 +217,26 @@ async fn silent_host_times_out_after_the_request_was_sent() {
     let mut link = link(host.local_addr(), &pki.terminal_credentials());
     let mut card = builtin_card("visa").unwrap().unwrap();
     let o = run_kernel(&mut card, 1234);
-    let e = link.exchange(&request(&o, 1234, 1).to_message().unwrap()).await.unwrap_err();
+    let e = link
+        .exchange(&request(&o, 1234, 1).to_message().unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, LinkErrorKind::ResponseTimeout);
     assert!(e.request_sent, "a timed-out request must be reversed");
-    assert!(!link.is_connected(), "the link drops a connection after a failure");
+    assert!(
+        !link.is_connected(),
+        "the link drops a connection after a failure"
+    );
 }
 
 #[tokio::test]
 async fn nothing_listening_is_refused() {
     let pki = DevPki::generate("Acquirer CA", "KASSA001").unwrap();
     // Bind and drop to get a free port with nothing on it.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let mut link = link(addr, &pki.terminal_credentials());
     let mut m = acquirer::Message::new(100);
     m.set_str(11, "000001");

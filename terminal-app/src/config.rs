@@ -261,11 +261,19 @@ pub fn parse_amount(text: &str, exponent: u8) -> Result<u64, AmountError> {
         });
     }
     let scale = 10u64.pow(exponent as u32);
-    let w: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| AmountError::NotANumber(t.into()))? };
+    let w: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole
+            .parse()
+            .map_err(|_| AmountError::NotANumber(t.into()))?
+    };
     let f: u64 = if frac.is_empty() {
         0
     } else {
-        frac.parse::<u64>().map_err(|_| AmountError::NotANumber(t.into()))? * 10u64.pow((exponent as usize - frac.len()) as u32)
+        frac.parse::<u64>()
+            .map_err(|_| AmountError::NotANumber(t.into()))?
+            * 10u64.pow((exponent as usize - frac.len()) as u32)
     };
     w.checked_mul(scale)
         .and_then(|v| v.checked_add(f))
@@ -305,13 +313,22 @@ impl Config {
         };
         let t = &self.terminal;
         if t.terminal_id.len() != 8 || !t.terminal_id.bytes().all(|c| (0x20..0x7F).contains(&c)) {
-            return Err(invalid("terminal.terminal_id", "must be 8 printable ASCII characters".into()));
+            return Err(invalid(
+                "terminal.terminal_id",
+                "must be 8 printable ASCII characters".into(),
+            ));
         }
         if t.merchant_id.is_empty() || t.merchant_id.len() > 15 {
-            return Err(invalid("terminal.merchant_id", "must be 1-15 characters".into()));
+            return Err(invalid(
+                "terminal.merchant_id",
+                "must be 1-15 characters".into(),
+            ));
         }
         if t.country > 999 || t.currency > 999 {
-            return Err(invalid("terminal.country/currency", "must be ISO numeric codes (0-999)".into()));
+            return Err(invalid(
+                "terminal.country/currency",
+                "must be ISO numeric codes (0-999)".into(),
+            ));
         }
         if t.currency_exponent > 3 {
             return Err(invalid("terminal.currency_exponent", "must be 0-3".into()));
@@ -319,7 +336,13 @@ impl Config {
         parse_amount(&t.max_amount, t.currency_exponent)
             .map_err(|e| invalid("terminal.max_amount", e.to_string()))?;
         if acquirer::iso8583::dialect(&self.acquirer.dialect).is_none() {
-            return Err(invalid("acquirer.dialect", format!("unknown dialect {:?} (bcd87, ascii87)", self.acquirer.dialect)));
+            return Err(invalid(
+                "acquirer.dialect",
+                format!(
+                    "unknown dialect {:?} (bcd87, ascii87)",
+                    self.acquirer.dialect
+                ),
+            ));
         }
         if self.acquirer.connect_timeout_ms == 0 || self.acquirer.response_timeout_ms == 0 {
             return Err(invalid("acquirer", "timeouts must be above zero".into()));
@@ -410,23 +433,46 @@ mod tests {
         assert_eq!(parse_amount("12.5", 2), Ok(1250));
         assert_eq!(parse_amount(".5", 2), Ok(50));
         assert_eq!(parse_amount("1000", 0), Ok(1000));
-        assert!(matches!(parse_amount("-1", 2), Err(AmountError::Negative(_))));
-        assert!(matches!(parse_amount("1.234", 2), Err(AmountError::TooManyDecimals { .. })));
-        assert!(matches!(parse_amount("1,23", 2), Err(AmountError::NotANumber(_))));
-        assert!(matches!(parse_amount("1.2.3", 2), Err(AmountError::NotANumber(_))));
+        assert!(matches!(
+            parse_amount("-1", 2),
+            Err(AmountError::Negative(_))
+        ));
+        assert!(matches!(
+            parse_amount("1.234", 2),
+            Err(AmountError::TooManyDecimals { .. })
+        ));
+        assert!(matches!(
+            parse_amount("1,23", 2),
+            Err(AmountError::NotANumber(_))
+        ));
+        assert!(matches!(
+            parse_amount("1.2.3", 2),
+            Err(AmountError::NotANumber(_))
+        ));
         assert!(matches!(parse_amount("", 2), Err(AmountError::Empty)));
-        assert!(matches!(parse_amount(".", 2), Err(AmountError::NotANumber(_))));
-        assert!(matches!(parse_amount("99999999999999", 2), Err(AmountError::NotANumber(_))));
+        assert!(matches!(
+            parse_amount(".", 2),
+            Err(AmountError::NotANumber(_))
+        ));
+        assert!(matches!(
+            parse_amount("99999999999999", 2),
+            Err(AmountError::NotANumber(_))
+        ));
         let c = Config::default();
         assert_eq!(c.amount("5000.00"), Ok(500_000));
-        assert!(matches!(c.amount("5000.01"), Err(AmountError::OverMaximum { .. })));
+        assert!(matches!(
+            c.amount("5000.01"),
+            Err(AmountError::OverMaximum { .. })
+        ));
         assert_eq!(c.amount("0.00"), Err(AmountError::Zero));
     }
 
     #[test]
     fn unknown_keys_are_named_with_their_line() {
         let text = "[terminal]\nterminal_id = \"KASSA002\"\ncurency = 978\n";
-        let e = Config::parse(Path::new("k.toml"), text).unwrap_err().to_string();
+        let e = Config::parse(Path::new("k.toml"), text)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("curency"), "{e}");
         assert!(e.contains("line 3"), "{e}");
     }

@@ -76,8 +76,8 @@ impl EmulatorEnv {
         let (pki, pki_created) = DevPki::load_or_generate(&paths.pki(), &cfg.terminal.terminal_id)
             .with_context(|| format!("development PKI in {}", paths.pki().display()))?;
         let profiles = sim::builtin_profiles();
-        let dialect = acquirer::iso8583::dialect(&cfg.acquirer.dialect)
-            .context("acquirer.dialect")?;
+        let dialect =
+            acquirer::iso8583::dialect(&cfg.acquirer.dialect).context("acquirer.dialect")?;
         let host_config = HostConfig {
             issuers: IssuerKey::from_profiles(&profiles),
             dialect,
@@ -122,7 +122,8 @@ impl EmulatorEnv {
 
     /// The terminal's link to the simulated host, with the configured timeouts.
     pub fn link(&self, cfg: &Config) -> anyhow::Result<Link> {
-        let dialect = acquirer::iso8583::dialect(&cfg.acquirer.dialect).context("acquirer.dialect")?;
+        let dialect =
+            acquirer::iso8583::dialect(&cfg.acquirer.dialect).context("acquirer.dialect")?;
         Ok(Link::new(
             LinkConfig {
                 address: self.host_address.clone(),

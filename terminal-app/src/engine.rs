@@ -11,8 +11,10 @@
 
 use std::time::{Duration, Instant};
 
-use acquirer::messages::{AuthorizationRequest, AuthorizationResponse, ProcessingCode, response_text};
 use acquirer::Link;
+use acquirer::messages::{
+    AuthorizationRequest, AuthorizationResponse, ProcessingCode, response_text,
+};
 use chrono::{Datelike, Timelike};
 use drivers::{CardReader, ReaderError};
 use emv::card::Track2;
@@ -158,7 +160,9 @@ pub struct Engine<R: CardReader> {
 
 impl<R: CardReader> std::fmt::Debug for Engine<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("reader", &self.reader.name()).finish()
+        f.debug_struct("Engine")
+            .field("reader", &self.reader.name())
+            .finish()
     }
 }
 
@@ -212,7 +216,9 @@ impl<R: CardReader> Engine<R> {
         let when = chrono::Local::now();
         let currency = self.config.terminal.currency;
         let stan = self.journal.next_stan()?;
-        let id = self.journal.begin(kind.name(), amount_minor, currency, stan)?;
+        let id = self
+            .journal
+            .begin(kind.name(), amount_minor, currency, stan)?;
         let mut result = TxnResult {
             outcome: String::new(),
             kind,
@@ -226,7 +232,12 @@ impl<R: CardReader> Engine<R> {
             timing: Timing::default(),
             when,
         };
-        let fail = |result: &mut TxnResult, journal: &mut Journal, state: TxnState, failure, code: &str, message: String| {
+        let fail = |result: &mut TxnResult,
+                    journal: &mut Journal,
+                    state: TxnState,
+                    failure,
+                    code: &str,
+                    message: String| {
             result.outcome = state.name().to_string();
             result.journal_state = state;
             result.error = Some(TxnError {
@@ -253,11 +264,19 @@ impl<R: CardReader> Engine<R> {
             None => {
                 result.outcome = "cancelled".into();
                 result.journal_state = TxnState::Cancelled;
-                self.journal.set_state(id, TxnState::Cancelled, Some("operator"))?;
+                self.journal
+                    .set_state(id, TxnState::Cancelled, Some("operator"))?;
                 return Ok(result);
             }
             Some(Err(e)) => {
-                fail(&mut result, &mut self.journal, TxnState::CardError, Failure::Other, e.kind.code(), e.to_string())?;
+                fail(
+                    &mut result,
+                    &mut self.journal,
+                    TxnState::CardError,
+                    Failure::Other,
+                    e.kind.code(),
+                    e.to_string(),
+                )?;
                 return Ok(result);
             }
             Some(Ok(_)) => {}
@@ -290,13 +309,27 @@ impl<R: CardReader> Engine<R> {
         let outcome = match self.run_kernel(input).await {
             Ok(o) => o,
             Err(KernelRunError::Reader(e)) => {
-                fail(&mut result, &mut self.journal, TxnState::CardError, Failure::Other, e.kind.code(), e.to_string())?;
+                fail(
+                    &mut result,
+                    &mut self.journal,
+                    TxnState::CardError,
+                    Failure::Other,
+                    e.kind.code(),
+                    e.to_string(),
+                )?;
                 result.timing.card_ms = started.elapsed().as_millis() as u64;
                 result.timing.total_ms = result.timing.card_ms;
                 return Ok(result);
             }
             Err(KernelRunError::Start(msg)) => {
-                fail(&mut result, &mut self.journal, TxnState::CardError, Failure::Other, "kernel_start", msg)?;
+                fail(
+                    &mut result,
+                    &mut self.journal,
+                    TxnState::CardError,
+                    Failure::Other,
+                    "kernel_start",
+                    msg,
+                )?;
                 return Ok(result);
             }
         };
@@ -323,7 +356,8 @@ impl<R: CardReader> Engine<R> {
                 OutcomeKind::Declined => (TxnState::Declined, "declined"),
                 other => (TxnState::Ended, other.name()),
             };
-            self.journal.set_state(id, state, Some(&outcome.reason.to_string()))?;
+            self.journal
+                .set_state(id, state, Some(&outcome.reason.to_string()))?;
             result.outcome = name.to_string();
             result.journal_state = state;
             result.kernel = Some(Box::new(outcome));
@@ -336,7 +370,14 @@ impl<R: CardReader> Engine<R> {
             Ok(r) => r,
             Err(msg) => {
                 result.kernel = Some(Box::new(outcome));
-                fail(&mut result, &mut self.journal, TxnState::CardError, Failure::Other, "card_data", msg)?;
+                fail(
+                    &mut result,
+                    &mut self.journal,
+                    TxnState::CardError,
+                    Failure::Other,
+                    "card_data",
+                    msg,
+                )?;
                 return Ok(result);
             }
         };
@@ -344,7 +385,14 @@ impl<R: CardReader> Engine<R> {
         let message = match request.to_message() {
             Ok(m) => m,
             Err(e) => {
-                fail(&mut result, &mut self.journal, TxnState::CardError, Failure::Other, "card_data", e.to_string())?;
+                fail(
+                    &mut result,
+                    &mut self.journal,
+                    TxnState::CardError,
+                    Failure::Other,
+                    "card_data",
+                    e.to_string(),
+                )?;
                 return Ok(result);
             }
         };
@@ -359,15 +407,32 @@ impl<R: CardReader> Engine<R> {
                     Ok(a) => a,
                     Err(e) => {
                         // A response we cannot read: the host may have approved; reverse.
-                        fail(&mut result, &mut self.journal, TxnState::ReversalPending, Failure::Host, "bad_response", e.to_string())?;
+                        fail(
+                            &mut result,
+                            &mut self.journal,
+                            TxnState::ReversalPending,
+                            Failure::Host,
+                            "bad_response",
+                            e.to_string(),
+                        )?;
                         result.timing.total_ms = started.elapsed().as_millis() as u64;
                         return Ok(result);
                     }
                 };
-                self.journal.set_host(id, &answer.response_code, answer.auth_code.as_deref(), answer.rrn.as_deref())?;
+                self.journal.set_host(
+                    id,
+                    &answer.response_code,
+                    answer.auth_code.as_deref(),
+                    answer.rrn.as_deref(),
+                )?;
                 let approved = answer.approved();
-                let state = if approved { TxnState::Approved } else { TxnState::Declined };
-                self.journal.set_state(id, state, Some(&format!("rc {}", answer.response_code)))?;
+                let state = if approved {
+                    TxnState::Approved
+                } else {
+                    TxnState::Declined
+                };
+                self.journal
+                    .set_state(id, state, Some(&format!("rc {}", answer.response_code)))?;
                 result.outcome = state.name().to_string();
                 result.journal_state = state;
                 result.host = Some(HostAnswer {
@@ -385,7 +450,14 @@ impl<R: CardReader> Engine<R> {
                 } else {
                     TxnState::HostUnreachable
                 };
-                fail(&mut result, &mut self.journal, state, Failure::Host, e.kind.code(), e.to_string())?;
+                fail(
+                    &mut result,
+                    &mut self.journal,
+                    state,
+                    Failure::Host,
+                    e.kind.code(),
+                    e.to_string(),
+                )?;
             }
         }
         result.timing.total_ms = started.elapsed().as_millis() as u64;

@@ -11,10 +11,13 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use drivers::SimReader;
-use ui::slint::{self, ComponentHandle, ModelRc, SharedString, VecModel};
 use tokio::sync::{mpsc, watch};
-use ui::amount::{format_minor, AmountEntry};
-use ui::{AmountAdapter, AppAdapter, EmulatorAdapter, MainWindow, PresentAdapter, ResultAdapter, Screen, VirtualCardEntry};
+use ui::amount::{AmountEntry, format_minor};
+use ui::slint::{self, ComponentHandle, ModelRc, SharedString, VecModel};
+use ui::{
+    AmountAdapter, AppAdapter, EmulatorAdapter, MainWindow, PresentAdapter, ResultAdapter, Screen,
+    VirtualCardEntry,
+};
 
 use crate::config::Config;
 use crate::emulator::{EmulatorEnv, Paths};
@@ -51,23 +54,26 @@ pub fn run(rt: &tokio::runtime::Runtime, paths: &Paths, cfg: Config) -> anyhow::
         .iter()
         .map(|p| VirtualCardEntry {
             name: p.name.clone().into(),
-            scheme: emv::card::Scheme::from_aid(&emv::util::unhex(&p.application.aid).unwrap_or_default())
-                .name()
-                .into(),
+            scheme: emv::card::Scheme::from_aid(
+                &emv::util::unhex(&p.application.aid).unwrap_or_default(),
+            )
+            .name()
+            .into(),
             description: p.description.clone().into(),
         })
         .collect();
     let emu = window.global::<EmulatorAdapter>();
     emu.set_cards(ModelRc::new(VecModel::from(cards)));
-    emu.set_host_status(
-        format!("Host simulator on {} (mutual TLS)", env.host_address).into(),
-    );
+    emu.set_host_status(format!("Host simulator on {} (mutual TLS)", env.host_address).into());
     let t = &cfg.terminal;
     let amount_adapter = window.global::<AmountAdapter>();
     amount_adapter.set_currency(t.currency_code.clone().into());
     amount_adapter.set_amount_text(format_minor(0, t.currency_exponent).into());
 
-    let entry = Rc::new(RefCell::new(AmountEntry::new(t.currency_exponent, cfg.max_amount_minor())));
+    let entry = Rc::new(RefCell::new(AmountEntry::new(
+        t.currency_exponent,
+        cfg.max_amount_minor(),
+    )));
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<u64>();
     let cancel: Arc<Mutex<Option<watch::Sender<bool>>>> = Arc::new(Mutex::new(None));
 
@@ -81,7 +87,11 @@ pub fn run(rt: &tokio::runtime::Runtime, paths: &Paths, cfg: Config) -> anyhow::
             let a = w.global::<AmountAdapter>();
             a.set_amount_text(e.text().into());
             a.set_can_charge(e.minor() > 0);
-            a.set_hint(if accepted { SharedString::new() } else { "Maximum amount reached".into() });
+            a.set_hint(if accepted {
+                SharedString::new()
+            } else {
+                "Maximum amount reached".into()
+            });
         });
     }
     {
@@ -125,10 +135,10 @@ pub fn run(rt: &tokio::runtime::Runtime, paths: &Paths, cfg: Config) -> anyhow::
     {
         let cancel = cancel.clone();
         window.global::<PresentAdapter>().on_cancel(move || {
-            if let Ok(c) = cancel.lock() {
-                if let Some(tx) = c.as_ref() {
-                    let _ = tx.send(true);
-                }
+            if let Ok(c) = cancel.lock()
+                && let Some(tx) = c.as_ref()
+            {
+                let _ = tx.send(true);
             }
         });
     }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 /// Journal errors.
@@ -167,14 +167,18 @@ impl Journal {
     /// The journal mode SQLite reports (`wal`).
     #[cfg(test)]
     pub fn journal_mode(&self) -> Result<String, JournalError> {
-        Ok(self.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))?)
     }
 
     /// The next system trace audit number, 1-999999, persisted.
     pub fn next_stan(&mut self) -> Result<u32, JournalError> {
         let tx = self.conn.transaction()?;
         let cur: Option<i64> = tx
-            .query_row("SELECT value FROM counters WHERE name = 'stan'", [], |r| r.get(0))
+            .query_row("SELECT value FROM counters WHERE name = 'stan'", [], |r| {
+                r.get(0)
+            })
             .optional()?;
         let next = match cur {
             Some(v) if (1..999_999).contains(&v) => v + 1,
@@ -190,7 +194,13 @@ impl Journal {
     }
 
     /// Records a new transaction in state `started`.
-    pub fn begin(&mut self, txn_type: &str, amount_minor: u64, currency: u16, stan: u32) -> Result<i64, JournalError> {
+    pub fn begin(
+        &mut self,
+        txn_type: &str,
+        amount_minor: u64,
+        currency: u16,
+        stan: u32,
+    ) -> Result<i64, JournalError> {
         let t = now();
         self.conn.execute(
             "INSERT INTO transactions(created_at, updated_at, txn_type, amount_minor, currency, stan, state, history)
@@ -201,7 +211,12 @@ impl Journal {
     }
 
     /// Moves a transaction to `state` with an optional reason code, appending to its history.
-    pub fn set_state(&mut self, id: i64, state: TxnState, reason: Option<&str>) -> Result<(), JournalError> {
+    pub fn set_state(
+        &mut self,
+        id: i64,
+        state: TxnState,
+        reason: Option<&str>,
+    ) -> Result<(), JournalError> {
         let t = now();
         let line = match reason {
             Some(r) => format!("{t} {} {r}\n", state.name()),
@@ -226,7 +241,13 @@ impl Journal {
     }
 
     /// Stores the host's answer.
-    pub fn set_host(&mut self, id: i64, response_code: &str, auth_code: Option<&str>, rrn: Option<&str>) -> Result<(), JournalError> {
+    pub fn set_host(
+        &mut self,
+        id: i64,
+        response_code: &str,
+        auth_code: Option<&str>,
+        rrn: Option<&str>,
+    ) -> Result<(), JournalError> {
         self.conn.execute(
             "UPDATE transactions SET response_code = ?2, auth_code = ?3, rrn = ?4 WHERE id = ?1",
             params![id, response_code, auth_code, rrn],
@@ -244,7 +265,9 @@ impl Journal {
 
     /// The most recent rows, newest first.
     pub fn recent(&self, limit: usize) -> Result<Vec<JournalRow>, JournalError> {
-        let mut st = self.conn.prepare(&format!("{SELECT} ORDER BY id DESC LIMIT ?1"))?;
+        let mut st = self
+            .conn
+            .prepare(&format!("{SELECT} ORDER BY id DESC LIMIT ?1"))?;
         let rows = st.query_map(params![limit as i64], row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -289,7 +312,8 @@ mod tests {
             assert_eq!(j.next_stan().unwrap(), 2);
             let id = j.begin("sale", 1234, 978, 2).unwrap();
             j.set_state(id, TxnState::Authorising, None).unwrap();
-            j.set_state(id, TxnState::ReversalPending, Some("response_timeout")).unwrap();
+            j.set_state(id, TxnState::ReversalPending, Some("response_timeout"))
+                .unwrap();
             id
         };
         let mut j = Journal::open(&path).unwrap();
@@ -299,7 +323,13 @@ mod tests {
         assert_eq!(r.reversal, "pending");
         assert_eq!(r.reason.as_deref(), Some("response_timeout"));
         assert_eq!(r.history.lines().count(), 3);
-        assert!(r.history.lines().last().unwrap().ends_with("reversal_pending response_timeout"));
+        assert!(
+            r.history
+                .lines()
+                .last()
+                .unwrap()
+                .ends_with("reversal_pending response_timeout")
+        );
         assert_eq!(j.recent(10).unwrap().len(), 1);
     }
 }

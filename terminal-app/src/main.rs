@@ -172,7 +172,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Err(code) => return Ok(code),
     };
     let paths = Paths {
-        data_dir: cli.data_dir.clone().unwrap_or_else(emulator::default_data_dir),
+        data_dir: cli
+            .data_dir
+            .clone()
+            .unwrap_or_else(emulator::default_data_dir),
     };
     match cli.command {
         Command::Cards { json } => cards(json),
@@ -201,7 +204,10 @@ fn journal_command(paths: &Paths, command: &JournalCommand) -> anyhow::Result<u8
             if *json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                println!("{:>5}  {:<24} {:<7} {:>12} {:>6}  {:<18} {:<17} {:<4} REVERSAL", "ID", "CREATED", "TYPE", "AMOUNT", "STAN", "STATE", "PAN", "RC");
+                println!(
+                    "{:>5}  {:<24} {:<7} {:>12} {:>6}  {:<18} {:<17} {:<4} REVERSAL",
+                    "ID", "CREATED", "TYPE", "AMOUNT", "STAN", "STATE", "PAN", "RC"
+                );
                 for r in rows {
                     println!(
                         "{:>5}  {:<24} {:<7} {:>12} {:>6}  {:<18} {:<17} {:<4} {}",
@@ -266,7 +272,9 @@ fn emulator_window(paths: &Paths, cfg: Config) -> anyhow::Result<u8> {
 
 #[cfg(not(feature = "desktop"))]
 fn emulator_window(_paths: &Paths, _cfg: Config) -> anyhow::Result<u8> {
-    eprintln!("kassa emulator: this build has no desktop window (feature `desktop`); run `kassa pay --amount 12.34 --card visa`");
+    eprintln!(
+        "kassa emulator: this build has no desktop window (feature `desktop`); run `kassa pay --amount 12.34 --card visa`"
+    );
     Ok(EXIT_OTHER)
 }
 
@@ -289,7 +297,10 @@ fn cards(json: bool) -> anyhow::Result<u8> {
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        println!("{:<10} {:<10} {:<16} {:<18} {:<5} DESCRIPTION", "NAME", "SCHEME", "AID", "PAN", "LANG");
+        println!(
+            "{:<10} {:<10} {:<16} {:<18} {:<5} DESCRIPTION",
+            "NAME", "SCHEME", "AID", "PAN", "LANG"
+        );
         for r in &rows {
             let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
             println!(
@@ -326,7 +337,10 @@ fn pay(
     let known = sim::builtin_profiles();
     if !known.iter().any(|p| p.name == card_name) {
         let names: Vec<_> = known.iter().map(|p| p.name.as_str()).collect();
-        eprintln!("kassa pay: unknown card {card_name:?} (known: {})", names.join(", "));
+        eprintln!(
+            "kassa pay: unknown card {card_name:?} (known: {})",
+            names.join(", ")
+        );
         return Ok(EXIT_USAGE);
     }
     let kind = match kind {
@@ -367,7 +381,10 @@ fn pay(
                     "rc {} {}{}",
                     h.response_code,
                     h.response_text,
-                    h.auth_code.as_ref().map(|c| format!(", auth {c}")).unwrap_or_default()
+                    h.auth_code
+                        .as_ref()
+                        .map(|c| format!(", auth {c}"))
+                        .unwrap_or_default()
                 ),
                 None => String::new(),
             };

@@ -25,7 +25,11 @@ pub enum Copy {
 fn center(s: &str) -> String {
     let len = s.chars().count().min(WIDTH);
     let pad = (WIDTH - len) / 2;
-    format!("{}{}", " ".repeat(pad), s.chars().take(WIDTH).collect::<String>())
+    format!(
+        "{}{}",
+        " ".repeat(pad),
+        s.chars().take(WIDTH).collect::<String>()
+    )
 }
 
 fn pair(left: &str, right: &str) -> String {
@@ -43,8 +47,14 @@ pub fn render(cfg: &Config, r: &TxnResult, copy: Copy) -> Vec<String> {
     let mut lines = vec![
         center(&term.merchant_name),
         center(&term.merchant_address),
-        pair(&format!("TID {}", term.terminal_id), &format!("MID {}", term.merchant_id)),
-        pair(&r.when.format("%Y-%m-%d").to_string(), &r.when.format("%H:%M:%S").to_string()),
+        pair(
+            &format!("TID {}", term.terminal_id),
+            &format!("MID {}", term.merchant_id),
+        ),
+        pair(
+            &r.when.format("%Y-%m-%d").to_string(),
+            &r.when.format("%H:%M:%S").to_string(),
+        ),
         String::new(),
         center(&r.kind.name().to_uppercase()),
         String::new(),
@@ -64,7 +74,11 @@ pub fn render(cfg: &Config, r: &TxnResult, copy: Copy) -> Vec<String> {
     lines.push(String::new());
     lines.push(pair(
         "AMOUNT",
-        &format!("{} {}", term.currency_code, format_minor(r.amount_minor, term.currency_exponent)),
+        &format!(
+            "{} {}",
+            term.currency_code,
+            format_minor(r.amount_minor, term.currency_exponent)
+        ),
     ));
     lines.push(String::new());
     let verdict = match r.outcome.as_str() {
@@ -79,7 +93,10 @@ pub fn render(cfg: &Config, r: &TxnResult, copy: Copy) -> Vec<String> {
         if let Some(code) = &h.auth_code {
             lines.push(pair("AUTH CODE", code));
         }
-        lines.push(pair("RESPONSE", &format!("{} {}", h.response_code, h.response_text)));
+        lines.push(pair(
+            "RESPONSE",
+            &format!("{} {}", h.response_code, h.response_text),
+        ));
         if let Some(rrn) = &h.rrn {
             lines.push(pair("RRN", rrn));
         }

@@ -176,7 +176,10 @@ impl PayReport {
         });
         let reason = match (&r.error, kernel, &r.host) {
             (Some(e), _, _) => Some(e.code.clone()),
-            (None, _, Some(h)) if r.outcome != "approved" => Some(format!("host response {} {}", h.response_code, h.response_text)),
+            (None, _, Some(h)) if r.outcome != "approved" => Some(format!(
+                "host response {} {}",
+                h.response_code, h.response_text
+            )),
             (None, Some(o), None) if r.outcome != "approved" => Some(o.reason.to_string()),
             _ => None,
         };

@@ -43,7 +43,10 @@ fn no_full_pan(o: &Output) {
 #[test]
 fn approved_payment_json() {
     let dir = tempfile::tempdir().unwrap();
-    let o = kassa(dir.path(), &["pay", "--amount", "12.34", "--card", "visa", "--json"]);
+    let o = kassa(
+        dir.path(),
+        &["pay", "--amount", "12.34", "--card", "visa", "--json"],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     no_full_pan(&o);
     let j = json(&o);
@@ -72,7 +75,10 @@ fn approved_payment_json() {
     // The PKI was created on first start, with a private terminal key.
     assert!(dir.path().join("pki/terminal.key").is_file());
     // A second payment reuses it and gets the next STAN.
-    let o2 = kassa(dir.path(), &["pay", "--amount", "1.00", "--card", "visa", "--json"]);
+    let o2 = kassa(
+        dir.path(),
+        &["pay", "--amount", "1.00", "--card", "visa", "--json"],
+    );
     assert_eq!(json(&o2)["transaction"]["stan"], 2);
 
     // The journal holds both, and no full PAN anywhere on disk.
@@ -100,7 +106,10 @@ fn text_output_and_cards() {
     let o = kassa(dir.path(), &["pay", "--amount", "60", "--card", "visa"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let out = text(&o.stdout);
-    assert!(out.starts_with("APPROVED  EUR 60.00  visa 476173******0119"), "{out}");
+    assert!(
+        out.starts_with("APPROVED  EUR 60.00  visa 476173******0119"),
+        "{out}"
+    );
     // Above the 50.00 CVM limit the card asks for a signature.
     assert!(out.contains("SIGNATURE REQUIRED"), "{out}");
     let o = kassa(dir.path(), &["cards", "--json"]);
@@ -113,8 +122,25 @@ fn text_output_and_cards() {
 #[test]
 fn tampered_card_key_is_declined_by_the_host() {
     let dir = tempfile::tempdir().unwrap();
-    let o = kassa(dir.path(), &["pay", "--amount", "12.34", "--card", "visa", "--json", "--fault", "card-wrong-key"]);
-    assert_eq!(o.status.code(), Some(0), "a decline is an outcome: {}", text(&o.stderr));
+    let o = kassa(
+        dir.path(),
+        &[
+            "pay",
+            "--amount",
+            "12.34",
+            "--card",
+            "visa",
+            "--json",
+            "--fault",
+            "card-wrong-key",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "a decline is an outcome: {}",
+        text(&o.stderr)
+    );
     let j = json(&o);
     assert_eq!(j["outcome"], "declined");
     assert_eq!(j["host"]["response_code"], "05");
@@ -127,10 +153,22 @@ fn bad_input_is_refused_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let cases: &[(&[&str], &str)] = &[
         (&["pay", "--amount", "-1", "--card", "visa"], "negative"),
-        (&["pay", "--amount", "12.345", "--card", "visa"], "more than 2 decimals"),
-        (&["pay", "--amount", "12,34", "--card", "visa"], "not a number"),
-        (&["pay", "--amount", "5000.01", "--card", "visa"], "over the configured maximum"),
-        (&["pay", "--amount", "1", "--card", "nosuchcard"], "unknown card \"nosuchcard\""),
+        (
+            &["pay", "--amount", "12.345", "--card", "visa"],
+            "more than 2 decimals",
+        ),
+        (
+            &["pay", "--amount", "12,34", "--card", "visa"],
+            "not a number",
+        ),
+        (
+            &["pay", "--amount", "5000.01", "--card", "visa"],
+            "over the configured maximum",
+        ),
+        (
+            &["pay", "--amount", "1", "--card", "nosuchcard"],
+            "unknown card \"nosuchcard\"",
+        ),
         (&["pay", "--card", "visa"], "--amount"),
         (&["nosuchcommand"], "nosuchcommand"),
     ];
@@ -145,8 +183,23 @@ fn bad_input_is_refused_with_exit_2() {
     assert!(!dir.path().join("journal.db").exists());
 
     let cfg = dir.path().join("bad.toml");
-    std::fs::write(&cfg, "[terminal]\nmax_amount = \"10.00\"\nmerchent = \"x\"\n").unwrap();
-    let o = kassa(dir.path(), &["--config", cfg.to_str().unwrap(), "pay", "--amount", "1", "--card", "visa"]);
+    std::fs::write(
+        &cfg,
+        "[terminal]\nmax_amount = \"10.00\"\nmerchent = \"x\"\n",
+    )
+    .unwrap();
+    let o = kassa(
+        dir.path(),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "pay",
+            "--amount",
+            "1",
+            "--card",
+            "visa",
+        ],
+    );
     assert_eq!(o.status.code(), Some(2));
     let err = text(&o.stderr);
     assert!(err.contains("merchent") && err.contains("line 3"), "{err}");
@@ -157,12 +210,29 @@ fn bad_input_is_refused_with_exit_2() {
 fn silent_host_times_out_and_owes_a_reversal() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = quick_config(dir.path());
-    let o = kassa(dir.path(), &["--config", &cfg, "pay", "--amount", "12.34", "--card", "visa", "--json", "--fault", "host-silent"]);
+    let o = kassa(
+        dir.path(),
+        &[
+            "--config",
+            &cfg,
+            "pay",
+            "--amount",
+            "12.34",
+            "--card",
+            "visa",
+            "--json",
+            "--fault",
+            "host-silent",
+        ],
+    );
     assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
     no_full_pan(&o);
     let err = text(&o.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("response_timeout") && err.contains("reversal pending"), "{err}");
+    assert!(
+        err.contains("response_timeout") && err.contains("reversal pending"),
+        "{err}"
+    );
     let j = json(&o);
     assert_eq!(j["outcome"], "reversal_pending");
     assert_eq!(j["error"]["code"], "response_timeout");
@@ -177,7 +247,19 @@ fn silent_host_times_out_and_owes_a_reversal() {
 #[test]
 fn host_refusing_the_terminal_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let o = kassa(dir.path(), &["pay", "--amount", "12.34", "--card", "visa", "--json", "--fault", "host-rejects-terminal"]);
+    let o = kassa(
+        dir.path(),
+        &[
+            "pay",
+            "--amount",
+            "12.34",
+            "--card",
+            "visa",
+            "--json",
+            "--fault",
+            "host-rejects-terminal",
+        ],
+    );
     assert_eq!(o.status.code(), Some(3));
     let err = text(&o.stderr);
     assert!(err.contains("client_certificate_rejected"), "{err}");
@@ -190,7 +272,19 @@ fn host_refusing_the_terminal_certificate() {
 #[test]
 fn host_with_a_certificate_from_another_ca_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let o = kassa(dir.path(), &["pay", "--amount", "12.34", "--card", "visa", "--json", "--fault", "host-untrusted-ca"]);
+    let o = kassa(
+        dir.path(),
+        &[
+            "pay",
+            "--amount",
+            "12.34",
+            "--card",
+            "visa",
+            "--json",
+            "--fault",
+            "host-untrusted-ca",
+        ],
+    );
     assert_eq!(o.status.code(), Some(3));
     assert!(text(&o.stderr).contains("host_certificate_rejected"));
     assert_eq!(json(&o)["error"]["code"], "host_certificate_rejected");
@@ -199,7 +293,18 @@ fn host_with_a_certificate_from_another_ca_is_refused() {
 #[test]
 fn host_down_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let o = kassa(dir.path(), &["pay", "--amount", "12.34", "--card", "visa", "--fault", "host-down"]);
+    let o = kassa(
+        dir.path(),
+        &[
+            "pay",
+            "--amount",
+            "12.34",
+            "--card",
+            "visa",
+            "--fault",
+            "host-down",
+        ],
+    );
     assert_eq!(o.status.code(), Some(3));
     assert!(text(&o.stderr).contains("refused"), "{}", text(&o.stderr));
 }
@@ -211,5 +316,8 @@ fn emulator_without_display_names_kassa_pay() {
     assert_eq!(o.status.code(), Some(1));
     let err = text(&o.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("no display") && err.contains("kassa pay"), "{err}");
+    assert!(
+        err.contains("no display") && err.contains("kassa pay"),
+        "{err}"
+    );
 }

@@ -32,7 +32,11 @@ impl AmountEntry {
             }
             d if d.len() == 1 && d.as_bytes()[0].is_ascii_digit() => {
                 let digit = (d.as_bytes()[0] - b'0') as u64;
-                match self.minor.checked_mul(10).and_then(|v| v.checked_add(digit)) {
+                match self
+                    .minor
+                    .checked_mul(10)
+                    .and_then(|v| v.checked_add(digit))
+                {
                     Some(v) if v <= self.max_minor => {
                         self.minor = v;
                         true
@@ -61,7 +65,12 @@ pub fn format_minor(minor: u64, exponent: u8) -> String {
         return minor.to_string();
     }
     let div = 10u64.pow(exponent as u32);
-    format!("{}.{:0width$}", minor / div, minor % div, width = exponent as usize)
+    format!(
+        "{}.{:0width$}",
+        minor / div,
+        minor % div,
+        width = exponent as usize
+    )
 }
 
 #[cfg(test)]

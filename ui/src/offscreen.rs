@@ -5,10 +5,10 @@
 use std::path::Path;
 use std::rc::Rc;
 
-use slint::platform::software_renderer::{MinimalSoftwareWindow, RepaintBufferType};
-use slint::Rgb8Pixel;
-use slint::platform::{Platform, WindowAdapter};
 use slint::PhysicalSize;
+use slint::Rgb8Pixel;
+use slint::platform::software_renderer::{MinimalSoftwareWindow, RepaintBufferType};
+use slint::platform::{Platform, WindowAdapter};
 
 /// Errors of off-screen rendering.
 #[derive(Debug, thiserror::Error)]

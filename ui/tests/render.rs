@@ -14,15 +14,23 @@ fn idle_and_result_screens_render() {
     window.show().unwrap();
     let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
 
-    window.global::<AmountAdapter>().set_amount_text("12.34".into());
+    window
+        .global::<AmountAdapter>()
+        .set_amount_text("12.34".into());
     window.global::<AmountAdapter>().set_can_charge(true);
     let idle = off.render();
     idle.save_png(&out.join("idle.png")).unwrap();
     // The theme's background fills the corners; the keypad and buttons cover much of the rest.
     assert_eq!(idle.pixel(2, 2), BACKGROUND);
     let drawn = idle.count_not(BACKGROUND);
-    assert!(drawn > 480 * 800 / 5, "idle screen: only {drawn} pixels drawn");
-    assert!(idle.distinct_colours() > 8, "idle screen has too few colours");
+    assert!(
+        drawn > 480 * 800 / 5,
+        "idle screen: only {drawn} pixels drawn"
+    );
+    assert!(
+        idle.distinct_colours() > 8,
+        "idle screen has too few colours"
+    );
     // The green Charge button along the bottom.
     let [r, g, b] = idle.pixel(240, 760);
     assert!(g > r && g > b, "charge button is green, got {r},{g},{b}");
@@ -37,7 +45,14 @@ fn idle_and_result_screens_render() {
     approved.save_png(&out.join("result.png")).unwrap();
     assert_ne!(approved, idle, "result screen differs from the idle screen");
     // The receipt paper is near-white.
-    assert!(approved.rgb.chunks(3).filter(|p| p == &[0xfb, 0xfa, 0xf5]).count() > 10_000);
+    assert!(
+        approved
+            .rgb
+            .chunks(3)
+            .filter(|p| p == &[0xfb, 0xfa, 0xf5])
+            .count()
+            > 10_000
+    );
     // The approved disc is green at the top centre (left of its glyph).
     let [r, g, b] = approved.pixel(195, 80);
     assert!(g > r && g > b, "approved disc is green, got {r},{g},{b}");
