@@ -370,27 +370,30 @@ impl Link {
             .unwrap_or_default();
         // Once write_frame starts, the host may have the request: from here on every failure
         // counts as "sent" (except a refused client certificate, see `classify`).
-        write_frame(conn, &bytes)
-            .await
-            .map_err(|e| classify(&e, true, "send"))?;
+        let deadline = tokio::time::Instant::now() + self.cfg.response_timeout;
+        let timed_out = |what: &str| {
+            LinkError::new(
+                LinkErrorKind::ResponseTimeout,
+                true,
+                format!(
+                    "{what} within {} ms",
+                    self.cfg.response_timeout.as_millis()
+                ),
+            )
+        };
+        match tokio::time::timeout_at(deadline, write_frame(conn, &bytes)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(classify(&e, true, "send")),
+            Err(_) => return Err(timed_out("request not sent")),
+        }
         let want_mti = request.mti + 10;
         let stan = request.get(11).map(<[u8]>::to_vec);
         let tid = request.get(41).map(<[u8]>::to_vec);
-        let deadline = tokio::time::Instant::now() + self.cfg.response_timeout;
         loop {
             let frame = match tokio::time::timeout_at(deadline, read_frame(conn)).await {
                 Ok(Ok(f)) => f,
                 Ok(Err(e)) => return Err(classify(&e, true, "receive")),
-                Err(_) => {
-                    return Err(LinkError::new(
-                        LinkErrorKind::ResponseTimeout,
-                        true,
-                        format!(
-                            "no response within {} ms",
-                            self.cfg.response_timeout.as_millis()
-                        ),
-                    ));
-                }
+                Err(_) => return Err(timed_out("no response")),
             };
             let response = Message::decode(&frame, self.cfg.dialect)
                 .map_err(|e| LinkError::new(LinkErrorKind::Decode, true, e.to_string()))?;

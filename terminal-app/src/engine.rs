@@ -138,6 +138,25 @@ pub struct TxnResult {
 }
 
 impl TxnResult {
+    /// Ends the transaction without an outcome: records the state and reason in the journal.
+    fn fail(
+        &mut self,
+        journal: &mut Journal,
+        state: TxnState,
+        failure: Failure,
+        code: &str,
+        message: String,
+    ) -> Result<(), JournalError> {
+        self.outcome = state.name().to_string();
+        self.journal_state = state;
+        self.error = Some(TxnError {
+            failure,
+            code: code.to_string(),
+            message,
+        });
+        journal.set_state(self.journal_id, state, Some(code))
+    }
+
     /// True when the money moved (approved).
     pub fn approved(&self) -> bool {
         self.outcome == "approved"
@@ -232,22 +251,6 @@ impl<R: CardReader> Engine<R> {
             timing: Timing::default(),
             when,
         };
-        let fail = |result: &mut TxnResult,
-                    journal: &mut Journal,
-                    state: TxnState,
-                    failure,
-                    code: &str,
-                    message: String| {
-            result.outcome = state.name().to_string();
-            result.journal_state = state;
-            result.error = Some(TxnError {
-                failure,
-                code: code.to_string(),
-                message,
-            });
-            journal.set_state(id, state, Some(code))
-        };
-
         // 1. Wait for the tap.
         self.emit(EngineEvent::WaitingForCard);
         let card_timeout = Duration::from_millis(self.config.reader.card_timeout_ms);
@@ -269,8 +272,7 @@ impl<R: CardReader> Engine<R> {
                 return Ok(result);
             }
             Some(Err(e)) => {
-                fail(
-                    &mut result,
+                result.fail(
                     &mut self.journal,
                     TxnState::CardError,
                     Failure::Other,
@@ -309,8 +311,7 @@ impl<R: CardReader> Engine<R> {
         let outcome = match self.run_kernel(input).await {
             Ok(o) => o,
             Err(KernelRunError::Reader(e)) => {
-                fail(
-                    &mut result,
+                result.fail(
                     &mut self.journal,
                     TxnState::CardError,
                     Failure::Other,
@@ -322,8 +323,7 @@ impl<R: CardReader> Engine<R> {
                 return Ok(result);
             }
             Err(KernelRunError::Start(msg)) => {
-                fail(
-                    &mut result,
+                result.fail(
                     &mut self.journal,
                     TxnState::CardError,
                     Failure::Other,
@@ -370,8 +370,7 @@ impl<R: CardReader> Engine<R> {
             Ok(r) => r,
             Err(msg) => {
                 result.kernel = Some(Box::new(outcome));
-                fail(
-                    &mut result,
+                result.fail(
                     &mut self.journal,
                     TxnState::CardError,
                     Failure::Other,
@@ -385,8 +384,7 @@ impl<R: CardReader> Engine<R> {
         let message = match request.to_message() {
             Ok(m) => m,
             Err(e) => {
-                fail(
-                    &mut result,
+                result.fail(
                     &mut self.journal,
                     TxnState::CardError,
                     Failure::Other,
@@ -407,8 +405,7 @@ impl<R: CardReader> Engine<R> {
                     Ok(a) => a,
                     Err(e) => {
                         // A response we cannot read: the host may have approved; reverse.
-                        fail(
-                            &mut result,
+                        result.fail(
                             &mut self.journal,
                             TxnState::ReversalPending,
                             Failure::Host,
@@ -450,8 +447,7 @@ impl<R: CardReader> Engine<R> {
                 } else {
                     TxnState::HostUnreachable
                 };
-                fail(
-                    &mut result,
+                result.fail(
                     &mut self.journal,
                     state,
                     Failure::Host,
