@@ -375,10 +375,7 @@ impl Link {
             LinkError::new(
                 LinkErrorKind::ResponseTimeout,
                 true,
-                format!(
-                    "{what} within {} ms",
-                    self.cfg.response_timeout.as_millis()
-                ),
+                format!("{what} within {} ms", self.cfg.response_timeout.as_millis()),
             )
         };
         match tokio::time::timeout_at(deadline, write_frame(conn, &bytes)).await {

@@ -23,8 +23,10 @@
 pub mod apdu;
 mod c3;
 pub mod card;
+pub mod codes;
 pub mod config;
 pub mod crypto;
+mod dictionary;
 pub mod dol;
 pub mod entry;
 pub mod outcome;

@@ -1,21 +1,13 @@
-//! The EMV data objects Kassa uses, with name, format and source (EMV Book 3 Annex A,
-//! Book C-3 Annex A).
+//! The EMV data object dictionary (EMV Book 3 Annex A, Book 4, Contactless Books A/B, C-2 and
+//! C-3 Annex A): tag, name, format, length range, source, and the kernel it belongs to.
 //!
-//! The dictionary drives DOL formatting (Book 3 §5.4 needs each object's format) and the
-//! human-readable decoders.
+//! The table lives in `emv/data/tags.tsv` and is turned into [`DICTIONARY`] by
+//! `scripts/gen-tags.py`. It drives DOL formatting (Book 3 §5.4 needs each object's format) and
+//! the human-readable decoders.
 
 use crate::tlv::Tag;
 
-macro_rules! tags {
-    ($( $(#[$doc:meta])* $name:ident = $raw:literal, $text:literal, $fmt:ident, $src:ident; )*) => {
-        $( $(#[$doc])* pub const $name: Tag = Tag::new($raw); )*
-
-        /// Every data object in the dictionary.
-        pub static DICTIONARY: &[TagInfo] = &[
-            $( TagInfo { tag: $name, name: $text, format: Format::$fmt, source: Source::$src }, )*
-        ];
-    };
-}
+pub use crate::dictionary::DICTIONARY;
 
 /// Data format of a data object (Book 3 §4.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +18,7 @@ pub enum Format {
     An,
     /// Alphanumeric special (ISO 8859).
     Ans,
-    /// Binary.
+    /// Binary (and the books' "var." formats).
     B,
     /// Compressed numeric: left-justified BCD, trailing `F`.
     Cn,
@@ -34,6 +26,21 @@ pub enum Format {
     N,
     /// Constructed template.
     Template,
+}
+
+impl Format {
+    /// The books' abbreviation.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::A => "a",
+            Format::An => "an",
+            Format::Ans => "ans",
+            Format::B => "b",
+            Format::Cn => "cn",
+            Format::N => "n",
+            Format::Template => "template",
+        }
+    }
 }
 
 /// Where a data object comes from.
@@ -45,10 +52,24 @@ pub enum Source {
     Terminal,
     /// The issuer, through the acquirer.
     Issuer,
+    /// The kernel itself (C-2 working data and outcome objects).
+    Kernel,
+}
+
+impl Source {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Card => "card",
+            Source::Terminal => "terminal",
+            Source::Issuer => "issuer",
+            Source::Kernel => "kernel",
+        }
+    }
 }
 
 /// A dictionary entry.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TagInfo {
     /// The tag.
     pub tag: Tag,
@@ -56,13 +77,59 @@ pub struct TagInfo {
     pub name: &'static str,
     /// Data format.
     pub format: Format,
+    /// Shortest length in bytes.
+    pub min_len: usize,
+    /// Longest length in bytes, when the books fix one.
+    pub max_len: Option<usize>,
     /// Who provides it.
     pub source: Source,
+    /// 0 for objects of EMV Books 1-4 and Contactless Books A/B; otherwise the kernel (2 for
+    /// C-2...) whose Annex A defines this meaning of the tag.
+    pub kernel: u8,
+    /// The template(s) it appears in, as the books name them (e.g. "70 or 77"), or empty.
+    pub template: &'static str,
 }
 
-/// Looks up a tag in the dictionary.
+impl TagInfo {
+    /// True if `len` is within the dictionary's range.
+    pub fn length_ok(&self, len: usize) -> bool {
+        len >= self.min_len && self.max_len.is_none_or(|m| len <= m)
+    }
+}
+
+/// Looks up a tag with its general (kernel-independent) meaning, falling back to any kernel's.
 pub fn info(tag: Tag) -> Option<&'static TagInfo> {
-    DICTIONARY.iter().find(|i| i.tag == tag)
+    lookup(tag, 0, None)
+}
+
+/// Looks up a tag as kernel `kernel` (0 for none) sees it, inside template `parent` when known.
+///
+/// A kernel's own meaning wins over the general one (9F6E is Third Party Data in C-2 and the
+/// Form Factor Indicator in C-3); the parent template picks between meanings that depend on it
+/// (82 is the AIP, or a Biometric Subtype inside a biometric template).
+pub fn lookup(tag: Tag, kernel: u8, parent: Option<Tag>) -> Option<&'static TagInfo> {
+    let mut rows = DICTIONARY.iter().filter(|i| i.tag == tag);
+    let candidates: Vec<&TagInfo> = rows.by_ref().collect();
+    if candidates.is_empty() {
+        return None;
+    }
+    let in_parent = |i: &&TagInfo| match parent {
+        Some(p) => i.template.contains(&p.to_string()),
+        None => false,
+    };
+    let score = |i: &&TagInfo| -> u8 {
+        let k = if kernel != 0 && i.kernel == kernel {
+            4
+        } else if i.kernel == 0 {
+            2
+        } else {
+            0
+        };
+        k + u8::from(in_parent(i))
+    };
+    // Highest score; ties keep table order (the classic meaning comes first).
+    let best = candidates.iter().map(score).max()?;
+    candidates.into_iter().find(|i| score(i) == best)
 }
 
 /// The format of `tag`: the dictionary's, or binary for unknown tags (Book 3 §5.4 treats
@@ -71,194 +138,295 @@ pub fn format(tag: Tag) -> Format {
     info(tag).map_or(Format::B, |i| i.format)
 }
 
-tags! {
-    /// Application Identifier (ADF Name) in a directory entry.
-    AID_CARD = 0x4F, "Application Identifier (AID) - card", B, Card;
-    /// Application Label.
-    APPLICATION_LABEL = 0x50, "Application Label", Ans, Card;
-    /// Track 1 Data.
-    TRACK1 = 0x56, "Track 1 Data", Ans, Card;
-    /// Track 2 Equivalent Data.
-    TRACK2 = 0x57, "Track 2 Equivalent Data", B, Card;
-    /// Application Primary Account Number.
-    PAN = 0x5A, "Application Primary Account Number (PAN)", Cn, Card;
-    /// Application Template.
-    APPLICATION_TEMPLATE = 0x61, "Application Template", Template, Card;
-    /// File Control Information Template.
-    FCI_TEMPLATE = 0x6F, "File Control Information (FCI) Template", Template, Card;
-    /// READ RECORD Response Message Template.
-    RECORD_TEMPLATE = 0x70, "READ RECORD Response Message Template", Template, Card;
-    /// Response Message Template Format 2.
-    RESPONSE_FORMAT2 = 0x77, "Response Message Template Format 2", Template, Card;
-    /// Response Message Template Format 1.
-    RESPONSE_FORMAT1 = 0x80, "Response Message Template Format 1", B, Card;
-    /// Application Interchange Profile.
-    AIP = 0x82, "Application Interchange Profile", B, Card;
-    /// Command Template.
-    COMMAND_TEMPLATE = 0x83, "Command Template", B, Terminal;
-    /// Dedicated File Name.
-    DF_NAME = 0x84, "Dedicated File (DF) Name", B, Card;
-    /// Application Priority Indicator.
-    PRIORITY = 0x87, "Application Priority Indicator", B, Card;
-    /// Short File Identifier.
-    SFI = 0x88, "Short File Identifier (SFI)", B, Card;
-    /// Authorisation Code.
-    AUTH_CODE = 0x89, "Authorisation Code", An, Issuer;
-    /// Authorisation Response Code.
-    ARC = 0x8A, "Authorisation Response Code", An, Issuer;
-    /// CDOL1.
-    CDOL1 = 0x8C, "Card Risk Management Data Object List 1 (CDOL1)", B, Card;
-    /// CDOL2.
-    CDOL2 = 0x8D, "Card Risk Management Data Object List 2 (CDOL2)", B, Card;
-    /// CVM List.
-    CVM_LIST = 0x8E, "Cardholder Verification Method (CVM) List", B, Card;
-    /// Certification Authority Public Key Index (card).
-    CA_PK_INDEX = 0x8F, "Certification Authority Public Key Index", B, Card;
-    /// Issuer Public Key Certificate.
-    ISSUER_PK_CERT = 0x90, "Issuer Public Key Certificate", B, Card;
-    /// Issuer Authentication Data.
-    ISSUER_AUTH_DATA = 0x91, "Issuer Authentication Data", B, Issuer;
-    /// Issuer Public Key Remainder.
-    ISSUER_PK_REMAINDER = 0x92, "Issuer Public Key Remainder", B, Card;
-    /// Signed Static Application Data.
-    SSAD = 0x93, "Signed Static Application Data", B, Card;
-    /// Application File Locator.
-    AFL = 0x94, "Application File Locator (AFL)", B, Card;
-    /// Terminal Verification Results.
-    TVR = 0x95, "Terminal Verification Results", B, Terminal;
-    /// Transaction Date.
-    TXN_DATE = 0x9A, "Transaction Date", N, Terminal;
-    /// Transaction Status Information.
-    TSI = 0x9B, "Transaction Status Information", B, Terminal;
-    /// Transaction Type.
-    TXN_TYPE = 0x9C, "Transaction Type", N, Terminal;
-    /// Directory Definition File Name.
-    DDF_NAME = 0x9D, "Directory Definition File (DDF) Name", B, Card;
-    /// Cardholder Name.
-    CARDHOLDER_NAME = 0x5F20, "Cardholder Name", Ans, Card;
-    /// Application Expiration Date.
-    EXPIRY = 0x5F24, "Application Expiration Date", N, Card;
-    /// Application Effective Date.
-    EFFECTIVE = 0x5F25, "Application Effective Date", N, Card;
-    /// Issuer Country Code.
-    ISSUER_COUNTRY = 0x5F28, "Issuer Country Code", N, Card;
-    /// Transaction Currency Code.
-    TXN_CURRENCY = 0x5F2A, "Transaction Currency Code", N, Terminal;
-    /// Language Preference.
-    LANGUAGE_PREFERENCE = 0x5F2D, "Language Preference", An, Card;
-    /// Service Code.
-    SERVICE_CODE = 0x5F30, "Service Code", N, Card;
-    /// Application PAN Sequence Number.
-    PSN = 0x5F34, "Application PAN Sequence Number", N, Card;
-    /// Transaction Currency Exponent.
-    TXN_CURRENCY_EXPONENT = 0x5F36, "Transaction Currency Exponent", N, Terminal;
-    /// Amount, Authorised (Binary).
-    AMOUNT_AUTHORISED_BIN = 0x81, "Amount, Authorised (Binary)", B, Terminal;
-    /// Amount, Authorised (Numeric).
-    AMOUNT_AUTHORISED = 0x9F02, "Amount, Authorised (Numeric)", N, Terminal;
-    /// Amount, Other (Numeric).
-    AMOUNT_OTHER = 0x9F03, "Amount, Other (Numeric)", N, Terminal;
-    /// Application Identifier (terminal).
-    AID_TERMINAL = 0x9F06, "Application Identifier (AID) - terminal", B, Terminal;
-    /// Application Usage Control.
-    AUC = 0x9F07, "Application Usage Control", B, Card;
-    /// Application Version Number (card).
-    APP_VERSION_CARD = 0x9F08, "Application Version Number - card", B, Card;
-    /// Application Version Number (terminal).
-    APP_VERSION_TERMINAL = 0x9F09, "Application Version Number - terminal", B, Terminal;
-    /// Cardholder Name Extended.
-    CARDHOLDER_NAME_EXT = 0x9F0B, "Cardholder Name Extended", Ans, Card;
-    /// Issuer Action Code - Default.
-    IAC_DEFAULT = 0x9F0D, "Issuer Action Code - Default", B, Card;
-    /// Issuer Action Code - Denial.
-    IAC_DENIAL = 0x9F0E, "Issuer Action Code - Denial", B, Card;
-    /// Issuer Action Code - Online.
-    IAC_ONLINE = 0x9F0F, "Issuer Action Code - Online", B, Card;
-    /// Issuer Application Data.
-    IAD = 0x9F10, "Issuer Application Data", B, Card;
-    /// Issuer Code Table Index.
-    ISSUER_CODE_TABLE = 0x9F11, "Issuer Code Table Index", N, Card;
-    /// Application Preferred Name.
-    PREFERRED_NAME = 0x9F12, "Application Preferred Name", Ans, Card;
-    /// Terminal Floor Limit.
-    FLOOR_LIMIT = 0x9F1B, "Terminal Floor Limit", B, Terminal;
-    /// Terminal Identification.
-    TERMINAL_ID = 0x9F1C, "Terminal Identification", An, Terminal;
-    /// Interface Device Serial Number.
-    IFD_SERIAL = 0x9F1E, "Interface Device (IFD) Serial Number", An, Terminal;
-    /// Track 1 Discretionary Data.
-    TRACK1_DISCRETIONARY = 0x9F1F, "Track 1 Discretionary Data", Ans, Card;
-    /// Track 2 Discretionary Data.
-    TRACK2_DISCRETIONARY = 0x9F20, "Track 2 Discretionary Data", Cn, Card;
-    /// Terminal Country Code.
-    TERMINAL_COUNTRY = 0x9F1A, "Terminal Country Code", N, Terminal;
-    /// Transaction Time.
-    TXN_TIME = 0x9F21, "Transaction Time", N, Terminal;
-    /// Application Cryptogram.
-    APPLICATION_CRYPTOGRAM = 0x9F26, "Application Cryptogram", B, Card;
-    /// Cryptogram Information Data.
-    CID = 0x9F27, "Cryptogram Information Data", B, Card;
-    /// Kernel Identifier.
-    KERNEL_ID = 0x9F2A, "Kernel Identifier", B, Card;
-    /// Terminal Capabilities.
-    TERMINAL_CAPABILITIES = 0x9F33, "Terminal Capabilities", B, Terminal;
-    /// CVM Results.
-    CVM_RESULTS = 0x9F34, "Cardholder Verification Method (CVM) Results", B, Terminal;
-    /// Terminal Type.
-    TERMINAL_TYPE = 0x9F35, "Terminal Type", N, Terminal;
-    /// Application Transaction Counter.
-    ATC = 0x9F36, "Application Transaction Counter (ATC)", B, Card;
-    /// Unpredictable Number.
-    UNPREDICTABLE_NUMBER = 0x9F37, "Unpredictable Number", B, Terminal;
-    /// Processing Options Data Object List.
-    PDOL = 0x9F38, "Processing Options Data Object List (PDOL)", B, Card;
-    /// Point-of-Service Entry Mode.
-    POS_ENTRY_MODE = 0x9F39, "Point-of-Service (POS) Entry Mode", N, Terminal;
-    /// Additional Terminal Capabilities.
-    ADDITIONAL_TERMINAL_CAPABILITIES = 0x9F40, "Additional Terminal Capabilities", B, Terminal;
-    /// Transaction Sequence Counter.
-    TXN_SEQUENCE_COUNTER = 0x9F41, "Transaction Sequence Counter", N, Terminal;
-    /// Application Currency Code.
-    APP_CURRENCY = 0x9F42, "Application Currency Code", N, Card;
-    /// ICC Public Key Certificate.
-    ICC_PK_CERT = 0x9F46, "ICC Public Key Certificate", B, Card;
-    /// Signed Dynamic Application Data.
-    SDAD = 0x9F4B, "Signed Dynamic Application Data", B, Card;
-    /// Merchant Name and Location.
-    MERCHANT_NAME_LOCATION = 0x9F4E, "Merchant Name and Location", Ans, Terminal;
-    /// Card Authentication Related Data (Book C-3, fDDA).
-    CARD_AUTH_RELATED_DATA = 0x9F69, "Card Authentication Related Data", B, Card;
-    /// Terminal Transaction Qualifiers (Book C-3).
-    TTQ = 0x9F66, "Terminal Transaction Qualifiers (TTQ)", B, Terminal;
-    /// Card Transaction Qualifiers (Book C-3).
-    CTQ = 0x9F6C, "Card Transaction Qualifiers (CTQ)", B, Card;
-    /// Form Factor Indicator (Book C-3).
-    FORM_FACTOR = 0x9F6E, "Form Factor Indicator", B, Card;
-    /// Customer Exclusive Data (Book C-3).
-    CUSTOMER_EXCLUSIVE_DATA = 0x9F7C, "Customer Exclusive Data", B, Card;
-    /// Available Offline Spending Amount (Book C-3).
-    AOSA = 0x9F5D, "Available Offline Spending Amount", N, Card;
-    /// Merchant Category Code.
-    MERCHANT_CATEGORY_CODE = 0x9F15, "Merchant Category Code", N, Terminal;
-    /// Merchant Identifier.
-    MERCHANT_ID = 0x9F16, "Merchant Identifier", Ans, Terminal;
-    /// FCI Proprietary Template.
-    FCI_PROPRIETARY = 0xA5, "FCI Proprietary Template", Template, Card;
-    /// FCI Issuer Discretionary Data.
-    FCI_ISSUER_DISCRETIONARY = 0xBF0C, "FCI Issuer Discretionary Data", Template, Card;
-}
+/// Application Identifier (ADF Name) in a directory entry.
+pub const AID_CARD: Tag = Tag::new(0x4F);
+
+/// Application Label.
+pub const APPLICATION_LABEL: Tag = Tag::new(0x50);
+
+/// Track 1 Data.
+pub const TRACK1: Tag = Tag::new(0x56);
+
+/// Track 2 Equivalent Data.
+pub const TRACK2: Tag = Tag::new(0x57);
+
+/// Application Primary Account Number.
+pub const PAN: Tag = Tag::new(0x5A);
+
+/// Application Template.
+pub const APPLICATION_TEMPLATE: Tag = Tag::new(0x61);
+
+/// File Control Information Template.
+pub const FCI_TEMPLATE: Tag = Tag::new(0x6F);
+
+/// READ RECORD Response Message Template.
+pub const RECORD_TEMPLATE: Tag = Tag::new(0x70);
+
+/// Response Message Template Format 2.
+pub const RESPONSE_FORMAT2: Tag = Tag::new(0x77);
+
+/// Response Message Template Format 1.
+pub const RESPONSE_FORMAT1: Tag = Tag::new(0x80);
+
+/// Application Interchange Profile.
+pub const AIP: Tag = Tag::new(0x82);
+
+/// Command Template.
+pub const COMMAND_TEMPLATE: Tag = Tag::new(0x83);
+
+/// Dedicated File Name.
+pub const DF_NAME: Tag = Tag::new(0x84);
+
+/// Application Priority Indicator.
+pub const PRIORITY: Tag = Tag::new(0x87);
+
+/// Short File Identifier.
+pub const SFI: Tag = Tag::new(0x88);
+
+/// Authorisation Code.
+pub const AUTH_CODE: Tag = Tag::new(0x89);
+
+/// Authorisation Response Code.
+pub const ARC: Tag = Tag::new(0x8A);
+
+/// CDOL1.
+pub const CDOL1: Tag = Tag::new(0x8C);
+
+/// CDOL2.
+pub const CDOL2: Tag = Tag::new(0x8D);
+
+/// CVM List.
+pub const CVM_LIST: Tag = Tag::new(0x8E);
+
+/// Certification Authority Public Key Index (card).
+pub const CA_PK_INDEX: Tag = Tag::new(0x8F);
+
+/// Issuer Public Key Certificate.
+pub const ISSUER_PK_CERT: Tag = Tag::new(0x90);
+
+/// Issuer Authentication Data.
+pub const ISSUER_AUTH_DATA: Tag = Tag::new(0x91);
+
+/// Issuer Public Key Remainder.
+pub const ISSUER_PK_REMAINDER: Tag = Tag::new(0x92);
+
+/// Signed Static Application Data.
+pub const SSAD: Tag = Tag::new(0x93);
+
+/// Application File Locator.
+pub const AFL: Tag = Tag::new(0x94);
+
+/// Terminal Verification Results.
+pub const TVR: Tag = Tag::new(0x95);
+
+/// Transaction Date.
+pub const TXN_DATE: Tag = Tag::new(0x9A);
+
+/// Transaction Status Information.
+pub const TSI: Tag = Tag::new(0x9B);
+
+/// Transaction Type.
+pub const TXN_TYPE: Tag = Tag::new(0x9C);
+
+/// Directory Definition File Name.
+pub const DDF_NAME: Tag = Tag::new(0x9D);
+
+/// Cardholder Name.
+pub const CARDHOLDER_NAME: Tag = Tag::new(0x5F20);
+
+/// Application Expiration Date.
+pub const EXPIRY: Tag = Tag::new(0x5F24);
+
+/// Application Effective Date.
+pub const EFFECTIVE: Tag = Tag::new(0x5F25);
+
+/// Issuer Country Code.
+pub const ISSUER_COUNTRY: Tag = Tag::new(0x5F28);
+
+/// Transaction Currency Code.
+pub const TXN_CURRENCY: Tag = Tag::new(0x5F2A);
+
+/// Language Preference.
+pub const LANGUAGE_PREFERENCE: Tag = Tag::new(0x5F2D);
+
+/// Service Code.
+pub const SERVICE_CODE: Tag = Tag::new(0x5F30);
+
+/// Application PAN Sequence Number.
+pub const PSN: Tag = Tag::new(0x5F34);
+
+/// Transaction Currency Exponent.
+pub const TXN_CURRENCY_EXPONENT: Tag = Tag::new(0x5F36);
+
+/// Amount, Authorised (Binary).
+pub const AMOUNT_AUTHORISED_BIN: Tag = Tag::new(0x81);
+
+/// Amount, Authorised (Numeric).
+pub const AMOUNT_AUTHORISED: Tag = Tag::new(0x9F02);
+
+/// Amount, Other (Numeric).
+pub const AMOUNT_OTHER: Tag = Tag::new(0x9F03);
+
+/// Application Identifier (terminal).
+pub const AID_TERMINAL: Tag = Tag::new(0x9F06);
+
+/// Application Usage Control.
+pub const AUC: Tag = Tag::new(0x9F07);
+
+/// Application Version Number (card).
+pub const APP_VERSION_CARD: Tag = Tag::new(0x9F08);
+
+/// Application Version Number (terminal).
+pub const APP_VERSION_TERMINAL: Tag = Tag::new(0x9F09);
+
+/// Cardholder Name Extended.
+pub const CARDHOLDER_NAME_EXT: Tag = Tag::new(0x9F0B);
+
+/// Issuer Action Code - Default.
+pub const IAC_DEFAULT: Tag = Tag::new(0x9F0D);
+
+/// Issuer Action Code - Denial.
+pub const IAC_DENIAL: Tag = Tag::new(0x9F0E);
+
+/// Issuer Action Code - Online.
+pub const IAC_ONLINE: Tag = Tag::new(0x9F0F);
+
+/// Issuer Application Data.
+pub const IAD: Tag = Tag::new(0x9F10);
+
+/// Issuer Code Table Index.
+pub const ISSUER_CODE_TABLE: Tag = Tag::new(0x9F11);
+
+/// Application Preferred Name.
+pub const PREFERRED_NAME: Tag = Tag::new(0x9F12);
+
+/// Terminal Floor Limit.
+pub const FLOOR_LIMIT: Tag = Tag::new(0x9F1B);
+
+/// Terminal Identification.
+pub const TERMINAL_ID: Tag = Tag::new(0x9F1C);
+
+/// Interface Device Serial Number.
+pub const IFD_SERIAL: Tag = Tag::new(0x9F1E);
+
+/// Track 1 Discretionary Data.
+pub const TRACK1_DISCRETIONARY: Tag = Tag::new(0x9F1F);
+
+/// Track 2 Discretionary Data.
+pub const TRACK2_DISCRETIONARY: Tag = Tag::new(0x9F20);
+
+/// Terminal Country Code.
+pub const TERMINAL_COUNTRY: Tag = Tag::new(0x9F1A);
+
+/// Transaction Time.
+pub const TXN_TIME: Tag = Tag::new(0x9F21);
+
+/// Application Cryptogram.
+pub const APPLICATION_CRYPTOGRAM: Tag = Tag::new(0x9F26);
+
+/// Cryptogram Information Data.
+pub const CID: Tag = Tag::new(0x9F27);
+
+/// Kernel Identifier.
+pub const KERNEL_ID: Tag = Tag::new(0x9F2A);
+
+/// Terminal Capabilities.
+pub const TERMINAL_CAPABILITIES: Tag = Tag::new(0x9F33);
+
+/// CVM Results.
+pub const CVM_RESULTS: Tag = Tag::new(0x9F34);
+
+/// Terminal Type.
+pub const TERMINAL_TYPE: Tag = Tag::new(0x9F35);
+
+/// Application Transaction Counter.
+pub const ATC: Tag = Tag::new(0x9F36);
+
+/// Unpredictable Number.
+pub const UNPREDICTABLE_NUMBER: Tag = Tag::new(0x9F37);
+
+/// Processing Options Data Object List.
+pub const PDOL: Tag = Tag::new(0x9F38);
+
+/// Point-of-Service Entry Mode.
+pub const POS_ENTRY_MODE: Tag = Tag::new(0x9F39);
+
+/// Additional Terminal Capabilities.
+pub const ADDITIONAL_TERMINAL_CAPABILITIES: Tag = Tag::new(0x9F40);
+
+/// Transaction Sequence Counter.
+pub const TXN_SEQUENCE_COUNTER: Tag = Tag::new(0x9F41);
+
+/// Application Currency Code.
+pub const APP_CURRENCY: Tag = Tag::new(0x9F42);
+
+/// ICC Public Key Certificate.
+pub const ICC_PK_CERT: Tag = Tag::new(0x9F46);
+
+/// Signed Dynamic Application Data.
+pub const SDAD: Tag = Tag::new(0x9F4B);
+
+/// Merchant Name and Location.
+pub const MERCHANT_NAME_LOCATION: Tag = Tag::new(0x9F4E);
+
+/// Card Authentication Related Data (Book C-3, fDDA).
+pub const CARD_AUTH_RELATED_DATA: Tag = Tag::new(0x9F69);
+
+/// Terminal Transaction Qualifiers (Book C-3).
+pub const TTQ: Tag = Tag::new(0x9F66);
+
+/// Card Transaction Qualifiers (Book C-3).
+pub const CTQ: Tag = Tag::new(0x9F6C);
+
+/// Form Factor Indicator (Book C-3).
+pub const FORM_FACTOR: Tag = Tag::new(0x9F6E);
+
+/// Customer Exclusive Data (Book C-3).
+pub const CUSTOMER_EXCLUSIVE_DATA: Tag = Tag::new(0x9F7C);
+
+/// Available Offline Spending Amount (Book C-3).
+pub const AOSA: Tag = Tag::new(0x9F5D);
+
+/// Merchant Category Code.
+pub const MERCHANT_CATEGORY_CODE: Tag = Tag::new(0x9F15);
+
+/// Merchant Identifier.
+pub const MERCHANT_ID: Tag = Tag::new(0x9F16);
+
+/// FCI Proprietary Template.
+pub const FCI_PROPRIETARY: Tag = Tag::new(0xA5);
+
+/// FCI Issuer Discretionary Data.
+pub const FCI_ISSUER_DISCRETIONARY: Tag = Tag::new(0xBF0C);
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn dictionary_has_no_duplicates_and_formats() {
-        let mut tags: Vec<_> = DICTIONARY.iter().map(|i| i.tag).collect();
-        tags.sort();
-        let n = tags.len();
-        tags.dedup();
-        assert_eq!(n, tags.len(), "duplicate tag in dictionary");
+    fn constants_are_in_the_dictionary() {
+        for t in [
+            PAN,
+            TRACK2,
+            AIP,
+            AFL,
+            TVR,
+            TTQ,
+            CTQ,
+            PDOL,
+            IAD,
+            CID,
+            ATC,
+            FORM_FACTOR,
+            AMOUNT_AUTHORISED,
+            FCI_ISSUER_DISCRETIONARY,
+        ] {
+            assert!(info(t).is_some(), "{t} missing");
+        }
+    }
+
+    #[test]
+    fn formats_and_lengths() {
         assert_eq!(format(AMOUNT_AUTHORISED), Format::N);
         assert_eq!(format(PAN), Format::Cn);
         assert_eq!(format(Tag::new(0xDF7F)), Format::B);
@@ -266,5 +434,50 @@ mod tests {
             info(TTQ).unwrap().name,
             "Terminal Transaction Qualifiers (TTQ)"
         );
+        let amount = info(AMOUNT_AUTHORISED).unwrap();
+        assert!(amount.length_ok(6) && !amount.length_ok(5));
+        assert_eq!(info(TXN_DATE).unwrap().source, Source::Terminal);
+        assert!(DICTIONARY.len() > 250);
+    }
+
+    #[test]
+    fn kernel_and_template_pick_the_meaning() {
+        // 9F6E: Third Party Data in C-2, Form Factor Indicator in C-3.
+        assert!(
+            lookup(FORM_FACTOR, 3, None)
+                .unwrap()
+                .name
+                .contains("Form Factor")
+        );
+        assert!(
+            lookup(FORM_FACTOR, 2, None)
+                .unwrap()
+                .name
+                .contains("Third Party")
+        );
+        // 82 is the AIP, except inside a biometric template.
+        assert!(lookup(AIP, 0, None).unwrap().name.contains("Interchange"));
+        assert!(
+            lookup(AIP, 0, Some(Tag::new(0xA1)))
+                .unwrap()
+                .name
+                .contains("Biometric")
+        );
+    }
+
+    #[test]
+    fn every_row_is_consistent() {
+        for i in DICTIONARY {
+            if let Some(max) = i.max_len {
+                assert!(i.min_len <= max, "{}: {} > {}", i.tag, i.min_len, max);
+            }
+            assert_eq!(
+                i.format == Format::Template,
+                i.tag.is_constructed(),
+                "{} {}",
+                i.tag,
+                i.name
+            );
+        }
     }
 }
