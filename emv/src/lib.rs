@@ -29,6 +29,7 @@ pub mod crypto;
 mod dictionary;
 pub mod dol;
 pub mod entry;
+pub mod explain;
 pub mod outcome;
 pub mod tags;
 pub mod testdata;

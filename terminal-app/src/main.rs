@@ -13,6 +13,7 @@ mod gui;
 mod journal;
 mod receipt;
 mod report;
+mod tool;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,6 +88,56 @@ enum Command {
     Journal {
         #[command(subcommand)]
         command: JournalCommand,
+    },
+    /// Decoders for EMV data: TLV, APDUs, DOLs.
+    Tool {
+        #[command(subcommand)]
+        command: ToolCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ToolCommand {
+    /// Decode BER-TLV as a tree with the meaning of each field (`-` reads stdin).
+    Tlv {
+        /// Hex; spaces and newlines are ignored. `-` reads it from stdin.
+        hex: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Kernel whose meaning applies to kernel-specific tags (2 = Mastercard, 3 = Visa...).
+        #[arg(long, default_value_t = 0)]
+        kernel: u8,
+        /// Show PAN, track data, names and expiry in full (masked by default).
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Name a command APDU and decode its response.
+    Apdu {
+        /// Command APDU, hex.
+        capdu: String,
+        /// Response APDU (data and SW1 SW2), hex.
+        rapdu: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Kernel whose meaning applies to kernel-specific tags.
+        #[arg(long, default_value_t = 0)]
+        kernel: u8,
+        /// Show PAN, track data, names and expiry in full.
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// List a data object list's entries with their names.
+    Dol {
+        /// The DOL, hex (`-` reads stdin).
+        hex: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Kernel whose meaning applies to kernel-specific tags.
+        #[arg(long, default_value_t = 0)]
+        kernel: u8,
     },
 }
 
@@ -167,6 +218,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
+    // Tools need no configuration: a broken kassa.toml must not stop a decoder.
+    if let Command::Tool { ref command } = cli.command {
+        return Ok(tool_command(command));
+    }
     let cfg = match load_config(&cli) {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -188,6 +243,52 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         } => pay(&paths, cfg, amount, card, kind, json, fault),
         Command::Emulator => emulator_window(&paths, cfg),
         Command::Journal { ref command } => journal_command(&paths, command),
+        Command::Tool { ref command } => Ok(tool_command(command)),
+    }
+}
+
+fn tool_command(command: &ToolCommand) -> u8 {
+    use emv::explain::Options;
+    let result = match command {
+        ToolCommand::Tlv {
+            hex,
+            json,
+            kernel,
+            reveal,
+        } => tool::tlv(
+            hex,
+            *json,
+            Options {
+                kernel: *kernel,
+                reveal: *reveal,
+            },
+        ),
+        ToolCommand::Apdu {
+            capdu,
+            rapdu,
+            json,
+            kernel,
+            reveal,
+        } => tool::apdu(
+            capdu,
+            rapdu.as_deref(),
+            *json,
+            Options {
+                kernel: *kernel,
+                reveal: *reveal,
+            },
+        ),
+        ToolCommand::Dol { hex, json, kernel } => tool::dol(hex, *json, *kernel),
+    };
+    match result {
+        Ok(text) => {
+            println!("{text}");
+            0
+        }
+        Err(tool::ToolError(msg)) => {
+            eprintln!("kassa tool {msg}");
+            EXIT_USAGE
+        }
     }
 }
 
