@@ -7,6 +7,7 @@
 pub mod card;
 pub mod host;
 pub mod pki;
+pub mod transport;
 
 pub use card::{CardFault, Profile, VisaCard, builtin_card, builtin_profiles};
 pub use host::{HostConfig, HostFault, HostSim, IssuerKey, LedgerEntry};

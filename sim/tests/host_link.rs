@@ -244,3 +244,21 @@ async fn nothing_listening_is_refused() {
     assert_eq!(e.kind, LinkErrorKind::Refused, "{e}");
     assert!(!e.request_sent);
 }
+
+#[test]
+fn kernel_copes_with_get_response_and_wrong_le() {
+    use sim::transport::{T0Card, T0Style};
+    let plain = run_kernel(&mut builtin_card("visa").unwrap().unwrap(), 1234);
+    for style in [T0Style::GetResponse { chunk: 16 }, T0Style::WrongLe] {
+        let mut card = T0Card::new(builtin_card("visa").unwrap().unwrap(), style);
+        let o = run_kernel(&mut card, 1234);
+        assert_eq!(
+            o.kind,
+            OutcomeKind::OnlineRequest,
+            "{style:?}: {}",
+            o.reason
+        );
+        // Same card data, same cryptogram inputs: the field 55 bytes match the plain run.
+        assert_eq!(o.online_data, plain.online_data, "{style:?}");
+    }
+}
