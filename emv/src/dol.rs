@@ -73,8 +73,12 @@ pub fn fit(format: Format, value: &[u8], len: usize) -> Vec<u8> {
 /// Builds the data for a DOL. `lookup` returns the value the terminal has for a tag.
 ///
 /// Book 3 §5.4: a data object the terminal does not have, or a constructed one, is filled with
-/// zeros of the requested length; a zero-length entry adds nothing. Each entry is filled
-/// independently, so a tag listed twice gets its value twice (the card asked for it twice).
+/// zeros of the requested length; a zero-length entry adds nothing.
+///
+/// Book 3 §5.4 says nothing about a tag listed twice (the rules against redundant objects in
+/// §7.5 and §10.2 are about data the card sends). Each entry is filled independently, so a
+/// repeated tag gets its value twice, at the lengths the card asked for: the data is exactly
+/// as long as the DOL says, which is what the card will parse.
 pub fn build<'a>(entries: &[DolEntry], lookup: impl Fn(Tag) -> Option<&'a [u8]>) -> Vec<u8> {
     let mut out = Vec::with_capacity(data_len(entries));
     for e in entries {

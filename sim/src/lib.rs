@@ -6,7 +6,9 @@
 
 pub mod card;
 pub mod host;
+pub mod keys;
 pub mod pki;
+pub mod rsa;
 pub mod transport;
 
 pub use card::{CardFault, Profile, VisaCard, builtin_card, builtin_profiles};
