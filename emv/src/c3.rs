@@ -62,6 +62,11 @@ pub(crate) fn activate(ctx: &mut Ctx) -> Transition {
     if !entries.iter().any(|e| e.tag == t::TTQ) {
         return Transition::Finish(ctx.end_application(Reason::MissingData(t::TTQ)));
     }
+    // Tag 83, its length and the PDOL data must fit a short command: 252 bytes of data at most
+    // (83 81 FC ...), Book 3 §6.5.8.
+    if dol::data_len(&entries) > 252 {
+        return Transition::Finish(ctx.end_application(Reason::BadData(t::PDOL)));
+    }
     let data = dol::build(&entries, |tag| {
         // Only terminal-sourced data goes into a PDOL.
         match t::info(tag) {
@@ -69,9 +74,6 @@ pub(crate) fn activate(ctx: &mut Ctx) -> Transition {
             _ => ctx.data.get(tag),
         }
     });
-    if data.len() > 252 {
-        return Transition::Finish(ctx.end_application(Reason::BadData(t::PDOL)));
-    }
     Transition::Send(
         State::C3Gpo(AwaitGpo),
         Command::get_processing_options(&data),

@@ -6,6 +6,9 @@
 use crate::tags::{self, Format};
 use crate::tlv::{self, Tag, TlvError, TlvErrorKind};
 
+/// The largest length one DOL entry may ask for: the data of a short command APDU.
+pub const MAX_ENTRY_LEN: usize = 255;
+
 /// One entry of a DOL: a tag and the number of bytes the card wants for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DolEntry {
@@ -30,6 +33,17 @@ pub fn parse(dol: &[u8]) -> Result<Vec<DolEntry>, TlvError> {
             kind,
             offset: pos + tag_len,
         })?;
+        // No DOL entry can ask for more than a short command carries; refusing it here keeps
+        // a hostile card from making the terminal allocate megabytes (83 FF FF FF).
+        if len > MAX_ENTRY_LEN {
+            return Err(TlvError {
+                kind: TlvErrorKind::LengthTooLarge {
+                    len,
+                    max: MAX_ENTRY_LEN,
+                },
+                offset: pos + tag_len,
+            });
+        }
         entries.push(DolEntry { tag, len });
         pos += tag_len + len_len;
     }
@@ -148,6 +162,17 @@ mod tests {
             (TlvErrorKind::InvalidLengthByte(0xA1), 2)
         );
         assert!(parse(&h("9F")).is_err());
+        let err = parse(&h("9F37 04 DF01 83FFFFFF")).unwrap_err();
+        assert_eq!(
+            (err.kind, err.offset),
+            (
+                TlvErrorKind::LengthTooLarge {
+                    len: 0xFF_FFFF,
+                    max: 255
+                },
+                5
+            )
+        );
     }
 
     #[test]

@@ -148,6 +148,15 @@ pub enum TlvErrorKind {
     /// A template that must be constructed was primitive, or the reverse.
     #[error("unexpected tag {0}")]
     UnexpectedTag(Tag),
+    /// A length that is well formed but larger than the context allows (a DOL entry asking
+    /// for more than a command can carry).
+    #[error("length {len} exceeds the maximum of {max}")]
+    LengthTooLarge {
+        /// The length found.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
 }
 
 /// A BER-TLV error and the byte offset (from the start of the outermost buffer) where it was
