@@ -30,6 +30,7 @@ mod dictionary;
 pub mod dol;
 pub mod entry;
 pub mod explain;
+pub mod oda;
 pub mod outcome;
 pub mod tags;
 pub mod testdata;

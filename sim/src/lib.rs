@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod card;
+pub mod emvpki;
 pub mod host;
 pub mod keys;
 pub mod pki;
