@@ -5,7 +5,9 @@
 pub mod printer;
 pub mod reader;
 pub mod sim_reader;
+pub mod trace;
 
 pub use printer::{Printer, PrinterError, VirtualPrinter};
 pub use reader::{CardInfo, CardReader, ReaderError, ReaderErrorKind};
 pub use sim_reader::{SimReader, SimReaderHandle, VirtualCard};
+pub use trace::{RecordingReader, ReplayReader, Trace, TraceError};
