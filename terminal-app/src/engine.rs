@@ -48,6 +48,18 @@ impl TxnKind {
     }
 }
 
+/// Terminal data that replaces what the engine would take from the clock and the random
+/// source (for replaying a recorded trace).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// Unpredictable number (9F37).
+    pub unpredictable_number: Option<[u8; 4]>,
+    /// Transaction date (9A).
+    pub date: Option<Date>,
+    /// Transaction time (9F21).
+    pub time: Option<Time>,
+}
+
 /// Progress the UI shows (EMV Book A §9: messages and status lights).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineEvent {
@@ -230,7 +242,19 @@ impl<R: CardReader> Engine<R> {
         &mut self,
         kind: TxnKind,
         amount_minor: u64,
+        cancel: Option<watch::Receiver<bool>>,
+    ) -> Result<TxnResult, JournalError> {
+        self.run_with(kind, amount_minor, cancel, Overrides::default())
+            .await
+    }
+
+    /// [`run`](Self::run) with terminal data taken from `overrides` where given.
+    pub async fn run_with(
+        &mut self,
+        kind: TxnKind,
+        amount_minor: u64,
         mut cancel: Option<watch::Receiver<bool>>,
+        overrides: Overrides,
     ) -> Result<TxnResult, JournalError> {
         let when = chrono::Local::now();
         let currency = self.config.terminal.currency;
@@ -296,17 +320,19 @@ impl<R: CardReader> Engine<R> {
                 TxnKind::Sale => TxnType::Purchase,
                 TxnKind::Refund => TxnType::Refund,
             },
-            date: Date {
+            date: overrides.date.unwrap_or(Date {
                 year: when.year() as u16,
                 month: when.month() as u8,
                 day: when.day() as u8,
-            },
-            time: Time {
+            }),
+            time: overrides.time.unwrap_or(Time {
                 hour: when.hour() as u8,
                 minute: when.minute() as u8,
                 second: when.second() as u8,
-            },
-            unpredictable_number: unpredictable_number(),
+            }),
+            unpredictable_number: overrides
+                .unpredictable_number
+                .unwrap_or_else(unpredictable_number),
         };
         let outcome = match self.run_kernel(input).await {
             Ok(o) => o,

@@ -14,13 +14,14 @@ mod journal;
 mod receipt;
 mod report;
 mod tool;
+mod trace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use drivers::SimReader;
+use drivers::{RecordingReader, ReplayReader, SimReader};
 
 use crate::config::Config;
 use crate::emulator::{EmulatorEnv, Fault, Paths};
@@ -77,6 +78,20 @@ enum Command {
         /// Inject a fault to try a failure path.
         #[arg(long, value_enum)]
         fault: Option<Fault>,
+        /// Record the APDU exchange to FILE (docs/TRACES.md).
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+        /// With --trace: replace PAN, track data and names in the trace with test values.
+        #[arg(long)]
+        mask: bool,
+    },
+    /// Run the kernel against a recorded APDU trace, then the emulator's host.
+    Replay {
+        /// The trace file.
+        trace: PathBuf,
+        /// Print one JSON object (the same shape as `kassa pay --json`).
+        #[arg(long)]
+        json: bool,
     },
     /// List the virtual cards.
     Cards {
@@ -240,7 +255,22 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             kind,
             json,
             fault,
-        } => pay(&paths, cfg, amount, card, kind, json, fault),
+            ref trace,
+            mask,
+        } => pay(
+            &paths,
+            cfg,
+            PayArgs {
+                amount,
+                card,
+                kind,
+                json,
+                fault,
+                trace: trace.as_deref(),
+                mask,
+            },
+        ),
+        Command::Replay { ref trace, json } => replay(&paths, cfg, trace, json),
         Command::Emulator => emulator_window(&paths, cfg),
         Command::Journal { ref command } => journal_command(&paths, command),
         Command::Tool { ref command } => Ok(tool_command(command)),
@@ -418,17 +448,20 @@ fn cards(json: bool) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn pay(
-    paths: &Paths,
-    cfg: Config,
-    amount: &str,
-    card_name: &str,
+/// Options of `kassa pay` after parsing.
+struct PayArgs<'a> {
+    amount: &'a str,
+    card: &'a str,
     kind: PayType,
     json: bool,
     fault: Option<Fault>,
-) -> anyhow::Result<u8> {
+    trace: Option<&'a std::path::Path>,
+    mask: bool,
+}
+
+fn pay(paths: &Paths, cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> {
     // Bad input first: nothing is started for it.
-    let amount_minor = match cfg.amount(amount) {
+    let amount_minor = match cfg.amount(args.amount) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("kassa pay: {e}");
@@ -436,84 +469,208 @@ fn pay(
         }
     };
     let known = sim::builtin_profiles();
-    if !known.iter().any(|p| p.name == card_name) {
+    if !known.iter().any(|p| p.name == args.card) {
         let names: Vec<_> = known.iter().map(|p| p.name.as_str()).collect();
         eprintln!(
-            "kassa pay: unknown card {card_name:?} (known: {})",
+            "kassa pay: unknown card {:?} (known: {})",
+            args.card,
             names.join(", ")
         );
         return Ok(EXIT_USAGE);
     }
-    let kind = match kind {
+    if args.mask && args.trace.is_none() {
+        eprintln!("kassa pay: --mask needs --trace FILE");
+        return Ok(EXIT_USAGE);
+    }
+    let kind = match args.kind {
         PayType::Sale => TxnKind::Sale,
         PayType::Refund => TxnKind::Refund,
     };
     let rt = runtime()?;
     rt.block_on(async {
-        let env = EmulatorEnv::start(paths, &cfg, fault).await?;
+        let env = EmulatorEnv::start(paths, &cfg, args.fault).await?;
         if env.pki_created {
             tracing::info!(dir = %paths.pki().display(), "created a development PKI");
         }
         let (reader, tap) = SimReader::new("virtual reader");
-        let card = env.card(card_name).context("card vanished")??;
+        let card = env.card(args.card).context("card vanished")??;
         let link = env.link(&cfg)?;
         let journal = Journal::open(&paths.journal())
             .with_context(|| format!("journal {}", paths.journal().display()))?;
-        let mut engine = Engine::new(cfg.clone(), reader, link, journal)?;
+        let mut engine = Engine::new(cfg.clone(), RecordingReader::new(reader), link, journal)?;
         // Tap the card as soon as the terminal is ready for it.
         tap.tap(Box::new(card));
         let result = engine.run(kind, amount_minor, None).await?;
         engine.link.close().await;
-        let receipt_text = receipt::render_text(&cfg, &result, receipt::Copy::Customer);
-        if json {
-            let report = report::PayReport::new(&cfg, &result, receipt_text.clone());
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        } else {
-            let verdict = result.outcome.replace('_', " ").to_uppercase();
-            let pan = result
+        if let Some(path) = args.trace {
+            let data = result
                 .kernel
                 .as_ref()
-                .and_then(|o| o.card.as_ref())
-                .and_then(|c| c.pan.as_ref())
-                .map(|p| p.masked())
+                .map(|o| o.data.clone())
                 .unwrap_or_default();
-            let extra = match &result.host {
-                Some(h) => format!(
-                    "rc {} {}{}",
-                    h.response_code,
-                    h.response_text,
-                    h.auth_code
-                        .as_ref()
-                        .map(|c| format!(", auth {c}"))
-                        .unwrap_or_default()
-                ),
-                None => String::new(),
-            };
-            println!(
-                "{verdict}  {} {}  {card_name} {pan}  {extra}",
-                cfg.terminal.currency_code,
-                ui::amount::format_minor(amount_minor, cfg.terminal.currency_exponent)
-            );
-            println!();
-            print!("{receipt_text}");
-        }
-        Ok(match &result.error {
-            None => 0,
-            Some(e) => {
-                let what = match result.journal_state {
-                    journal::TxnState::ReversalPending => "reversal pending",
-                    journal::TxnState::HostUnreachable => "not authorised, nothing to reverse",
-                    _ => "not completed",
-                };
-                eprintln!(
-                    "kassa pay: {}; journal #{}: {what}",
-                    e.message, result.journal_id
-                );
-                match e.failure {
-                    Failure::Host => EXIT_HOST,
-                    Failure::Other => EXIT_OTHER,
-                }
+            let mut t = trace::build(args.card, &data, engine.reader.exchanges());
+            if args.mask {
+                trace::mask(&mut t);
             }
-        })
+            std::fs::write(path, t.to_text())
+                .with_context(|| format!("writing trace {}", path.display()))?;
+        }
+        Ok(report_result("pay", &cfg, &result, args.card, args.json))
+    })
+}
+
+/// Prints a finished transaction (text or JSON) and returns the exit code.
+fn report_result(
+    cmd: &str,
+    cfg: &Config,
+    result: &engine::TxnResult,
+    card_name: &str,
+    json: bool,
+) -> u8 {
+    let receipt_text = receipt::render_text(cfg, result, receipt::Copy::Customer);
+    if json {
+        let report = report::PayReport::new(cfg, result, receipt_text.clone());
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("kassa {cmd}: {e}");
+                return EXIT_OTHER;
+            }
+        }
+    } else {
+        let verdict = result.outcome.replace('_', " ").to_uppercase();
+        let pan = result
+            .kernel
+            .as_ref()
+            .and_then(|o| o.card.as_ref())
+            .and_then(|c| c.pan.as_ref())
+            .map(|p| p.masked())
+            .unwrap_or_default();
+        let extra = match &result.host {
+            Some(h) => format!(
+                "rc {} {}{}",
+                h.response_code,
+                h.response_text,
+                h.auth_code
+                    .as_ref()
+                    .map(|c| format!(", auth {c}"))
+                    .unwrap_or_default()
+            ),
+            None => String::new(),
+        };
+        println!(
+            "{verdict}  {} {}  {card_name} {pan}  {extra}",
+            cfg.terminal.currency_code,
+            ui::amount::format_minor(result.amount_minor, cfg.terminal.currency_exponent)
+        );
+        println!();
+        print!("{receipt_text}");
+    }
+    match &result.error {
+        None => 0,
+        Some(e) => {
+            let what = match result.journal_state {
+                journal::TxnState::ReversalPending => "reversal pending",
+                journal::TxnState::HostUnreachable => "not authorised, nothing to reverse",
+                _ => "not completed",
+            };
+            eprintln!(
+                "kassa {cmd}: {}; journal #{}: {what}",
+                e.message, result.journal_id
+            );
+            match e.failure {
+                Failure::Host => EXIT_HOST,
+                Failure::Other => EXIT_OTHER,
+            }
+        }
+    }
+}
+
+/// `kassa replay TRACE`: the kernel against a recorded card, then (as `kassa pay`) the
+/// emulator's host simulator.
+fn replay(
+    paths: &Paths,
+    mut cfg: Config,
+    file: &std::path::Path,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("kassa replay: {}: {e}", file.display());
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let t = match drivers::Trace::parse(&text) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("kassa replay: {}: {e}", file.display());
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let h = match trace::header_data(&t) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("kassa replay: {}: {e}", file.display());
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let Some(amount) = h.amount else {
+        eprintln!(
+            "kassa replay: {}: the header lacks 9F02 (amount)",
+            file.display()
+        );
+        return Ok(EXIT_USAGE);
+    };
+    // The recorded terminal data replaces the configuration's where it differs.
+    if let Some(c) = h.country {
+        cfg.terminal.country = c;
+    }
+    if let Some(c) = h.currency {
+        cfg.terminal.currency = c;
+        if let Some(cur) = emv::codes::currency(c) {
+            cfg.terminal.currency_code = cur.alpha.to_string();
+            cfg.terminal.currency_exponent = cur.exponent;
+        }
+    }
+    if let Some(ttq) = h.ttq {
+        // Pre-processing sets byte 2 bits 8-7 again from the amount and limits.
+        let base = format!(
+            "{:02X}{:02X}{:02X}{:02X}",
+            ttq[0],
+            ttq[1] & 0x3F,
+            ttq[2],
+            ttq[3]
+        );
+        for a in &mut cfg.aids {
+            a.ttq = Some(base.clone());
+        }
+    }
+    let kind = if h.txn_type == Some(0x20) {
+        TxnKind::Refund
+    } else {
+        TxnKind::Sale
+    };
+    let card_name = t
+        .metadata
+        .iter()
+        .find(|(k, _)| k == "card")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| "replay".into());
+    let overrides = engine::Overrides {
+        unpredictable_number: h.unpredictable_number,
+        date: h.date,
+        time: h.time,
+    };
+    let rt = runtime()?;
+    rt.block_on(async {
+        let env = EmulatorEnv::start(paths, &cfg, None).await?;
+        let link = env.link(&cfg)?;
+        let journal = Journal::open(&paths.journal())
+            .with_context(|| format!("journal {}", paths.journal().display()))?;
+        let mut engine = Engine::new(cfg.clone(), ReplayReader::new(t), link, journal)?;
+        let result = engine.run_with(kind, amount, None, overrides).await?;
+        engine.link.close().await;
+        Ok(report_result("replay", &cfg, &result, &card_name, json))
     })
 }
