@@ -321,3 +321,87 @@ fn emulator_without_display_names_kassa_pay() {
         "{err}"
     );
 }
+
+#[test]
+fn trace_record_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("visa.trace");
+    let t = trace.to_str().unwrap();
+    let paid = json(&kassa(
+        dir.path(),
+        &[
+            "pay", "--amount", "12.34", "--card", "visa", "--json", "--trace", t,
+        ],
+    ));
+    assert_eq!(paid["outcome"], "approved");
+    let text = std::fs::read_to_string(&trace).unwrap();
+    assert!(text.starts_with("# kassa trace v1\n"), "{text}");
+    assert!(text.contains("# 9F02=000000001234"));
+    let o = kassa(dir.path(), &["replay", t, "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text_of(&o.stderr));
+    let replayed = json(&o);
+    assert_eq!(replayed["outcome"], "approved");
+    assert_eq!(replayed["emv"]["ac"], paid["emv"]["ac"], "same cryptogram");
+    assert_eq!(
+        replayed["emv"]["un"], paid["emv"]["un"],
+        "same unpredictable number"
+    );
+    assert_eq!(replayed["transaction"]["amount_minor"], 1234);
+
+    // A masked trace holds no PAN; the host cannot verify a masked card.
+    let masked = dir.path().join("masked.trace");
+    let m = masked.to_str().unwrap();
+    let o = kassa(
+        dir.path(),
+        &[
+            "pay", "--amount", "12.34", "--card", "visa", "--trace", m, "--mask",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let text = std::fs::read_to_string(&masked).unwrap();
+    assert!(
+        !text.contains(PAN) && !text.contains("4761739001"),
+        "{text}"
+    );
+    assert!(text.contains("# masked: yes"));
+    let r = json(&kassa(dir.path(), &["replay", m, "--json"]));
+    assert_eq!(r["card"]["pan"], "999999******9999");
+    assert_eq!(r["outcome"], "declined");
+
+    // A command the trace does not hold: a card error naming the line.
+    let edited = text_of(&std::fs::read(&trace).unwrap()).replace("> 00B2020C00", "> 00B2030C00");
+    let bad = dir.path().join("edited.trace");
+    std::fs::write(&bad, edited).unwrap();
+    let o = kassa(dir.path(), &["replay", bad.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let j = json(&o);
+    assert_eq!(j["outcome"], "card_error");
+    assert_eq!(j["error"]["code"], "protocol");
+    assert!(
+        j["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("trace line"),
+        "{j}"
+    );
+
+    // Malformed traces are bad input.
+    let broken = dir.path().join("broken.trace");
+    std::fs::write(&broken, "# 9F02=000000000100\n> 00A4040000\n< 9G00\n").unwrap();
+    let o = kassa(dir.path(), &["replay", broken.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text_of(&o.stderr).contains("trace line 3"),
+        "{}",
+        text_of(&o.stderr)
+    );
+    let o = kassa(
+        dir.path(),
+        &["pay", "--amount", "1", "--card", "visa", "--mask"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+}
+
+fn text_of(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
