@@ -4,7 +4,7 @@ use std::fmt;
 
 use emv::apdu::{Command, Response};
 use emv::card::Track2;
-use emv::crypto::{Cvn10Input, Key16, derive_icc_master_key};
+use emv::crypto::{AcData, Cvn, Key16, application_cryptogram, derive_icc_master_key};
 use emv::dol::{self, DolEntry};
 use emv::entry::PPSE;
 use emv::tags as t;
@@ -362,7 +362,9 @@ impl VisaCard {
         let fixed = |tag: Tag, len: usize| -> Vec<u8> { get(tag, len) };
         self.atc = self.atc.wrapping_add(1);
         let atc = self.atc.to_be_bytes();
-        let input = Cvn10Input {
+        let mut iad = vec![0x06, self.dki, self.cvn];
+        iad.extend_from_slice(&self.cvr);
+        let input = AcData {
             amount_authorised: fixed(t::AMOUNT_AUTHORISED, 6).try_into().unwrap_or([0; 6]),
             amount_other: fixed(t::AMOUNT_OTHER, 6).try_into().unwrap_or([0; 6]),
             terminal_country: fixed(t::TERMINAL_COUNTRY, 2).try_into().unwrap_or([0; 2]),
@@ -375,11 +377,9 @@ impl VisaCard {
                 .unwrap_or([0; 4]),
             aip: self.aip,
             atc,
-            cvr: self.cvr,
+            iad: iad.clone(),
         };
-        let ac = input.cryptogram(&self.mk_ac);
-        let mut iad = vec![0x06, self.dki, self.cvn];
-        iad.extend_from_slice(&self.cvr);
+        let ac = application_cryptogram(Cvn::Visa10, &self.mk_ac, &input).unwrap_or([0; 8]);
         let mut out = Vec::new();
         tlv::encode_constructed(t::RESPONSE_FORMAT2, &mut out, |o| {
             tlv::encode(t::AIP, &self.aip, o);

@@ -12,7 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use acquirer::iso8583::{Dialect, Message, mask};
 use acquirer::link::{read_frame, write_frame};
-use emv::crypto::{Cvn10Input, Key16, arpc_method1, derive_icc_master_key};
+use emv::crypto::{
+    AcData, Cvn, Key16, application_cryptogram, derive_icc_master_key, issuer_authentication_data,
+};
 use emv::tags as t;
 use emv::tlv::{self, TagStore};
 use rustls::ServerConfig;
@@ -241,15 +243,14 @@ pub fn issuer_decide(
     let Some(mk) = derive_icc_master_key(&issuer.imk_ac, pan, psn) else {
         return decline("14", "PAN not numeric");
     };
-    let cvn = icc.get(t::IAD).and_then(|iad| iad.get(2).copied());
-    if cvn != Some(0x0A) {
+    let Some(cvn) = icc.get(t::IAD).and_then(Cvn::from_iad) else {
         return decline("30", "unsupported cryptogram version");
-    }
-    let input = match Cvn10Input::from_store(icc) {
+    };
+    let data = match AcData::from_store(icc) {
         Ok(i) => i,
         Err(tag) => return decline("30", &format!("field 55 lacks {tag}")),
     };
-    if emv::util::parse_bcd_n(&input.amount_authorised) != Some(amount_minor) {
+    if emv::util::parse_bcd_n(&data.amount_authorised) != Some(amount_minor) {
         return decline("13", "field 4 and 9F02 differ");
     }
     let Some(arqc) = icc
@@ -258,12 +259,10 @@ pub fn issuer_decide(
     else {
         return decline("30", "field 55 lacks 9F26");
     };
-    if input.cryptogram(&mk) != arqc {
+    if application_cryptogram(cvn, &mk, &data) != Some(arqc) {
         return decline("05", "ARQC verification failed");
     }
-    let arc = *b"00";
-    let mut iad = arpc_method1(&mk, arqc, arc).to_vec();
-    iad.extend_from_slice(&arc);
+    let iad = issuer_authentication_data(cvn, &mk, &data, arqc, *b"00");
     IssuerDecision::Approve {
         issuer_auth_data: iad,
     }

@@ -165,7 +165,7 @@ mod tests {
     #[test]
     fn masking_keeps_lengths_and_structure() {
         let mut trace = Trace::parse(
-            "> 00B2010C00\n< 701D5A0847617390010101195F200F4B415353412F5445535420434152449000\n",
+            "> 00B2010C00\n< 701C5A0847617390010101195F200F4B415353412F5445535420434152449000\n",
         )
         .unwrap();
         let before = trace.exchanges[0].response.clone();
