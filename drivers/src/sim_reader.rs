@@ -17,6 +17,11 @@ pub trait VirtualCard: Send {
     fn uid(&self) -> Vec<u8>;
     /// Answers one command APDU with a response APDU (data and SW1 SW2).
     fn process(&mut self, capdu: &[u8]) -> Vec<u8>;
+    /// False once the card has left the field (a torn transaction): the reader delivers the
+    /// last response, then reports the card lost.
+    fn present(&self) -> bool {
+        true
+    }
 }
 
 enum Event {
@@ -119,13 +124,17 @@ impl CardReader for SimReader {
         _timeout: Duration,
     ) -> Result<Vec<u8>, ReaderError> {
         self.drain()?;
-        match self.card.as_mut() {
-            Some(card) => Ok(card.process(capdu)),
-            None => Err(ReaderError::new(
+        let Some(card) = self.card.as_mut() else {
+            return Err(ReaderError::new(
                 ReaderErrorKind::CardLost,
                 "card left the field",
-            )),
+            ));
+        };
+        let response = card.process(capdu);
+        if !card.present() {
+            self.card = None;
         }
+        Ok(response)
     }
 
     async fn wait_for_removal(&mut self, _timeout: Duration) -> Result<(), ReaderError> {

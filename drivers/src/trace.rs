@@ -55,7 +55,7 @@ fn parse_hex(s: &str, line: usize) -> Result<Vec<u8>, TraceError> {
     if compact.is_empty() {
         return Err(err("empty APDU".into()));
     }
-    if compact.len() % 2 != 0 {
+    if !compact.len().is_multiple_of(2) {
         return Err(err(format!("odd number of hex digits ({})", compact.len())));
     }
     (0..compact.len())

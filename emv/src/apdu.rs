@@ -239,7 +239,7 @@ pub struct Assembler {
 }
 
 /// Most GET RESPONSE / re-issue rounds accepted for one command before giving up.
-pub const MAX_TRANSPORT_ROUNDS: u8 = 8;
+pub const MAX_TRANSPORT_ROUNDS: u8 = 32;
 
 impl Assembler {
     /// Remembers `cmd` as the command being sent.
@@ -396,7 +396,7 @@ mod tests {
         let mut a = Assembler::default();
         a.sent(&Command::read_record(1, 1));
         let mut last = None;
-        for _ in 0..20 {
+        for _ in 0..100 {
             match a.receive(Response::new(vec![0xAA], 0x6101)) {
                 Transport::Send(_) => {}
                 Transport::Done(r) => {

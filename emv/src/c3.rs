@@ -147,7 +147,13 @@ impl AwaitGpo {
                 ctx.end_application(Reason::BadData(t::APPLICATION_CRYPTOGRAM)),
             );
         }
-        let reads = match gpo.get(t::AFL).map(parse_afl).unwrap_or(Ok(Vec::new())) {
+        // An absent or empty AFL means there are no records to read.
+        let reads = match gpo
+            .get(t::AFL)
+            .filter(|a| !a.is_empty())
+            .map(parse_afl)
+            .unwrap_or(Ok(Vec::new()))
+        {
             Ok(r) => r,
             Err(AflError) => {
                 return Transition::Finish(ctx.end_application(Reason::BadData(t::AFL)));

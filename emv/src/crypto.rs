@@ -495,6 +495,7 @@ mod tests {
         );
     }
 
+    #[allow(clippy::too_many_arguments)] // One argument per data element of the vectors.
     fn vector_data(
         amount: &str,
         tvr: &str,

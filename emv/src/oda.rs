@@ -84,6 +84,18 @@ impl CaPublicKey {
     }
 }
 
+/// A public key certificate as the card stores it: the certificate (90 or 9F46), the
+/// remainder of the key (92 or 9F48, possibly empty) and the exponent (9F32 or 9F47).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CertData<'a> {
+    /// The certificate.
+    pub cert: &'a [u8],
+    /// The public key remainder (empty when the whole key fits).
+    pub remainder: &'a [u8],
+    /// The public key exponent.
+    pub exponent: &'a [u8],
+}
+
 /// A recovered issuer public key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuerPublicKey {
@@ -236,12 +248,15 @@ fn digits_of(bytes: &[u8]) -> String {
 pub fn recover_issuer_key(
     c: &dyn Crypto,
     ca: &CaPublicKey,
-    cert: &[u8],
-    remainder: &[u8],
-    exponent: &[u8],
+    cd: CertData<'_>,
     pan: &str,
     today: Date,
 ) -> Result<IssuerPublicKey, OdaError> {
+    let CertData {
+        cert,
+        remainder,
+        exponent,
+    } = cd;
     const WHAT: &str = "issuer public key certificate";
     let r = recover(c, WHAT, &ca.modulus, &ca.exponent, cert, 0x02)?;
     let nca = r.len();
@@ -293,13 +308,16 @@ pub fn recover_issuer_key(
 pub fn recover_icc_key(
     c: &dyn Crypto,
     issuer: &IssuerPublicKey,
-    cert: &[u8],
-    remainder: &[u8],
-    exponent: &[u8],
+    cd: CertData<'_>,
     static_data: &[u8],
     pan: &str,
     today: Date,
 ) -> Result<IccPublicKey, OdaError> {
+    let CertData {
+        cert,
+        remainder,
+        exponent,
+    } = cd;
     const WHAT: &str = "ICC public key certificate";
     let r = recover(c, WHAT, &issuer.modulus, &issuer.exponent, cert, 0x04)?;
     let ni = r.len();

@@ -64,6 +64,17 @@ fn sha1(d: &[u8]) -> [u8; 20] {
     RustCrypto.sha1(d)
 }
 
+impl Certificate {
+    /// The certificate as `emv::oda` takes it.
+    pub fn data(&self) -> emv::oda::CertData<'_> {
+        emv::oda::CertData {
+            cert: &self.cert,
+            remainder: &self.remainder,
+            exponent: &self.exponent,
+        }
+    }
+}
+
 /// Packs digits left-justified with `F` padding into `len` bytes (the issuer identifier and
 /// the PAN in certificates).
 fn digits_f(digits: &str, len: usize) -> Vec<u8> {
@@ -213,30 +224,12 @@ mod tests {
         let ic = issuer_certificate(&ca, &issuer, "476173", [0x12, 0x30], [0, 0, 1]);
         // 1408-bit issuer key under a 1984-bit CA: the whole modulus fits, no remainder.
         assert!(ic.remainder.is_empty());
-        let ipk = oda::recover_issuer_key(
-            &RustCrypto,
-            &capk,
-            &ic.cert,
-            &ic.remainder,
-            &ic.exponent,
-            pan,
-            TODAY,
-        )
-        .unwrap();
+        let ipk = oda::recover_issuer_key(&RustCrypto, &capk, ic.data(), pan, TODAY).unwrap();
         assert_eq!(ipk.modulus, issuer.modulus());
         assert_eq!(ipk.issuer_id, "476173");
         let cc = icc_certificate(&issuer, &icc, pan, [0x12, 0x30], [0, 0, 2], static_data);
-        let icpk = oda::recover_icc_key(
-            &RustCrypto,
-            &ipk,
-            &cc.cert,
-            &cc.remainder,
-            &cc.exponent,
-            static_data,
-            pan,
-            TODAY,
-        )
-        .unwrap();
+        let icpk =
+            oda::recover_icc_key(&RustCrypto, &ipk, cc.data(), static_data, pan, TODAY).unwrap();
         assert_eq!(icpk.modulus, icc.modulus());
         let dyn_data = [0x02, 0x12, 0x34];
         let s = sdad(&icc, &dyn_data, &[0xDE, 0xAD, 0xBE, 0xEF]);
@@ -257,9 +250,7 @@ mod tests {
             oda::recover_icc_key(
                 &RustCrypto,
                 &ipk,
-                &cc.cert,
-                &cc.remainder,
-                &cc.exponent,
+                cc.data(),
                 b"record data to be authenticateD",
                 pan,
                 TODAY
@@ -267,15 +258,7 @@ mod tests {
             Err(OdaError::Hash("ICC public key certificate"))
         );
         assert_eq!(
-            oda::recover_issuer_key(
-                &RustCrypto,
-                &capk,
-                &ic.cert,
-                &ic.remainder,
-                &ic.exponent,
-                "5413330000000019",
-                TODAY
-            ),
+            oda::recover_issuer_key(&RustCrypto, &capk, ic.data(), "5413330000000019", TODAY),
             Err(OdaError::IssuerId)
         );
         let late = Date {
@@ -284,15 +267,7 @@ mod tests {
             day: 1,
         };
         assert_eq!(
-            oda::recover_issuer_key(
-                &RustCrypto,
-                &capk,
-                &ic.cert,
-                &ic.remainder,
-                &ic.exponent,
-                pan,
-                late
-            ),
+            oda::recover_issuer_key(&RustCrypto, &capk, ic.data(), pan, late),
             Err(OdaError::Expired("issuer"))
         );
         // SDA.
@@ -313,24 +288,17 @@ mod tests {
         let issuer = keys::key("issuer-unionpay").unwrap();
         let ic = issuer_certificate(&ca, &issuer, "541333", [0x12, 0x30], [0, 0, 1]);
         assert_eq!(ic.remainder.len(), 36);
-        let ipk = oda::recover_issuer_key(
-            &RustCrypto,
-            &capk,
-            &ic.cert,
-            &ic.remainder,
-            &ic.exponent,
-            "5413330089010012",
-            TODAY,
-        )
-        .unwrap();
+        let ipk = oda::recover_issuer_key(&RustCrypto, &capk, ic.data(), "5413330089010012", TODAY)
+            .unwrap();
         assert_eq!(ipk.modulus, issuer.modulus());
         assert!(
             oda::recover_issuer_key(
                 &RustCrypto,
                 &capk,
-                &ic.cert,
-                &ic.remainder[1..],
-                &ic.exponent,
+                oda::CertData {
+                    remainder: &ic.remainder[1..],
+                    ..ic.data()
+                },
                 "5413330089010012",
                 TODAY
             )

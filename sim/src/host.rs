@@ -268,6 +268,13 @@ pub fn issuer_decide(
     }
 }
 
+/// This month as YYMM, the form of ISO 8583 field 14.
+fn current_yymm() -> u32 {
+    use chrono::Datelike;
+    let now = chrono::Utc::now();
+    (now.year() as u32 % 100) * 100 + now.month()
+}
+
 fn decide(req: &Message, shared: &Shared) -> (Option<Message>, LedgerEntry) {
     let stan = req.get_str(11).unwrap_or_default();
     let tid = req.get_str(41).unwrap_or_default();
@@ -309,12 +316,18 @@ fn decide(req: &Message, shared: &Shared) -> (Option<Message>, LedgerEntry) {
             .get(55)
             .map(|d| icc.absorb(d, |_| true).is_ok())
             .unwrap_or(false);
+        let expired = req
+            .get_str(14)
+            .and_then(|e| e.parse::<u32>().ok())
+            .is_some_and(|yymm| yymm < current_yymm());
         if !icc_ok {
             (
                 "30",
                 "field 55 missing or malformed".to_string(),
                 Vec::new(),
             )
+        } else if expired {
+            ("54", "expired card".to_string(), Vec::new())
         } else {
             match issuer_decide(&shared.cfg.issuers, &pan, psn, &icc, amount) {
                 IssuerDecision::Approve { issuer_auth_data } => {

@@ -12,6 +12,6 @@ pub mod pki;
 pub mod rsa;
 pub mod transport;
 
-pub use card::{CardFault, Profile, VisaCard, builtin_card, builtin_profiles};
+pub use card::{CardFault, EmvCard, Profile, builtin_card, builtin_profiles};
 pub use host::{HostConfig, HostFault, HostSim, IssuerKey, LedgerEntry};
 pub use pki::DevPki;

@@ -161,11 +161,15 @@ fn prime(bits: usize, e: u32, rng: &mut Drbg) -> BigUint {
 impl RsaKey {
     /// Generates a key of `bits` bits (a multiple of 16) with public exponent `e`,
     /// deterministically from `seed`: the same seed gives the same key.
-    pub fn generate(bits: usize, e: u32, seed: &[u8]) -> RsaKey {
-        assert!(
-            bits % 16 == 0 && bits >= 512,
-            "key size must be a multiple of 16 bits"
-        );
+    pub fn generate(bits: usize, e: u32, seed: &[u8]) -> Result<RsaKey, KeyError> {
+        if !bits.is_multiple_of(16) || bits < 512 {
+            return Err(KeyError::Inconsistent(
+                "key size must be a multiple of 16 bits, at least 512",
+            ));
+        }
+        if e != 3 && e != 65537 {
+            return Err(KeyError::Inconsistent("EMV exponents are 3 and 65537"));
+        }
         let mut rng = Drbg::new(seed);
         loop {
             let p = prime(bits / 2, e, &mut rng);
@@ -190,13 +194,13 @@ impl RsaKey {
             else {
                 continue;
             };
-            return RsaKey {
+            return Ok(RsaKey {
                 n,
                 e: e_big,
                 d,
                 p,
                 q,
-            };
+            });
         }
     }
 
@@ -339,7 +343,7 @@ mod tests {
 
     #[test]
     fn generated_keys_sign_and_verify_and_are_reproducible() {
-        let k = RsaKey::generate(512, 3, b"unit test key");
+        let k = RsaKey::generate(512, 3, b"unit test key").unwrap();
         k.check().unwrap();
         assert_eq!(k.len(), 64);
         assert_eq!(k.exponent(), vec![3]);
@@ -347,9 +351,11 @@ mod tests {
         m[0] = 0x6A;
         let s = k.private_op(&m);
         assert_eq!(k.public_op(&s), m);
-        let again = RsaKey::generate(512, 3, b"unit test key");
+        let again = RsaKey::generate(512, 3, b"unit test key").unwrap();
         assert_eq!(again, k, "same seed, same key");
-        let other = RsaKey::generate(512, 65537, b"another");
+        let other = RsaKey::generate(512, 65537, b"another").unwrap();
+        assert!(RsaKey::generate(520, 3, b"x").is_err());
+        assert!(RsaKey::generate(512, 5, b"x").is_err());
         assert_ne!(other.n, k.n);
         assert_eq!(other.exponent(), vec![1, 0, 1]);
         let f = k.to_file("t", "test");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use acquirer::{Link, LinkConfig};
 use anyhow::Context;
-use sim::{CardFault, DevPki, HostConfig, HostFault, HostSim, IssuerKey, Profile, VisaCard};
+use sim::{CardFault, DevPki, EmvCard, HostConfig, HostFault, HostSim, IssuerKey, Profile};
 
 use crate::config::Config;
 
@@ -138,9 +138,9 @@ impl EmulatorEnv {
     }
 
     /// A fresh virtual card by name, with the environment's card fault applied.
-    pub fn card(&self, name: &str) -> Option<anyhow::Result<VisaCard>> {
+    pub fn card(&self, name: &str) -> Option<anyhow::Result<EmvCard>> {
         let p = self.profiles.iter().find(|p| p.name == name)?;
-        Some(VisaCard::from_profile(p).map_err(Into::into).map(|c| {
+        Some(EmvCard::from_profile(p).map_err(Into::into).map(|c| {
             if self.fault == Some(Fault::CardWrongKey) {
                 c.with_fault(CardFault::WrongAcKey)
             } else {

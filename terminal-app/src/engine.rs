@@ -143,6 +143,9 @@ pub struct TxnResult {
     pub host: Option<HostAnswer>,
     /// When it ended badly, why.
     pub error: Option<TxnError>,
+    /// Why an outcome that is not an error came about without the kernel's reason (a card
+    /// removed mid-transaction).
+    pub reason: Option<String>,
     /// Timings.
     pub timing: Timing,
     /// Local date and time of the transaction.
@@ -272,6 +275,7 @@ impl<R: CardReader> Engine<R> {
             kernel: None,
             host: None,
             error: None,
+            reason: None,
             timing: Timing::default(),
             when,
         };
@@ -336,6 +340,18 @@ impl<R: CardReader> Engine<R> {
         };
         let outcome = match self.run_kernel(input).await {
             Ok(o) => o,
+            Err(KernelRunError::Reader(e)) if e.kind == drivers::ReaderErrorKind::CardLost => {
+                // Book A §6.2 / Book B §3.5: the card left during the kernel: Outcome Try
+                // Again, "Present card again". The operator or UI starts the next attempt.
+                result.outcome = "try_again".into();
+                result.journal_state = TxnState::Ended;
+                result.reason = Some(format!("card_lost: {}", e.detail));
+                self.journal
+                    .set_state(id, TxnState::Ended, Some("card_lost"))?;
+                result.timing.card_ms = started.elapsed().as_millis() as u64;
+                result.timing.total_ms = result.timing.card_ms;
+                return Ok(result);
+            }
             Err(KernelRunError::Reader(e)) => {
                 result.fail(
                     &mut self.journal,

@@ -93,11 +93,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List the virtual cards.
+    /// List the virtual cards (`kassa cards show NAME` prints one profile).
     Cards {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        command: Option<CardsCommand>,
     },
     /// Read the transaction journal.
     Journal {
@@ -153,6 +155,15 @@ enum ToolCommand {
         /// Kernel whose meaning applies to kernel-specific tags.
         #[arg(long, default_value_t = 0)]
         kernel: u8,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CardsCommand {
+    /// Print a card's profile (TOML).
+    Show {
+        /// Card name.
+        name: String,
     },
 }
 
@@ -248,7 +259,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             .unwrap_or_else(emulator::default_data_dir),
     };
     match cli.command {
-        Command::Cards { json } => cards(json),
+        Command::Cards { json, ref command } => cards(
+            json,
+            command
+                .as_ref()
+                .map(|CardsCommand::Show { name }| name.as_str()),
+        ),
         Command::Pay {
             ref amount,
             ref card,
@@ -409,18 +425,39 @@ fn emulator_window(_paths: &Paths, _cfg: Config) -> anyhow::Result<u8> {
     Ok(EXIT_OTHER)
 }
 
-fn cards(json: bool) -> anyhow::Result<u8> {
+fn cards(json: bool, show: Option<&str>) -> anyhow::Result<u8> {
     let profiles = sim::builtin_profiles();
+    if let Some(name) = show {
+        return Ok(match sim::card::builtin_profile_text(name) {
+            Some(text) => {
+                print!("{text}");
+                0
+            }
+            None => {
+                let names: Vec<_> = profiles.iter().map(|p| p.name.as_str()).collect();
+                eprintln!(
+                    "kassa cards: unknown card {name:?} (known: {})",
+                    names.join(", ")
+                );
+                EXIT_USAGE
+            }
+        });
+    }
     let rows: Vec<serde_json::Value> = profiles
         .iter()
         .map(|p| {
             let aid = emv::util::unhex(&p.application.aid).unwrap_or_default();
+            let langs = emv::entry::parse_languages(p.card.language.as_bytes());
             serde_json::json!({
                 "name": p.name,
                 "scheme": emv::card::Scheme::from_aid(&aid).name(),
                 "aid": p.application.aid,
                 "pan": emv::card::mask_digits(&p.card.pan),
-                "language": p.application.language,
+                "language": langs.first(),
+                "languages": langs,
+                "oda": p.application.oda.name(),
+                "cvm": p.cvm_summary(),
+                "expect": p.expect,
                 "description": p.description,
             })
         })
@@ -429,18 +466,20 @@ fn cards(json: bool) -> anyhow::Result<u8> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         println!(
-            "{:<10} {:<10} {:<16} {:<18} {:<5} DESCRIPTION",
-            "NAME", "SCHEME", "AID", "PAN", "LANG"
+            "{:<15} {:<11} {:<17} {:<17} {:<4} {:<5} {:<28} DESCRIPTION",
+            "NAME", "SCHEME", "AID", "PAN", "LANG", "ODA", "CVM"
         );
         for r in &rows {
             let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
             println!(
-                "{:<10} {:<10} {:<16} {:<18} {:<5} {}",
+                "{:<15} {:<11} {:<17} {:<17} {:<4} {:<5} {:<28} {}",
                 s("name"),
                 s("scheme"),
                 s("aid"),
                 s("pan"),
                 s("language"),
+                s("oda"),
+                s("cvm"),
                 s("description")
             );
         }

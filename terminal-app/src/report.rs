@@ -175,6 +175,7 @@ impl PayReport {
             }
         });
         let reason = match (&r.error, kernel, &r.host) {
+            _ if r.reason.is_some() => r.reason.clone(),
             (Some(e), _, _) => Some(e.code.clone()),
             (None, _, Some(h)) if r.outcome != "approved" => Some(format!(
                 "host response {} {}",

@@ -369,7 +369,7 @@ fn trace_record_and_replay() {
     assert_eq!(r["outcome"], "declined");
 
     // A command the trace does not hold: a card error naming the line.
-    let edited = text_of(&std::fs::read(&trace).unwrap()).replace("> 00B2020C00", "> 00B2030C00");
+    let edited = text_of(&std::fs::read(&trace).unwrap()).replace("> 00B2011400", "> 00B2021400");
     let bad = dir.path().join("edited.trace");
     std::fs::write(&bad, edited).unwrap();
     let o = kassa(dir.path(), &["replay", bad.to_str().unwrap(), "--json"]);
