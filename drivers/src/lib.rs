@@ -9,5 +9,5 @@ pub mod trace;
 
 pub use printer::{Printer, PrinterError, VirtualPrinter};
 pub use reader::{CardInfo, CardReader, ReaderError, ReaderErrorKind};
-pub use sim_reader::{SimReader, SimReaderHandle, VirtualCard};
+pub use sim_reader::{RfTiming, SimReader, SimReaderHandle, VirtualCard};
 pub use trace::{RecordingReader, ReplayReader, Trace, TraceError};

@@ -47,11 +47,51 @@ impl SimReaderHandle {
     }
 }
 
+/// How long a simulated exchange takes: ISO/IEC 14443 transmission at `bitrate` plus the
+/// card's processing time. The default is instant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RfTiming {
+    /// Bits per second on the air (106 000, 212 000, 424 000 or 848 000); 0 for instant.
+    pub bitrate: u32,
+    /// Card processing time for a plain command (SELECT, READ RECORD, GET DATA).
+    pub processing: Duration,
+    /// Card processing time for a command that computes a cryptogram or a signature (GET
+    /// PROCESSING OPTIONS, GENERATE AC, INTERNAL AUTHENTICATE).
+    pub crypto: Duration,
+}
+
+impl RfTiming {
+    /// A typical card at 106 kbit/s: 4 ms per plain command, 40 ms per cryptographic one.
+    pub fn typical() -> Self {
+        RfTiming {
+            bitrate: 106_000,
+            processing: Duration::from_millis(4),
+            crypto: Duration::from_millis(40),
+        }
+    }
+
+    /// The time one exchange takes: each byte is 9 bits on the air (ISO/IEC 14443-3 type A
+    /// parity), plus 5 bytes of ISO 14443-4 framing (PCB, CID, CRC) each way.
+    pub fn exchange(&self, capdu: &[u8], rapdu_len: usize) -> Duration {
+        if self.bitrate == 0 {
+            return Duration::ZERO;
+        }
+        let bits = (capdu.len() + rapdu_len + 10) as u64 * 9;
+        let air = Duration::from_micros(bits * 1_000_000 / self.bitrate as u64);
+        let card = match capdu.get(1) {
+            Some(0xA8 | 0xAE | 0x88) => self.crypto,
+            _ => self.processing,
+        };
+        air + card
+    }
+}
+
 /// A reader whose field holds at most one virtual card.
 pub struct SimReader {
     rx: mpsc::UnboundedReceiver<Event>,
     card: Option<Box<dyn VirtualCard>>,
     name: String,
+    timing: RfTiming,
 }
 
 impl SimReader {
@@ -63,9 +103,16 @@ impl SimReader {
                 rx,
                 card: None,
                 name: name.into(),
+                timing: RfTiming::default(),
             },
             SimReaderHandle { tx },
         )
+    }
+
+    /// Makes exchanges take as long as `timing` says.
+    pub fn with_timing(mut self, timing: RfTiming) -> Self {
+        self.timing = timing;
+        self
     }
 
     /// Applies queued events without waiting.
@@ -133,6 +180,10 @@ impl CardReader for SimReader {
         let response = card.process(capdu);
         if !card.present() {
             self.card = None;
+        }
+        let delay = self.timing.exchange(capdu, response.len());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
         Ok(response)
     }
@@ -202,6 +253,39 @@ mod tests {
             e.to_string(),
             "card reader: timeout (no card within 5000 ms)"
         );
+    }
+
+    #[test]
+    fn rf_timing_model() {
+        let t = RfTiming::typical();
+        // A 5-byte READ RECORD and a 100-byte response: 115 bytes * 9 bits at 106 kbit/s
+        // = 9.76 ms on the air, plus 4 ms in the card.
+        assert_eq!(
+            t.exchange(&[0x00, 0xB2, 0x01, 0x0C, 0x00], 100),
+            Duration::from_micros(9_764 + 4_000)
+        );
+        assert_eq!(
+            t.exchange(&[0x80, 0xA8, 0, 0, 2, 0x83, 0], 60) - Duration::from_millis(40),
+            Duration::from_micros(6_537)
+        );
+        assert_eq!(RfTiming::default().exchange(&[0; 5], 100), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timed_exchanges_take_their_time() {
+        let (reader, handle) = SimReader::new("sim");
+        let mut reader = reader.with_timing(RfTiming::typical());
+        handle.tap(Box::new(Echo));
+        reader
+            .wait_for_card(Duration::from_millis(10))
+            .await
+            .unwrap();
+        let start = tokio::time::Instant::now();
+        reader
+            .transceive(&[0x00, 0xB2, 0x01, 0x0C, 0x00], Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(4));
     }
 
     #[tokio::test]

@@ -43,6 +43,8 @@ pub struct TerminalConfig {
     pub terminal_id: String,
     /// Combinations in the terminal's order of preference.
     pub combinations: Vec<Combination>,
+    /// Certification authority public keys for offline data authentication (Book 2 §5.1).
+    pub capks: Vec<crate::oda::CaPublicKey>,
 }
 
 /// Transaction Type (9C), ISO 8583:1987 processing code positions 1-2.

@@ -31,6 +31,7 @@ pub fn terminal_and_input(amount: u64) -> (TerminalConfig, TxnInput) {
             ttq: Some([0x22, 0x00, 0x40, 0x00]),
             zero_amount_allowed: false,
         }],
+        capks: Vec::new(),
     };
     let input = TxnInput {
         amount,

@@ -222,7 +222,7 @@ pub struct KeyProfile {
 
 /// A profile that cannot become a card.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("card profile {profile}: {field}: {problem}")]
+#[error("card profile {profile}: {field}{}: {problem}", line.map(|l| format!(" (line {l})")).unwrap_or_default())]
 pub struct ProfileError {
     /// Profile name or file.
     pub profile: String,
@@ -230,6 +230,47 @@ pub struct ProfileError {
     pub field: String,
     /// What is wrong.
     pub problem: String,
+    /// The field's line in the file, when known.
+    pub line: Option<usize>,
+}
+
+/// The 1-based line of `field` ("section.key") in TOML text, if it is written there.
+pub fn field_line(text: &str, field: &str) -> Option<usize> {
+    let (section, key) = field.rsplit_once('.').unwrap_or(("", field));
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if let Some(s) = l.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            current = s.trim_matches(['[', ']']).to_string();
+            continue;
+        }
+        if current == section
+            && let Some((k, _)) = l.split_once('=')
+            && k.trim() == key
+        {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// Reads and checks a user's profile file: TOML errors name the key and line; a field that
+/// parses but cannot make a card names the field and its line.
+pub fn load_profile_file(path: &std::path::Path) -> Result<Profile, ProfileError> {
+    let source = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ProfileError {
+        profile: source.clone(),
+        field: "file".into(),
+        problem: e.to_string(),
+        line: None,
+    })?;
+    let p = parse_profile(&source, &text)?;
+    EmvCard::from_profile(&p).map_err(|mut e| {
+        e.profile = source.clone();
+        e.line = field_line(&text, &e.field);
+        e
+    })?;
+    Ok(p)
 }
 
 /// The built-in profiles, embedded in the binary.
@@ -275,10 +316,13 @@ pub const BUILTIN: &[(&str, &str)] = &[
 /// Parses a profile from TOML text. `source` names the file in errors; the message names the
 /// field and the line.
 pub fn parse_profile(source: &str, text: &str) -> Result<Profile, ProfileError> {
-    toml::from_str(text).map_err(|e| ProfileError {
+    toml::from_str(text).map_err(|e: toml::de::Error| ProfileError {
         profile: source.to_string(),
         field: "toml".into(),
         problem: e.to_string().trim().replace('\n', " "),
+        line: e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
     })
 }
 
@@ -397,6 +441,7 @@ fn hex_field(profile: &str, field: &str, value: &str) -> Result<Vec<u8>, Profile
         profile: profile.into(),
         field: field.into(),
         problem: format!("not hex (position {at})"),
+        line: None,
     })
 }
 
@@ -418,6 +463,7 @@ impl EmvCard {
             profile: name.into(),
             field: field.into(),
             problem: problem.into(),
+            line: None,
         };
         let a = &p.application;
         let c = &p.card;
@@ -1167,5 +1213,17 @@ mod tests {
             include_str!("../profiles/visa.toml").replace("4761739001010119", "4761739001010118");
         let e = EmvCard::from_profile(&parse_profile("x.toml", &text).unwrap()).unwrap_err();
         assert_eq!(e.field, "card.pan");
+        assert_eq!(
+            field_line(&text, "card.pan"),
+            Some(text.lines().position(|l| l.starts_with("pan =")).unwrap() + 1)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mine.toml");
+        std::fs::write(&path, &text).unwrap();
+        let e = load_profile_file(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("mine.toml") && e.contains("card.pan (line "),
+            "{e}"
+        );
     }
 }

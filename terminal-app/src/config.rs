@@ -51,6 +51,27 @@ pub struct Config {
     pub aids: Vec<AidSection>,
     /// Timeouts for the card reader.
     pub reader: ReaderSection,
+    /// Certification authority public keys for offline data authentication. Empty means the
+    /// Kassa test CAs (emulator mode); a device must list its acquirer's keys.
+    pub capks: Vec<CapkSection>,
+}
+
+/// One `[[capks]]` entry: a CA public key (EMV Book 2 §5.1; check sum per Book 2 §11.2).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapkSection {
+    /// RID, 10 hex digits.
+    pub rid: String,
+    /// Index, 2 hex digits.
+    pub index: String,
+    /// Modulus, hex.
+    pub modulus: String,
+    /// Exponent, hex (`03` or `010001`).
+    pub exponent: String,
+    /// SHA-1 check sum as published, hex (checked when given).
+    pub checksum: Option<String>,
+    /// Last day of validity, YYYY-MM-DD.
+    pub expiry: Option<String>,
 }
 
 impl Default for Config {
@@ -60,6 +81,7 @@ impl Default for Config {
             acquirer: AcquirerSection::default(),
             aids: vec![AidSection::default()],
             reader: ReaderSection::default(),
+            capks: Vec::new(),
         }
     }
 }
@@ -192,6 +214,12 @@ pub struct ReaderSection {
     pub card_timeout_ms: u64,
     /// Limit for one APDU exchange.
     pub apdu_timeout_ms: u64,
+    /// Emulator mode: radio bit rate of the simulated reader (106000...); 0 answers at once.
+    pub sim_bitrate: u32,
+    /// Emulator mode: a virtual card's processing time per plain command, ms.
+    pub sim_processing_ms: u64,
+    /// Emulator mode: a virtual card's processing time per cryptographic command, ms.
+    pub sim_crypto_ms: u64,
 }
 
 impl Default for ReaderSection {
@@ -199,6 +227,9 @@ impl Default for ReaderSection {
         ReaderSection {
             card_timeout_ms: 60_000,
             apdu_timeout_ms: 2_000,
+            sim_bitrate: 0,
+            sim_processing_ms: 0,
+            sim_crypto_ms: 0,
         }
     }
 }
@@ -354,6 +385,15 @@ impl Config {
         Ok(())
     }
 
+    /// The simulated reader's timing (emulator mode).
+    pub fn rf_timing(&self) -> drivers::RfTiming {
+        drivers::RfTiming {
+            bitrate: self.reader.sim_bitrate,
+            processing: std::time::Duration::from_millis(self.reader.sim_processing_ms),
+            crypto: std::time::Duration::from_millis(self.reader.sim_crypto_ms),
+        }
+    }
+
     /// The maximum amount in minor units.
     pub fn max_amount_minor(&self) -> u64 {
         parse_amount(&self.terminal.max_amount, self.terminal.currency_exponent).unwrap_or(0)
@@ -409,7 +449,17 @@ impl Config {
                 zero_amount_allowed: a.zero_amount_allowed,
             });
         }
+        let capks = if self.capks.is_empty() {
+            sim::emvpki::ca_public_keys()
+        } else {
+            self.capks
+                .iter()
+                .enumerate()
+                .map(|(i, c)| capk(i, c))
+                .collect::<Result<_, _>>()?
+        };
         Ok(TerminalConfig {
+            capks,
             country: self.terminal.country,
             terminal_type: 0x22,
             // 9F33: manual key entry off, ICC; signature (paper), no CVM, online PIN; SDA, DDA, CDA.
@@ -420,6 +470,63 @@ impl Config {
             combinations,
         })
     }
+}
+
+/// Checks and converts one `[[capks]]` entry.
+fn capk(i: usize, c: &CapkSection) -> Result<emv::oda::CaPublicKey, (String, String)> {
+    let key = |k: &str| format!("capks[{i}].{k}");
+    let hex = |k: &str, v: &str| emv::util::unhex(v).map_err(|_| (key(k), "not hex".to_string()));
+    let rid: [u8; 5] = hex("rid", &c.rid)?
+        .try_into()
+        .map_err(|_| (key("rid"), "must be 5 bytes".to_string()))?;
+    let index = *hex("index", &c.index)?
+        .first()
+        .filter(|_| c.index.len() == 2)
+        .ok_or_else(|| (key("index"), "must be 1 byte".to_string()))?;
+    let modulus = hex("modulus", &c.modulus)?;
+    if !(64..=248).contains(&modulus.len()) {
+        return Err((key("modulus"), "must be 512-1984 bits".into()));
+    }
+    let exponent = hex("exponent", &c.exponent)?;
+    if exponent != [3] && exponent != [1, 0, 1] {
+        return Err((key("exponent"), "must be 03 or 010001".into()));
+    }
+    let expiry = match &c.expiry {
+        Some(d) => {
+            let parts: Vec<u16> = d.split('-').filter_map(|p| p.parse().ok()).collect();
+            match parts.as_slice() {
+                [y, m, dd] if *m >= 1 && *m <= 12 && *dd >= 1 && *dd <= 31 => {
+                    Some(emv::util::Date {
+                        year: *y,
+                        month: *m as u8,
+                        day: *dd as u8,
+                    })
+                }
+                _ => return Err((key("expiry"), "must be YYYY-MM-DD".into())),
+            }
+        }
+        None => None,
+    };
+    let mut pk = emv::oda::CaPublicKey {
+        rid,
+        index,
+        modulus,
+        exponent,
+        checksum: None,
+        expiry,
+    };
+    let computed = pk.compute_checksum(&emv::oda::RustCrypto);
+    if let Some(cs) = &c.checksum {
+        let given = hex("checksum", cs)?;
+        if given != computed {
+            return Err((
+                key("checksum"),
+                "does not match SHA-1(RID || index || modulus || exponent)".into(),
+            ));
+        }
+    }
+    pk.checksum = Some(computed);
+    Ok(pk)
 }
 
 #[cfg(test)]
@@ -475,6 +582,25 @@ mod tests {
             .to_string();
         assert!(e.contains("curency"), "{e}");
         assert!(e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn capks_are_checked() {
+        let cfg = Config::default().terminal_config().unwrap();
+        assert_eq!(cfg.capks.len(), 6, "the Kassa test CAs by default");
+        let visa = &cfg.capks[0];
+        let text = format!(
+            "[[capks]]\nrid = \"A000000003\"\nindex = \"A1\"\nmodulus = \"{}\"\nexponent = \"03\"\nchecksum = \"{}\"\nexpiry = \"2030-12-31\"\n",
+            emv::util::hex(&visa.modulus),
+            emv::util::hex(&visa.checksum.unwrap())
+        );
+        let c = Config::parse(Path::new("k.toml"), &text).unwrap();
+        assert_eq!(c.terminal_config().unwrap().capks.len(), 1);
+        let bad = text.replace("\"03\"\nchecksum", "\"010001\"\nchecksum");
+        let e = Config::parse(Path::new("k.toml"), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("capks[0].checksum"), "{e}");
     }
 
     #[test]

@@ -73,9 +73,24 @@ impl std::fmt::Debug for EmulatorEnv {
 impl EmulatorEnv {
     /// Creates the PKI on first start, then starts the host simulator on a free loopback port.
     pub async fn start(paths: &Paths, cfg: &Config, fault: Option<Fault>) -> anyhow::Result<Self> {
+        Self::start_with(paths, cfg, fault, Vec::new()).await
+    }
+
+    /// [`start`](Self::start) with the user's own card profiles added to the built-in fleet
+    /// (the host simulator knows their issuer keys too).
+    pub async fn start_with(
+        paths: &Paths,
+        cfg: &Config,
+        fault: Option<Fault>,
+        extra: Vec<Profile>,
+    ) -> anyhow::Result<Self> {
         let (pki, pki_created) = DevPki::load_or_generate(&paths.pki(), &cfg.terminal.terminal_id)
             .with_context(|| format!("development PKI in {}", paths.pki().display()))?;
-        let profiles = sim::builtin_profiles();
+        let mut profiles = sim::builtin_profiles();
+        for p in extra {
+            profiles.retain(|b| b.name != p.name);
+            profiles.push(p);
+        }
         let dialect =
             acquirer::iso8583::dialect(&cfg.acquirer.dialect).context("acquirer.dialect")?;
         let host_config = HostConfig {

@@ -43,6 +43,7 @@ pub fn run(rt: &tokio::runtime::Runtime, paths: &Paths, cfg: Config) -> anyhow::
     }
     let env = rt.block_on(EmulatorEnv::start(paths, &cfg, None))?;
     let (reader, tap) = SimReader::new("virtual reader");
+    let reader = reader.with_timing(cfg.rf_timing());
     let link = env.link(&cfg)?;
     let journal = Journal::open(&paths.journal())?;
     let engine = Engine::new(cfg.clone(), reader, link, journal)?;

@@ -67,8 +67,15 @@ enum Command {
         #[arg(long, allow_hyphen_values = true)]
         amount: String,
         /// Virtual card name (see `kassa cards`).
-        #[arg(long)]
-        card: String,
+        #[arg(
+            long,
+            required_unless_present = "card_file",
+            conflicts_with = "card_file"
+        )]
+        card: Option<String>,
+        /// Your own card profile (docs/CARDS.md) instead of a built-in card.
+        #[arg(long, value_name = "PATH")]
+        card_file: Option<PathBuf>,
         /// Transaction type.
         #[arg(long = "type", value_enum, default_value = "sale")]
         kind: PayType,
@@ -268,6 +275,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Pay {
             ref amount,
             ref card,
+            ref card_file,
             kind,
             json,
             fault,
@@ -278,7 +286,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             cfg,
             PayArgs {
                 amount,
-                card,
+                card: card.as_deref(),
+                card_file: card_file.as_deref(),
                 kind,
                 json,
                 fault,
@@ -490,7 +499,8 @@ fn cards(json: bool, show: Option<&str>) -> anyhow::Result<u8> {
 /// Options of `kassa pay` after parsing.
 struct PayArgs<'a> {
     amount: &'a str,
-    card: &'a str,
+    card: Option<&'a str>,
+    card_file: Option<&'a std::path::Path>,
     kind: PayType,
     json: bool,
     fault: Option<Fault>,
@@ -507,16 +517,36 @@ fn pay(paths: &Paths, cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> {
             return Ok(EXIT_USAGE);
         }
     };
-    let known = sim::builtin_profiles();
-    if !known.iter().any(|p| p.name == args.card) {
-        let names: Vec<_> = known.iter().map(|p| p.name.as_str()).collect();
-        eprintln!(
-            "kassa pay: unknown card {:?} (known: {})",
-            args.card,
-            names.join(", ")
-        );
-        return Ok(EXIT_USAGE);
-    }
+    let mut extra = Vec::new();
+    let card_name = match (args.card, args.card_file) {
+        (_, Some(path)) => match sim::card::load_profile_file(path) {
+            Ok(p) => {
+                let name = p.name.clone();
+                extra.push(p);
+                name
+            }
+            Err(e) => {
+                eprintln!("kassa pay: {e}");
+                return Ok(EXIT_USAGE);
+            }
+        },
+        (Some(name), None) => {
+            let known = sim::builtin_profiles();
+            if !known.iter().any(|p| p.name == name) {
+                let names: Vec<_> = known.iter().map(|p| p.name.as_str()).collect();
+                eprintln!(
+                    "kassa pay: unknown card {name:?} (known: {})",
+                    names.join(", ")
+                );
+                return Ok(EXIT_USAGE);
+            }
+            name.to_string()
+        }
+        (None, None) => {
+            eprintln!("kassa pay: --card NAME or --card-file PATH is needed");
+            return Ok(EXIT_USAGE);
+        }
+    };
     if args.mask && args.trace.is_none() {
         eprintln!("kassa pay: --mask needs --trace FILE");
         return Ok(EXIT_USAGE);
@@ -527,12 +557,13 @@ fn pay(paths: &Paths, cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> {
     };
     let rt = runtime()?;
     rt.block_on(async {
-        let env = EmulatorEnv::start(paths, &cfg, args.fault).await?;
+        let env = EmulatorEnv::start_with(paths, &cfg, args.fault, extra).await?;
         if env.pki_created {
             tracing::info!(dir = %paths.pki().display(), "created a development PKI");
         }
         let (reader, tap) = SimReader::new("virtual reader");
-        let card = env.card(args.card).context("card vanished")??;
+        let reader = reader.with_timing(cfg.rf_timing());
+        let card = env.card(&card_name).context("card vanished")??;
         let link = env.link(&cfg)?;
         let journal = Journal::open(&paths.journal())
             .with_context(|| format!("journal {}", paths.journal().display()))?;
@@ -547,14 +578,14 @@ fn pay(paths: &Paths, cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> {
                 .as_ref()
                 .map(|o| o.data.clone())
                 .unwrap_or_default();
-            let mut t = trace::build(args.card, &data, engine.reader.exchanges());
+            let mut t = trace::build(&card_name, &data, engine.reader.exchanges());
             if args.mask {
                 trace::mask(&mut t);
             }
             std::fs::write(path, t.to_text())
                 .with_context(|| format!("writing trace {}", path.display()))?;
         }
-        Ok(report_result("pay", &cfg, &result, args.card, args.json))
+        Ok(report_result("pay", &cfg, &result, &card_name, args.json))
     })
 }
 
