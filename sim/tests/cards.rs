@@ -230,3 +230,33 @@ fn cda_signature_and_transaction_data_hash() {
     assert!(oda::verify_sdad(&RustCrypto, &icc, &bad, &h("CAFEBABE")).is_err());
     assert!(oda::verify_sdad(&RustCrypto, &icc, &sdad, &h("CAFEBABF")).is_err());
 }
+
+#[test]
+fn dda_internal_authenticate() {
+    let mut card = builtin_card("discover").unwrap().unwrap();
+    select(&mut card, "A0000001523010");
+    let g = gpo(&mut card, &h("22"));
+    let mut gs = TagStore::new();
+    gs.absorb(&g, |_| false).unwrap();
+    let afl = gs.get(t::AFL).unwrap().to_vec();
+    let aip = gs.get(t::AIP).unwrap().to_vec();
+    let (store, raw) = read_records(&mut card, &afl);
+    assert_eq!(store.get(Tag::new(0x9F49)), Some(&h("9F3704")[..]), "DDOL");
+    let pan = emv::card::Pan::from_cn(store.get(t::PAN).unwrap()).unwrap();
+    let icc = icc_key(
+        &store,
+        &raw,
+        &afl,
+        &aip,
+        [0xA0, 0, 0, 0x01, 0x52],
+        pan.expose(),
+    );
+    assert_eq!(icc.exponent, vec![1, 0, 1]);
+    let r = ok(card.process(&h("0088000004 12345678 00")));
+    let sdad = tlv::find(&r, t::SDAD).unwrap().unwrap().to_vec();
+    assert_eq!(
+        oda::verify_sdad(&RustCrypto, &icc, &sdad, &h("12345678")).unwrap(),
+        h("02 0002")
+    );
+    assert!(oda::verify_sdad(&RustCrypto, &icc, &sdad, &h("12345679")).is_err());
+}
