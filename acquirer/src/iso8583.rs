@@ -576,8 +576,17 @@ const fn fields_1987() -> [Option<FieldSpec>; 129] {
     t[63] = f(Ans, LllVar(999), "Reserved private");
     t[64] = f(B, Fixed(8), "Message authentication code");
     t[70] = f(N, Fixed(3), "Network management information code");
+    t[74] = f(N, Fixed(10), "Credits, number");
+    t[75] = f(N, Fixed(10), "Credits, reversal number");
+    t[76] = f(N, Fixed(10), "Debits, number");
+    t[77] = f(N, Fixed(10), "Debits, reversal number");
+    t[86] = f(N, Fixed(16), "Credits, amount");
+    t[87] = f(N, Fixed(16), "Credits, reversal amount");
+    t[88] = f(N, Fixed(16), "Debits, amount");
+    t[89] = f(N, Fixed(16), "Debits, reversal amount");
     t[90] = f(N, Fixed(42), "Original data elements");
     t[95] = f(Ans, Fixed(42), "Replacement amounts");
+    t[97] = f(Ans, Fixed(17), "Amount, net settlement");
     t[128] = f(B, Fixed(8), "Message authentication code");
     t
 }
@@ -660,6 +669,32 @@ mod tests {
              301";
         assert_eq!(String::from_utf8(bytes.clone()).unwrap(), expected);
         assert_eq!(Message::decode(&bytes, &ASCII87).unwrap(), m);
+    }
+
+    #[test]
+    fn bcd87_secondary_bitmap_exact_bytes() {
+        let mut m = Message::new(400);
+        m.set_str(11, "000042")
+            .set_str(41, "KASSA001")
+            .set_str(90, "010000004211291200000000000000000000000000");
+        let bytes = m.encode(&BCD87).unwrap();
+        let expected = h(concat!(
+            "0400",
+            "8020000000800000", // primary: secondary bitmap, 11, 41
+            "0000004000000000", // secondary: 90
+            "000042",
+            "4B41535341303031",
+            "010000004211291200000000000000000000000000", // field 90, 21 bytes BCD
+        ));
+        assert_eq!(hex::encode_upper(&bytes), hex::encode_upper(&expected));
+        assert_eq!(Message::decode(&bytes, &BCD87).unwrap(), m);
+        // The same message in ascii87: hex bitmaps and ASCII digits.
+        let ascii = m.encode(&ASCII87).unwrap();
+        assert_eq!(
+            String::from_utf8(ascii.clone()).unwrap(),
+            "040080200000008000000000004000000000000042KASSA001010000004211291200000000000000000000000000"
+        );
+        assert_eq!(Message::decode(&ascii, &ASCII87).unwrap(), m);
     }
 
     #[test]

@@ -102,8 +102,14 @@ fn pad_right(s: &str, width: usize) -> String {
 }
 
 impl AuthorizationRequest {
-    /// The 0100 message.
+    /// The 0100 authorization request.
     pub fn to_message(&self) -> Result<Message, MessageError> {
+        self.to_message_as(100)
+    }
+
+    /// The request as MTI `mti`: 0100 (authorization), 0200 (financial: sale or refund that
+    /// settles), 0220 (completion or advice).
+    pub fn to_message_as(&self, mti: u16) -> Result<Message, MessageError> {
         let bad = |field, what| MessageError::Field { field, what };
         if self.stan == 0 || self.stan > 999_999 {
             return Err(bad(11, "STAN must be 1-999999"));
@@ -111,7 +117,7 @@ impl AuthorizationRequest {
         if self.amount_minor > 999_999_999_999 {
             return Err(bad(4, "amount beyond 12 digits"));
         }
-        let mut m = Message::new(100);
+        let mut m = Message::new(mti);
         m.set_str(2, &self.pan)
             .set_str(3, self.processing.field3())
             .set_str(4, &format!("{:012}", self.amount_minor))
@@ -184,6 +190,158 @@ impl AuthorizationResponse {
     }
 }
 
+/// Field 90, original data elements (n42): original MTI (4), STAN (6), transmission date and
+/// time (10), acquiring and forwarding institution IDs (11 + 11, zeros here).
+pub fn original_data_elements(original: &Message) -> String {
+    format!(
+        "{:04}{:0>6}{:0>10}{:011}{:011}",
+        original.mti,
+        original.get_str(11).unwrap_or_default(),
+        original.get_str(7).unwrap_or_default(),
+        0,
+        0
+    )
+}
+
+/// The reversal (0400, or the repeat 0401) of a request that may have reached the host
+/// (ISO 8583:1987 §4.4.3): the original's card, amount and terminal fields, the same STAN, and
+/// field 90 naming the original.
+pub fn reversal(original: &Message, repeat: bool) -> Message {
+    let mut m = Message::new(if repeat { 401 } else { 400 });
+    for n in [2u8, 3, 4, 7, 11, 12, 13, 14, 22, 23, 25, 35, 41, 42, 49] {
+        if let Some(v) = original.get(n) {
+            m.set(n, v.to_vec());
+        }
+    }
+    m.set_str(90, &original_data_elements(original));
+    m
+}
+
+/// An advice (0220, or the repeat 0221) of a transaction the terminal approved offline, with
+/// the authorization code it used.
+pub fn advice(original: &Message, auth_code: &str, repeat: bool) -> Message {
+    let mut m = original.clone();
+    m.mti = if repeat { 221 } else { 220 };
+    m.set_str(38, auth_code);
+    m
+}
+
+/// Network management (0800): sign-on (field 70 = 001), sign-off (002), echo test (301).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkCode {
+    /// 001.
+    SignOn,
+    /// 002.
+    SignOff,
+    /// 301.
+    Echo,
+}
+
+impl NetworkCode {
+    /// Field 70.
+    pub fn field70(self) -> &'static str {
+        match self {
+            NetworkCode::SignOn => "001",
+            NetworkCode::SignOff => "002",
+            NetworkCode::Echo => "301",
+        }
+    }
+}
+
+/// A network management request (0800).
+pub fn network(code: NetworkCode, stan: u32, transmission: &str, terminal_id: &str) -> Message {
+    let mut m = Message::new(800);
+    m.set_str(7, transmission)
+        .set_str(11, &format!("{:06}", stan % 1_000_000))
+        .set_str(41, &pad_right(terminal_id, 8))
+        .set_str(70, code.field70());
+    m
+}
+
+/// Counts and totals of a batch, per direction (ISO 8583:1987 fields 74-89).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchTotals {
+    /// Sales (debits to the cardholder): count.
+    pub debits: u64,
+    /// Sales: total, minor units.
+    pub debits_amount: u64,
+    /// Refunds (credits to the cardholder): count.
+    pub credits: u64,
+    /// Refunds: total, minor units.
+    pub credits_amount: u64,
+}
+
+/// A reconciliation request (0500) closing the batch with the terminal's totals.
+pub fn reconciliation(
+    stan: u32,
+    transmission: &str,
+    terminal_id: &str,
+    merchant_id: &str,
+    currency: u16,
+    t: BatchTotals,
+) -> Message {
+    let mut m = Message::new(500);
+    let net = t.debits_amount as i128 - t.credits_amount as i128;
+    m.set_str(7, transmission)
+        .set_str(11, &format!("{:06}", stan % 1_000_000))
+        .set_str(41, &pad_right(terminal_id, 8))
+        .set_str(42, &pad_right(merchant_id, 15))
+        .set_str(49, &format!("{currency:03}"))
+        .set_str(74, &format!("{:010}", t.credits))
+        .set_str(76, &format!("{:010}", t.debits))
+        .set_str(86, &format!("{:016}", t.credits_amount))
+        .set_str(88, &format!("{:016}", t.debits_amount))
+        .set_str(
+            97,
+            &format!(
+                "{}{:016}",
+                if net >= 0 { 'D' } else { 'C' },
+                net.unsigned_abs()
+            ),
+        );
+    m
+}
+
+/// Reads the totals of a 0500 message.
+pub fn batch_totals(m: &Message) -> Option<BatchTotals> {
+    let n = |f| m.get_str(f).and_then(|s| s.parse::<u64>().ok());
+    Some(BatchTotals {
+        credits: n(74)?,
+        debits: n(76)?,
+        credits_amount: n(86)?,
+        debits_amount: n(88)?,
+    })
+}
+
+/// What a terminal must do on a response code (ISO 8583:1987 field 39 as acquirers use it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Approved: complete the sale.
+    Approve,
+    /// Declined: tell the cardholder; do not retry.
+    Decline,
+    /// Declined for insufficient funds (51): another card or a smaller amount may work.
+    InsufficientFunds,
+    /// Wrong PIN (55): the cardholder may try again.
+    RetryPin,
+    /// Issuer or switch unavailable (91, 96): try later or stand in offline if allowed.
+    TryLater,
+    /// Pick up the card (04, 07, 41, 43): decline and keep it if the merchant can.
+    PickUp,
+}
+
+/// The action for a response code.
+pub fn action(code: &str) -> Action {
+    match code {
+        "00" | "08" | "10" | "11" => Action::Approve,
+        "51" => Action::InsufficientFunds,
+        "55" => Action::RetryPin,
+        "91" | "96" | "68" => Action::TryLater,
+        "04" | "07" | "41" | "43" => Action::PickUp,
+        _ => Action::Decline,
+    }
+}
+
 /// A short English text for an ISO 8583:1987 response code (the ones a terminal acts on).
 pub fn response_text(code: &str) -> &'static str {
     match code {
@@ -208,7 +366,9 @@ pub fn response_text(code: &str) -> &'static str {
         "61" => "Exceeds withdrawal limit",
         "65" => "Exceeds withdrawal frequency",
         "75" => "PIN tries exceeded",
+        "68" => "Response received too late",
         "91" => "Issuer unavailable",
+        "95" => "Reconcile error",
         "94" => "Duplicate transmission",
         "96" => "System malfunction",
         _ => "Declined",
@@ -263,6 +423,46 @@ mod tests {
         let s = format!("{:?}", req());
         assert!(!s.contains("4761739001010119"), "{s}");
         assert!(s.contains("476173******0119"), "{s}");
+    }
+
+    #[test]
+    fn reversal_advice_network_reconciliation() {
+        let original = req().to_message().unwrap();
+        let r = reversal(&original, false);
+        assert_eq!(r.mti, 400);
+        assert_eq!(r.get_str(11).unwrap(), "000042");
+        assert_eq!(r.get_str(4).unwrap(), "000000001234");
+        assert_eq!(
+            r.get_str(90).unwrap(),
+            "010000004211291200000000000000000000000000"
+        );
+        assert!(r.get(55).is_none(), "no ICC data in a reversal");
+        assert_eq!(reversal(&original, true).mti, 401);
+        let a = advice(&original, "Y1OFFL", false);
+        assert_eq!((a.mti, a.get_str(38).unwrap().as_str()), (220, "Y1OFFL"));
+        let e = network(NetworkCode::Echo, 7, "1129120000", "KASSA001");
+        assert_eq!(e.get_str(70).unwrap(), "301");
+        let t = BatchTotals {
+            debits: 3,
+            debits_amount: 4500,
+            credits: 1,
+            credits_amount: 500,
+        };
+        let m = reconciliation(9, "1129235900", "KASSA001", "KASSA-DEMO", 978, t);
+        assert_eq!(m.get_str(97).unwrap(), "D0000000000004000");
+        let bytes = m.encode(&crate::iso8583::BCD87).unwrap();
+        let back = crate::iso8583::Message::decode(&bytes, &crate::iso8583::BCD87).unwrap();
+        assert_eq!(batch_totals(&back), Some(t));
+        let bytes = m.encode(&crate::iso8583::ASCII87).unwrap();
+        assert_eq!(
+            batch_totals(
+                &crate::iso8583::Message::decode(&bytes, &crate::iso8583::ASCII87).unwrap()
+            ),
+            Some(t)
+        );
+        assert_eq!(action("51"), Action::InsufficientFunds);
+        assert_eq!(action("96"), Action::TryLater);
+        assert_eq!(action("05"), Action::Decline);
     }
 
     #[test]
