@@ -1,10 +1,19 @@
-//! The acquirer/issuer host simulator: ISO 8583 over mutual TLS on a local port.
+//! The acquirer/issuer host simulator: ISO 8583 over mutual TLS on a local port, serving many
+//! terminals at once.
 //!
-//! It requires a client certificate from the configured CA, decodes 0100 authorization
-//! requests, verifies the ARQC in field 55 with the issuer master key of the card's BIN, and
-//! answers 0110: `00` with an authorization code, RRN and ARPC when the cryptogram is right,
-//! `05` when it is wrong. Every decision goes into a ledger that tests and the emulator read.
+//! - 0100/0200: verifies the ARQC in field 55 with the issuer master key of the card's PAN and
+//!   the cryptogram version named in the IAD, checks expiry and the account balance, answers
+//!   with an authorization code, RRN and the ARPC (method 1 or 2), or a decline (05, 51, 54...).
+//! - 0220/0221: records an advice of an offline approval.
+//! - 0400/0401: reverses the original (found by terminal and STAN), restoring the balance.
+//! - 0500: reconciles the terminal's batch totals with its ledger (00 in balance, 95 not).
+//! - 0800: sign-on, sign-off, echo.
+//!
+//! Rules ([`HostRules`], a TOML file for `kassa host-sim --rules`) inject behaviour: a response
+//! code above an amount or for a PAN, a delay, a dropped connection, a wrong STAN, silence.
+//! Every decision goes into a ledger (masked PANs) that tests and reconciliation read.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,12 +21,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use acquirer::iso8583::{Dialect, Message, mask};
 use acquirer::link::{read_frame, write_frame};
+use acquirer::messages::{BatchTotals, batch_totals};
 use emv::crypto::{
     AcData, Cvn, Key16, application_cryptogram, derive_icc_master_key, issuer_authentication_data,
 };
 use emv::tags as t;
 use emv::tlv::{self, TagStore};
 use rustls::ServerConfig;
+use serde::Deserialize;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
@@ -49,11 +60,75 @@ impl IssuerKey {
     }
 }
 
-/// Faults the host can be told to have.
+/// Faults the host can be told to have for every request (`kassa pay --fault host-silent`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostFault {
     /// Read requests and never answer them.
     Silent,
+}
+
+/// What a rule does to a request it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleAction {
+    /// Close the connection without answering (after reading the request).
+    Drop,
+    /// Answer with the STAN plus one.
+    WrongStan,
+    /// Never answer (keep the connection open).
+    Silent,
+}
+
+/// One rule. Every matcher given must match; then the effects apply.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Matches amounts (field 4, minor units) above this.
+    pub amount_above: Option<u64>,
+    /// Matches PANs ending with these digits.
+    pub pan_ends_with: Option<String>,
+    /// Matches this MTI, e.g. "0100".
+    pub mti: Option<String>,
+    /// Answer with this response code instead of deciding.
+    pub respond: Option<String>,
+    /// Answer after this many milliseconds.
+    pub delay_ms: Option<u64>,
+    /// Drop, answer with a wrong STAN, or stay silent.
+    pub action: Option<RuleAction>,
+    /// Apply to the first matching request only.
+    #[serde(default)]
+    pub once: bool,
+}
+
+/// A card account with a balance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    /// The card's PAN ends with these digits.
+    pub pan_ends_with: String,
+    /// Open-to-buy in minor units.
+    pub balance: u64,
+}
+
+/// The host's behaviour, from a TOML file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostRules {
+    /// Rules, first match wins.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// Balance of cards not listed in `accounts`; none means unlimited.
+    pub default_balance: Option<u64>,
+    /// Per-card balances.
+    #[serde(default)]
+    pub accounts: Vec<Account>,
+}
+
+impl HostRules {
+    /// Parses rules TOML; errors name the key and line.
+    pub fn parse(text: &str) -> Result<HostRules, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', " "))
+    }
 }
 
 /// Host configuration.
@@ -63,11 +138,28 @@ pub struct HostConfig {
     pub issuers: Vec<IssuerKey>,
     /// The ISO 8583 dialect.
     pub dialect: &'static Dialect,
-    /// A fault to inject, if any.
+    /// A fault to inject for every request, if any.
     pub fault: Option<HostFault>,
+    /// Rules and balances.
+    pub rules: HostRules,
 }
 
-/// One decision of the host, as kept in its ledger. The PAN is masked.
+/// What happened to a request, as the ledger keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryStatus {
+    /// Approved (or advised).
+    Approved,
+    /// Declined.
+    Declined,
+    /// Approved, then reversed.
+    Reversed,
+    /// No answer was sent (silent rule, dropped connection).
+    Unanswered,
+    /// A reversal, network or reconciliation message.
+    Administrative,
+}
+
+/// One request as the host saw it. The PAN is masked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerEntry {
     /// Request MTI.
@@ -80,16 +172,24 @@ pub struct LedgerEntry {
     pub pan: String,
     /// Amount in minor units.
     pub amount_minor: u64,
+    /// True for refunds (processing code 20).
+    pub refund: bool,
     /// Response code sent back (empty when no answer was sent).
     pub response_code: String,
+    /// Authorization code sent back.
+    pub auth_code: Option<String>,
+    /// Status.
+    pub status: EntryStatus,
     /// Why, in words.
     pub reason: String,
+    /// True once included in a reconciled batch.
+    pub settled: bool,
 }
 
 /// A running host simulator.
 pub struct HostSim {
     addr: SocketAddr,
-    ledger: Arc<Mutex<Vec<LedgerEntry>>>,
+    state: Arc<Mutex<State>>,
     task: JoinHandle<()>,
 }
 
@@ -99,9 +199,18 @@ impl std::fmt::Debug for HostSim {
     }
 }
 
+#[derive(Default)]
+struct State {
+    ledger: Vec<LedgerEntry>,
+    /// Balances by full PAN, in memory only.
+    balances: HashMap<String, u64>,
+    /// Indices of `once` rules already used.
+    spent_rules: Vec<usize>,
+}
+
 struct Shared {
     cfg: HostConfig,
-    ledger: Arc<Mutex<Vec<LedgerEntry>>>,
+    state: Arc<Mutex<State>>,
     sequence: AtomicU32,
 }
 
@@ -116,7 +225,7 @@ impl HostSim {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let acceptor = TlsAcceptor::from(Arc::new(tls));
-        let ledger = Arc::new(Mutex::new(Vec::new()));
+        let state = Arc::new(Mutex::new(State::default()));
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_micros())
@@ -124,7 +233,7 @@ impl HostSim {
             % 100_000;
         let shared = Arc::new(Shared {
             cfg,
-            ledger: ledger.clone(),
+            state: state.clone(),
             sequence: AtomicU32::new(seed),
         });
         let task = tokio::spawn(async move {
@@ -141,7 +250,7 @@ impl HostSim {
                 });
             }
         });
-        Ok(HostSim { addr, ledger, task })
+        Ok(HostSim { addr, state, task })
     }
 
     /// The address it listens on.
@@ -149,9 +258,12 @@ impl HostSim {
         self.addr
     }
 
-    /// The decisions taken so far.
+    /// The requests seen so far.
     pub fn ledger(&self) -> Vec<LedgerEntry> {
-        self.ledger.lock().map(|l| l.clone()).unwrap_or_default()
+        self.state
+            .lock()
+            .map(|s| s.ledger.clone())
+            .unwrap_or_default()
     }
 
     /// Stops listening. Open connections end when their peers close them.
@@ -164,6 +276,13 @@ impl Drop for HostSim {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// What to do with one request.
+struct Decision {
+    response: Option<Message>,
+    delay: Duration,
+    drop: bool,
 }
 
 async fn serve(tcp: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) -> std::io::Result<()> {
@@ -186,20 +305,18 @@ async fn serve(tcp: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) -> st
                 return Ok(());
             }
         };
-        let (response, entry) = decide(&request, &shared);
-        if let Ok(mut l) = shared.ledger.lock() {
-            l.push(entry);
+        let d = decide(&request, &shared);
+        if !d.delay.is_zero() {
+            tokio::time::sleep(d.delay).await;
         }
-        match response {
-            Some(r) => {
-                let bytes = r.encode(shared.cfg.dialect).map_err(|e| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
-                })?;
-                write_frame(&mut tls, &bytes).await?;
-            }
-            None => {
-                // Silent: keep the connection open and read on, never answering.
-            }
+        if d.drop {
+            return Ok(());
+        }
+        if let Some(r) = d.response {
+            let bytes = r
+                .encode(shared.cfg.dialect)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+            write_frame(&mut tls, &bytes).await?;
         }
     }
 }
@@ -209,7 +326,7 @@ async fn serve(tcp: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) -> st
 pub enum IssuerDecision {
     /// Cryptogram verified; ARPC computed with ARC "00".
     Approve {
-        /// Issuer authentication data (tag 91): ARPC || ARC.
+        /// Issuer authentication data (tag 91).
         issuer_auth_data: Vec<u8>,
     },
     /// Declined with this response code and reason.
@@ -224,7 +341,7 @@ pub enum IssuerDecision {
 }
 
 /// The issuer's check of an authorization: finds the key for the PAN, verifies the ARQC with
-/// the cryptogram version named in the IAD, and produces the ARPC (method 1).
+/// the cryptogram version named in the IAD, and produces the issuer authentication data.
 pub fn issuer_decide(
     issuers: &[IssuerKey],
     pan: &str,
@@ -262,9 +379,8 @@ pub fn issuer_decide(
     if application_cryptogram(cvn, &mk, &data) != Some(arqc) {
         return decline("05", "ARQC verification failed");
     }
-    let iad = issuer_authentication_data(cvn, &mk, &data, arqc, *b"00");
     IssuerDecision::Approve {
-        issuer_auth_data: iad,
+        issuer_auth_data: issuer_authentication_data(cvn, &mk, &data, arqc, *b"00"),
     }
 }
 
@@ -275,7 +391,21 @@ fn current_yymm() -> u32 {
     (now.year() as u32 % 100) * 100 + now.month()
 }
 
-fn decide(req: &Message, shared: &Shared) -> (Option<Message>, LedgerEntry) {
+fn rule_matches(r: &Rule, req: &Message, pan: &str, amount: u64) -> bool {
+    r.amount_above.is_none_or(|a| amount > a)
+        && r.pan_ends_with.as_deref().is_none_or(|s| pan.ends_with(s))
+        && r.mti.as_deref().is_none_or(|m| m == req.mti_str())
+}
+
+fn echo_fields(req: &Message, resp: &mut Message) {
+    for n in [2u8, 3, 4, 7, 11, 12, 13, 41, 42, 49, 90] {
+        if let Some(v) = req.get(n) {
+            resp.set(n, v.to_vec());
+        }
+    }
+}
+
+fn decide(req: &Message, shared: &Shared) -> Decision {
     let stan = req.get_str(11).unwrap_or_default();
     let tid = req.get_str(41).unwrap_or_default();
     let pan_from_track2 = || {
@@ -284,85 +414,285 @@ fn decide(req: &Message, shared: &Shared) -> (Option<Message>, LedgerEntry) {
     };
     let pan = req.get_str(2).or_else(pan_from_track2).unwrap_or_default();
     let amount: u64 = req.get_str(4).and_then(|a| a.parse().ok()).unwrap_or(0);
+    let refund = req.get_str(3).is_some_and(|p| p.starts_with("20"));
     let mut entry = LedgerEntry {
         mti: req.mti,
         stan: stan.clone(),
         terminal_id: tid.clone(),
         pan: mask(&pan),
         amount_minor: amount,
+        refund,
         response_code: String::new(),
+        auth_code: None,
+        status: EntryStatus::Administrative,
         reason: String::new(),
+        settled: false,
     };
+    let mut state = match shared.state.lock() {
+        Ok(s) => s,
+        Err(p) => p.into_inner(),
+    };
+    let mut decision = Decision {
+        response: None,
+        delay: Duration::ZERO,
+        drop: false,
+    };
+    // Rules first.
+    let mut forced_code: Option<String> = None;
+    let mut wrong_stan = false;
+    let rule = shared.cfg.rules.rules.iter().enumerate().find(|(i, r)| {
+        rule_matches(r, req, &pan, amount) && !(r.once && state.spent_rules.contains(i))
+    });
+    if let Some((i, r)) = rule {
+        if r.once {
+            state.spent_rules.push(i);
+        }
+        decision.delay = Duration::from_millis(r.delay_ms.unwrap_or(0));
+        forced_code = r.respond.clone();
+        match r.action {
+            Some(RuleAction::Drop) => decision.drop = true,
+            Some(RuleAction::Silent) => {
+                decision.drop = false;
+                entry.reason = "rule: silent".into();
+                entry.status = if matches!(req.mti, 100 | 200) {
+                    EntryStatus::Unanswered
+                } else {
+                    EntryStatus::Administrative
+                };
+                state.ledger.push(entry);
+                return decision;
+            }
+            Some(RuleAction::WrongStan) => wrong_stan = true,
+            None => {}
+        }
+    }
     if shared.cfg.fault == Some(HostFault::Silent) {
         entry.reason = "fault: silent host".into();
-        return (None, entry);
+        entry.status = EntryStatus::Unanswered;
+        state.ledger.push(entry);
+        return decision;
     }
     let mut resp = Message::new(req.mti + 10);
-    for n in [2u8, 3, 4, 7, 11, 12, 13, 41, 42, 49] {
-        if let Some(v) = req.get(n) {
-            resp.set(n, v.to_vec());
-        }
-    }
-    let (code, reason, iad): (&str, String, Vec<u8>) = if req.mti != 100 && req.mti != 200 {
-        (
-            "12",
-            format!("MTI {:04} not supported", req.mti),
-            Vec::new(),
-        )
-    } else {
-        let psn: u8 = req.get_str(23).and_then(|p| p.parse().ok()).unwrap_or(0);
-        let mut icc = TagStore::new();
-        let icc_ok = req
-            .get(55)
-            .map(|d| icc.absorb(d, |_| true).is_ok())
-            .unwrap_or(false);
-        let expired = req
-            .get_str(14)
-            .and_then(|e| e.parse::<u32>().ok())
-            .is_some_and(|yymm| yymm < current_yymm());
-        if !icc_ok {
-            (
-                "30",
-                "field 55 missing or malformed".to_string(),
-                Vec::new(),
-            )
-        } else if expired {
-            ("54", "expired card".to_string(), Vec::new())
-        } else {
-            match issuer_decide(&shared.cfg.issuers, &pan, psn, &icc, amount) {
-                IssuerDecision::Approve { issuer_auth_data } => {
-                    ("00", "ARQC verified".to_string(), issuer_auth_data)
-                }
-                IssuerDecision::Decline {
-                    code,
-                    reason,
-                    issuer_auth_data,
-                } => (code, reason, issuer_auth_data),
-            }
-        }
-    };
+    echo_fields(req, &mut resp);
     let seq = shared.sequence.fetch_add(1, Ordering::Relaxed) % 1_000_000;
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    resp.set_str(37, &format!("{:06}{:06}", secs % 1_000_000, seq));
-    if code == "00" {
-        // An authorization code that differs per approval: six alphanumerics.
-        let n = (seq as u64).wrapping_mul(2_654_435_761) ^ secs;
-        const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ";
-        let code: String = (0..6)
-            .map(|i| ALPHABET[((n >> (5 * i)) % ALPHABET.len() as u64) as usize] as char)
-            .collect();
-        resp.set_str(38, &code);
+    let (code, reason, iad): (String, String, Vec<u8>) = match req.mti {
+        100 | 200 => {
+            entry.status = EntryStatus::Declined;
+            let psn: u8 = req.get_str(23).and_then(|p| p.parse().ok()).unwrap_or(0);
+            let mut icc = TagStore::new();
+            let icc_ok = req
+                .get(55)
+                .map(|d| icc.absorb(d, |_| true).is_ok())
+                .unwrap_or(false);
+            let expired = req
+                .get_str(14)
+                .and_then(|e| e.parse::<u32>().ok())
+                .is_some_and(|yymm| yymm < current_yymm());
+            let (code, reason, iad) = if let Some(c) = &forced_code {
+                (
+                    c.clone(),
+                    "rule: forced response code".to_string(),
+                    Vec::new(),
+                )
+            } else if !icc_ok {
+                (
+                    "30".into(),
+                    "field 55 missing or malformed".to_string(),
+                    Vec::new(),
+                )
+            } else if expired {
+                ("54".into(), "expired card".to_string(), Vec::new())
+            } else {
+                match issuer_decide(&shared.cfg.issuers, &pan, psn, &icc, amount) {
+                    IssuerDecision::Approve { issuer_auth_data } => {
+                        let balance = state.balances.get(&pan).copied().or_else(|| {
+                            shared
+                                .cfg
+                                .rules
+                                .accounts
+                                .iter()
+                                .find(|a| pan.ends_with(&a.pan_ends_with))
+                                .map(|a| a.balance)
+                                .or(shared.cfg.rules.default_balance)
+                        });
+                        match balance {
+                            Some(b) if !refund && amount > b => (
+                                "51".into(),
+                                format!("insufficient funds (balance {b})"),
+                                Vec::new(),
+                            ),
+                            Some(b) => {
+                                let nb = if refund {
+                                    b.saturating_add(amount)
+                                } else {
+                                    b - amount
+                                };
+                                state.balances.insert(pan.clone(), nb);
+                                ("00".into(), "ARQC verified".to_string(), issuer_auth_data)
+                            }
+                            None => ("00".into(), "ARQC verified".to_string(), issuer_auth_data),
+                        }
+                    }
+                    IssuerDecision::Decline {
+                        code,
+                        reason,
+                        issuer_auth_data,
+                    } => (code.to_string(), reason, issuer_auth_data),
+                }
+            };
+            if code == "00" {
+                entry.status = EntryStatus::Approved;
+                // An authorization code that differs per approval: six alphanumerics.
+                let n = (seq as u64).wrapping_mul(2_654_435_761) ^ secs;
+                const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+                let auth: String = (0..6)
+                    .map(|i| ALPHABET[((n >> (5 * i)) % ALPHABET.len() as u64) as usize] as char)
+                    .collect();
+                resp.set_str(38, &auth);
+                entry.auth_code = Some(auth);
+            }
+            (code, reason, iad)
+        }
+        220 | 221 => {
+            entry.status = EntryStatus::Approved;
+            entry.auth_code = req.get_str(38);
+            let dup = state.ledger.iter().any(|e| {
+                matches!(e.mti, 220 | 221)
+                    && e.terminal_id == tid
+                    && e.stan == stan
+                    && e.status == EntryStatus::Approved
+            });
+            if dup {
+                entry.status = EntryStatus::Administrative;
+                (
+                    "00".into(),
+                    "duplicate advice acknowledged".to_string(),
+                    Vec::new(),
+                )
+            } else {
+                ("00".into(), "advice recorded".to_string(), Vec::new())
+            }
+        }
+        400 | 401 => {
+            let original_stan = req
+                .get_str(90)
+                .and_then(|f| f.get(4..10).map(str::to_string))
+                .unwrap_or_else(|| stan.clone());
+            let found = state.ledger.iter_mut().rev().find(|e| {
+                matches!(e.mti, 100 | 200 | 220)
+                    && e.terminal_id == tid
+                    && e.stan == original_stan
+                    && matches!(
+                        e.status,
+                        EntryStatus::Approved | EntryStatus::Unanswered | EntryStatus::Reversed
+                    )
+            });
+            let reason = match found {
+                Some(e) if e.status == EntryStatus::Reversed => "already reversed".to_string(),
+                Some(e) => {
+                    let was_approved = e.status == EntryStatus::Approved;
+                    e.status = EntryStatus::Reversed;
+                    let (amt, refund) = (e.amount_minor, e.refund);
+                    if was_approved && let Some(b) = state.balances.get_mut(&pan) {
+                        *b = if refund {
+                            b.saturating_sub(amt)
+                        } else {
+                            b.saturating_add(amt)
+                        };
+                    }
+                    "reversed".to_string()
+                }
+                None => "nothing to reverse".to_string(),
+            };
+            ("00".into(), reason, Vec::new())
+        }
+        500 => {
+            let mine = |e: &&mut LedgerEntry| {
+                e.terminal_id == tid
+                    && !e.settled
+                    && e.status == EntryStatus::Approved
+                    && matches!(e.mti, 100 | 200 | 220 | 221)
+            };
+            let mut host = BatchTotals::default();
+            for e in state.ledger.iter_mut().filter(mine) {
+                if e.refund {
+                    host.credits += 1;
+                    host.credits_amount += e.amount_minor;
+                } else {
+                    host.debits += 1;
+                    host.debits_amount += e.amount_minor;
+                }
+            }
+            match batch_totals(req) {
+                Some(terminal) if terminal == host => {
+                    for e in state.ledger.iter_mut().filter(mine) {
+                        e.settled = true;
+                    }
+                    ("00".into(), "batch in balance".to_string(), Vec::new())
+                }
+                Some(terminal) => (
+                    "95".into(),
+                    format!("out of balance: terminal {terminal:?}, host {host:?}"),
+                    Vec::new(),
+                ),
+                None => ("30".into(), "totals missing".to_string(), Vec::new()),
+            }
+        }
+        800 => (
+            "00".into(),
+            format!("network management {}", req.get_str(70).unwrap_or_default()),
+            Vec::new(),
+        ),
+        other => (
+            "12".into(),
+            format!("MTI {other:04} not supported"),
+            Vec::new(),
+        ),
+    };
+    if let Some(n) = req.get(70) {
+        resp.set(70, n.to_vec());
     }
-    resp.set_str(39, code);
+    resp.set_str(37, &format!("{:06}{:06}", secs % 1_000_000, seq));
+    resp.set_str(39, &code);
     if !iad.is_empty() {
         let mut f55 = Vec::new();
         tlv::encode(t::ISSUER_AUTH_DATA, &iad, &mut f55);
         resp.set(55, f55);
     }
-    entry.response_code = code.to_string();
+    if wrong_stan {
+        let s: u32 = stan.parse().unwrap_or(0);
+        resp.set_str(11, &format!("{:06}", (s + 1) % 1_000_000));
+    }
+    entry.response_code = code;
     entry.reason = reason;
-    (Some(resp), entry)
+    if decision.drop {
+        entry.reason = format!("rule: connection dropped ({})", entry.reason);
+        if entry.status == EntryStatus::Approved || entry.status == EntryStatus::Declined {
+            entry.status = EntryStatus::Unanswered;
+        }
+    }
+    state.ledger.push(entry);
+    decision.response = Some(resp);
+    decision
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_parse_and_name_bad_keys() {
+        let r = HostRules::parse(
+            "default_balance = 5000\n[[rules]]\namount_above = 100000\nrespond = \"05\"\n[[rules]]\nmti = \"0100\"\naction = \"silent\"\nonce = true\n",
+        )
+        .unwrap();
+        assert_eq!(r.rules.len(), 2);
+        assert_eq!(r.rules[1].action, Some(RuleAction::Silent));
+        let e = HostRules::parse("[[rules]]\nrespnd = \"05\"\n").unwrap_err();
+        assert!(e.contains("respnd") && e.contains("line 2"), "{e}");
+    }
 }

@@ -13,5 +13,5 @@ pub mod rsa;
 pub mod transport;
 
 pub use card::{CardFault, EmvCard, Profile, builtin_card, builtin_profiles};
-pub use host::{HostConfig, HostFault, HostSim, IssuerKey, LedgerEntry};
+pub use host::{EntryStatus, HostConfig, HostFault, HostRules, HostSim, IssuerKey, LedgerEntry};
 pub use pki::DevPki;

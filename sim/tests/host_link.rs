@@ -11,7 +11,8 @@ use emv::entry::{EntryPoint, Step};
 use emv::outcome::{Outcome, OutcomeKind};
 use emv::tags as t;
 use sim::{
-    CardFault, DevPki, HostConfig, HostFault, HostSim, IssuerKey, builtin_card, builtin_profiles,
+    CardFault, DevPki, HostConfig, HostFault, HostRules, HostSim, IssuerKey, builtin_card,
+    builtin_profiles,
 };
 use zeroize::Zeroizing;
 
@@ -50,6 +51,15 @@ fn request(o: &Outcome, amount: u64, stan: u32) -> AuthorizationRequest {
 }
 
 async fn host(pki: &DevPki, client_ca: &str, fault: Option<HostFault>) -> HostSim {
+    host_with(pki, client_ca, fault, HostRules::default()).await
+}
+
+async fn host_with(
+    pki: &DevPki,
+    client_ca: &str,
+    fault: Option<HostFault>,
+    rules: HostRules,
+) -> HostSim {
     let tls = pki.host_server_config(client_ca).unwrap();
     HostSim::start(
         "127.0.0.1:0",
@@ -58,6 +68,7 @@ async fn host(pki: &DevPki, client_ca: &str, fault: Option<HostFault>) -> HostSi
             issuers: IssuerKey::from_profiles(&builtin_profiles()),
             dialect: &BCD87,
             fault,
+            rules,
         },
     )
     .await

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use acquirer::{Link, LinkConfig};
 use anyhow::Context;
-use sim::{CardFault, DevPki, EmvCard, HostConfig, HostFault, HostSim, IssuerKey, Profile};
+use sim::{
+    CardFault, DevPki, EmvCard, HostConfig, HostFault, HostRules, HostSim, IssuerKey, Profile,
+};
 
 use crate::config::Config;
 
@@ -37,6 +39,11 @@ impl Paths {
     /// The PKI directory.
     pub fn pki(&self) -> PathBuf {
         self.data_dir.join("pki")
+    }
+
+    /// The device key that seals card data kept until the host acknowledges it.
+    pub fn device_key(&self) -> PathBuf {
+        self.data_dir.join("device.key")
     }
 
     /// The journal database.
@@ -73,7 +80,7 @@ impl std::fmt::Debug for EmulatorEnv {
 impl EmulatorEnv {
     /// Creates the PKI on first start, then starts the host simulator on a free loopback port.
     pub async fn start(paths: &Paths, cfg: &Config, fault: Option<Fault>) -> anyhow::Result<Self> {
-        Self::start_with(paths, cfg, fault, Vec::new()).await
+        Self::start_with(paths, cfg, fault, Vec::new(), HostRules::default()).await
     }
 
     /// [`start`](Self::start) with the user's own card profiles added to the built-in fleet
@@ -83,6 +90,7 @@ impl EmulatorEnv {
         cfg: &Config,
         fault: Option<Fault>,
         extra: Vec<Profile>,
+        rules: HostRules,
     ) -> anyhow::Result<Self> {
         let (pki, pki_created) = DevPki::load_or_generate(&paths.pki(), &cfg.terminal.terminal_id)
             .with_context(|| format!("development PKI in {}", paths.pki().display()))?;
@@ -97,6 +105,7 @@ impl EmulatorEnv {
             issuers: IssuerKey::from_profiles(&profiles),
             dialect,
             fault: (fault == Some(Fault::HostSilent)).then_some(HostFault::Silent),
+            rules,
         };
         let (host, host_address) = match fault {
             Some(Fault::HostDown) => {

@@ -189,6 +189,7 @@ pub struct Engine<R: CardReader> {
     pub link: Link,
     /// The journal.
     pub journal: Journal,
+    vault: crate::vault::Vault,
     events: Option<mpsc::UnboundedSender<EngineEvent>>,
 }
 
@@ -213,7 +214,13 @@ fn unpredictable_number() -> [u8; 4] {
 
 impl<R: CardReader> Engine<R> {
     /// Assembles an engine. The configuration must have passed [`Config::check`].
-    pub fn new(config: Config, reader: R, link: Link, journal: Journal) -> anyhow::Result<Self> {
+    pub fn new(
+        config: Config,
+        reader: R,
+        link: Link,
+        journal: Journal,
+        vault: crate::vault::Vault,
+    ) -> anyhow::Result<Self> {
         let kernel_config = config
             .terminal_config()
             .map_err(|(k, m)| anyhow::anyhow!("configuration {k}: {m}"))?;
@@ -223,6 +230,7 @@ impl<R: CardReader> Engine<R> {
             reader,
             link,
             journal,
+            vault,
             events: None,
         })
     }
@@ -436,11 +444,29 @@ impl<R: CardReader> Engine<R> {
                 return Ok(result);
             }
         };
+        // Reversals owed from earlier transactions go first (ISO 8583 practice: the host must
+        // see them before new business from this terminal).
+        let _ = self.send_pending_reversals().await;
+        // The reversal is stored, sealed, before the request leaves: if the answer never comes,
+        // even across a crash, the journal knows what to reverse.
+        let reversal = acquirer::messages::reversal(&message, false);
+        let sealed = reversal
+            .encode(self.link.config().dialect)
+            .ok()
+            .and_then(|bytes| self.vault.seal(&bytes, &id.to_be_bytes()).ok());
+        if let Some(s) = &sealed {
+            self.journal.arm_reversal(id, s)?;
+        }
         self.journal.set_state(id, TxnState::Authorising, None)?;
         self.emit(EngineEvent::Authorising);
         let host_started = Instant::now();
         let exchange = self.link.exchange(&message).await;
         result.timing.host_ms = host_started.elapsed().as_millis() as u64;
+        let answered = matches!(&exchange, Ok(ex) if AuthorizationResponse::from_message(&ex.response).is_ok());
+        let not_sent = matches!(&exchange, Err(e) if !e.request_sent);
+        if answered || not_sent {
+            self.journal.disarm_reversal(id)?;
+        }
         match exchange {
             Ok(ex) => {
                 let answer = match AuthorizationResponse::from_message(&ex.response) {
@@ -500,6 +526,56 @@ impl<R: CardReader> Engine<R> {
         }
         result.timing.total_ms = started.elapsed().as_millis() as u64;
         Ok(result)
+    }
+
+    /// Sends every reversal the journal owes (0400, repeats as 0401) until the host
+    /// acknowledges it with 0410 and response code 00. Returns (acknowledged, still pending).
+    pub async fn send_pending_reversals(&mut self) -> Result<(usize, usize), JournalError> {
+        let pending = self.journal.pending_reversals()?;
+        let (mut done, mut left) = (0, 0);
+        for (id, sealed, attempts) in pending {
+            let plain = match self.vault.open_sealed(&sealed, &id.to_be_bytes()) {
+                Ok(p) => p,
+                Err(e) => {
+                    // A reversal we cannot read cannot be sent: keep it for the operator.
+                    self.journal
+                        .reversal_attempt(id, &format!("unreadable: {e}"))?;
+                    left += 1;
+                    continue;
+                }
+            };
+            let Ok(mut msg) = acquirer::Message::decode(&plain, self.link.config().dialect) else {
+                self.journal.reversal_attempt(id, "undecodable")?;
+                left += 1;
+                continue;
+            };
+            if attempts > 0 {
+                msg.mti = 401;
+            }
+            match self.link.exchange(&msg).await {
+                Ok(ex) if ex.response.get_str(39).as_deref() == Some("00") => {
+                    self.journal.reversal_done(id)?;
+                    done += 1;
+                }
+                Ok(ex) => {
+                    let rc = ex.response.get_str(39).unwrap_or_default();
+                    self.journal.reversal_attempt(id, &format!("rc {rc}"))?;
+                    left += 1;
+                }
+                Err(e) => {
+                    self.journal.reversal_attempt(id, e.kind.code())?;
+                    left += 1;
+                    // The host is not answering: later reversals would fail the same way.
+                    left += self
+                        .journal
+                        .pending_reversals()?
+                        .len()
+                        .saturating_sub(done + left);
+                    break;
+                }
+            }
+        }
+        Ok((done, left))
     }
 
     async fn run_kernel(&mut self, input: TxnInput) -> Result<Outcome, KernelRunError> {

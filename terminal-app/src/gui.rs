@@ -46,7 +46,8 @@ pub fn run(rt: &tokio::runtime::Runtime, paths: &Paths, cfg: Config) -> anyhow::
     let reader = reader.with_timing(cfg.rf_timing());
     let link = env.link(&cfg)?;
     let journal = Journal::open(&paths.journal())?;
-    let engine = Engine::new(cfg.clone(), reader, link, journal)?;
+    let vault = crate::vault::Vault::open(&paths.device_key())?;
+    let engine = Engine::new(cfg.clone(), reader, link, journal, vault)?;
 
     let window = MainWindow::new().map_err(|e| anyhow::anyhow!("{NO_DISPLAY} ({e})"))?;
     window.global::<AppAdapter>().set_emulator(true);

@@ -43,6 +43,8 @@ pub enum TxnState {
     ReversalPending,
     /// The operator cancelled.
     Cancelled,
+    /// The host acknowledged the reversal of a request whose answer never came.
+    Reversed,
 }
 
 impl TxnState {
@@ -59,6 +61,7 @@ impl TxnState {
             TxnState::HostUnreachable => "host_unreachable",
             TxnState::ReversalPending => "reversal_pending",
             TxnState::Cancelled => "cancelled",
+            TxnState::Reversed => "reversed",
         }
     }
 }
@@ -161,7 +164,90 @@ impl Journal {
                 value INTEGER NOT NULL
             );",
         )?;
-        Ok(Journal { conn })
+        // Columns added after the first release of the schema.
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('transactions')")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for (name, decl) in [
+            ("reversal_msg", "BLOB"),
+            ("reversal_attempts", "INTEGER NOT NULL DEFAULT 0"),
+        ] {
+            if !columns.iter().any(|c| c == name) {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE transactions ADD COLUMN {name} {decl}"
+                ))?;
+            }
+        }
+        let mut j = Journal { conn };
+        j.recover()?;
+        Ok(j)
+    }
+
+    /// After a crash: a transaction left in `authorising` with its reversal armed may have
+    /// reached the host, so its reversal becomes pending.
+    fn recover(&mut self) -> Result<(), JournalError> {
+        let t = now();
+        self.conn.execute(
+            "UPDATE transactions SET state = 'reversal_pending', reversal = 'pending', updated_at = ?1,
+                reason = 'interrupted', history = history || ?1 || ' reversal_pending interrupted' || char(10)
+             WHERE state = 'authorising' AND reversal_msg IS NOT NULL",
+            params![t],
+        )?;
+        Ok(())
+    }
+
+    /// Stores the sealed reversal message before the request leaves (it is only sent if the
+    /// request's fate becomes unknown).
+    pub fn arm_reversal(&mut self, id: i64, sealed: &[u8]) -> Result<(), JournalError> {
+        self.conn.execute(
+            "UPDATE transactions SET reversal_msg = ?2 WHERE id = ?1",
+            params![id, sealed],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets the armed reversal (the host answered, or never got the request).
+    pub fn disarm_reversal(&mut self, id: i64) -> Result<(), JournalError> {
+        self.conn.execute(
+            "UPDATE transactions SET reversal_msg = NULL WHERE id = ?1",
+            params![id],
+        )?;
+        Ok(())
+    }
+
+    /// Transactions whose reversal is owed: (id, sealed message, attempts so far), oldest
+    /// first.
+    pub fn pending_reversals(&self) -> Result<Vec<(i64, Vec<u8>, u32)>, JournalError> {
+        let mut st = self.conn.prepare(
+            "SELECT id, reversal_msg, reversal_attempts FROM transactions
+             WHERE reversal = 'pending' AND reversal_msg IS NOT NULL ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Counts a reversal attempt that got no acknowledgement.
+    pub fn reversal_attempt(&mut self, id: i64, reason: &str) -> Result<(), JournalError> {
+        let t = now();
+        self.conn.execute(
+            "UPDATE transactions SET reversal_attempts = reversal_attempts + 1, updated_at = ?2,
+                history = history || ?2 || ' reversal_attempt ' || ?3 || char(10)
+             WHERE id = ?1",
+            params![id, t, reason],
+        )?;
+        Ok(())
+    }
+
+    /// The host acknowledged the reversal: the transaction is reversed and the sealed message
+    /// is erased.
+    pub fn reversal_done(&mut self, id: i64) -> Result<(), JournalError> {
+        self.set_state(id, TxnState::Reversed, Some("reversal acknowledged"))?;
+        self.conn.execute(
+            "UPDATE transactions SET reversal = 'done', reversal_msg = NULL WHERE id = ?1",
+            params![id],
+        )?;
+        Ok(())
     }
 
     /// The journal mode SQLite reports (`wal`).

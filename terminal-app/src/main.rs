@@ -15,6 +15,7 @@ mod receipt;
 mod report;
 mod tool;
 mod trace;
+mod vault;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -85,6 +86,9 @@ enum Command {
         /// Inject a fault to try a failure path.
         #[arg(long, value_enum)]
         fault: Option<Fault>,
+        /// Rules for the emulator's host simulator (docs/CLI.md, `kassa host-sim`).
+        #[arg(long, value_name = "FILE")]
+        host_rules: Option<PathBuf>,
         /// Record the APDU exchange to FILE (docs/TRACES.md).
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
@@ -107,6 +111,15 @@ enum Command {
         json: bool,
         #[command(subcommand)]
         command: Option<CardsCommand>,
+    },
+    /// Send what the journal owes the host now: pending reversals (emulator mode).
+    Sync {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Inject a fault (as `kassa pay --fault`).
+        #[arg(long, value_enum)]
+        fault: Option<Fault>,
     },
     /// Read the transaction journal.
     Journal {
@@ -242,6 +255,46 @@ fn load_config(cli: &Cli) -> Result<Config, u8> {
     }
 }
 
+/// `kassa sync`: pending reversals to the host, now.
+fn sync(paths: &Paths, cfg: Config, json: bool, fault: Option<Fault>) -> anyhow::Result<u8> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let env = EmulatorEnv::start(paths, &cfg, fault).await?;
+        let link = env.link(&cfg)?;
+        let journal = Journal::open(&paths.journal())
+            .with_context(|| format!("journal {}", paths.journal().display()))?;
+        let vault = vault::Vault::open(&paths.device_key())?;
+        let (reader, _tap) = SimReader::new("virtual reader");
+        let mut engine = Engine::new(cfg.clone(), reader, link, journal, vault)?;
+        let (done, left) = engine.send_pending_reversals().await?;
+        engine.link.close().await;
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({ "reversals": { "acknowledged": done, "pending": left } })
+            );
+        } else {
+            println!("reversals: {done} acknowledged, {left} still pending");
+        }
+        Ok(if left == 0 { 0 } else { EXIT_HOST })
+    })
+}
+
+/// Reads a host rules file; a bad file is bad input (exit 2).
+fn load_host_rules(path: Option<&std::path::Path>) -> Result<sim::HostRules, u8> {
+    let Some(path) = path else {
+        return Ok(sim::HostRules::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        eprintln!("kassa: {}: {e}", path.display());
+        EXIT_USAGE
+    })?;
+    sim::HostRules::parse(&text).map_err(|e| {
+        eprintln!("kassa: {}: {e}", path.display());
+        EXIT_USAGE
+    })
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -281,10 +334,15 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             fault,
             ref trace,
             mask,
+            ref host_rules,
         } => pay(
             &paths,
             cfg,
             PayArgs {
+                host_rules: match load_host_rules(host_rules.as_deref()) {
+                    Ok(r) => r,
+                    Err(code) => return Ok(code),
+                },
                 amount,
                 card: card.as_deref(),
                 card_file: card_file.as_deref(),
@@ -298,6 +356,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Replay { ref trace, json } => replay(&paths, cfg, trace, json),
         Command::Emulator => emulator_window(&paths, cfg),
         Command::Journal { ref command } => journal_command(&paths, command),
+        Command::Sync { json, fault } => sync(&paths, cfg, json, fault),
         Command::Tool { ref command } => Ok(tool_command(command)),
     }
 }
@@ -498,6 +557,7 @@ fn cards(json: bool, show: Option<&str>) -> anyhow::Result<u8> {
 
 /// Options of `kassa pay` after parsing.
 struct PayArgs<'a> {
+    host_rules: sim::HostRules,
     amount: &'a str,
     card: Option<&'a str>,
     card_file: Option<&'a std::path::Path>,
@@ -557,7 +617,8 @@ fn pay(paths: &Paths, cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> {
     };
     let rt = runtime()?;
     rt.block_on(async {
-        let env = EmulatorEnv::start_with(paths, &cfg, args.fault, extra).await?;
+        let env = EmulatorEnv::start_with(paths, &cfg, args.fault, extra, args.host_rules.clone())
+            .await?;
         if env.pki_created {
             tracing::info!(dir = %paths.pki().display(), "created a development PKI");
         }
@@ -567,7 +628,14 @@ fn pay(paths: &Paths, cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> {
         let link = env.link(&cfg)?;
         let journal = Journal::open(&paths.journal())
             .with_context(|| format!("journal {}", paths.journal().display()))?;
-        let mut engine = Engine::new(cfg.clone(), RecordingReader::new(reader), link, journal)?;
+        let vault = vault::Vault::open(&paths.device_key())?;
+        let mut engine = Engine::new(
+            cfg.clone(),
+            RecordingReader::new(reader),
+            link,
+            journal,
+            vault,
+        )?;
         // Tap the card as soon as the terminal is ready for it.
         tap.tap(Box::new(card));
         let result = engine.run(kind, amount_minor, None).await?;
@@ -738,7 +806,8 @@ fn replay(
         let link = env.link(&cfg)?;
         let journal = Journal::open(&paths.journal())
             .with_context(|| format!("journal {}", paths.journal().display()))?;
-        let mut engine = Engine::new(cfg.clone(), ReplayReader::new(t), link, journal)?;
+        let vault = vault::Vault::open(&paths.device_key())?;
+        let mut engine = Engine::new(cfg.clone(), ReplayReader::new(t), link, journal, vault)?;
         let result = engine.run_with(kind, amount, None, overrides).await?;
         engine.link.close().await;
         Ok(report_result("replay", &cfg, &result, &card_name, json))
