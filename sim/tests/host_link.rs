@@ -273,3 +273,252 @@ fn kernel_copes_with_get_response_and_wrong_le() {
         assert_eq!(o.online_data, plain.online_data, "{style:?}");
     }
 }
+
+fn rules(text: &str) -> HostRules {
+    HostRules::parse(text).unwrap()
+}
+
+#[tokio::test]
+async fn insufficient_funds_51_and_balance() {
+    let pki = DevPki::generate("Acquirer CA", "KASSA001").unwrap();
+    // 20.00 open to buy on every card.
+    let host = host_with(&pki, &pki.ca_cert, None, rules("default_balance = 2000\n")).await;
+    let mut link = link(host.local_addr(), &pki.terminal_credentials());
+    let mut card = builtin_card("visa").unwrap().unwrap();
+    let codes: Vec<String> = {
+        let mut v = Vec::new();
+        for (stan, amount) in [(1, 1500u64), (2, 1000), (3, 500)] {
+            let o = run_kernel(&mut card, amount);
+            let ex = link
+                .exchange(&request(&o, amount, stan).to_message().unwrap())
+                .await
+                .unwrap();
+            v.push(
+                AuthorizationResponse::from_message(&ex.response)
+                    .unwrap()
+                    .response_code,
+            );
+        }
+        v
+    };
+    // 15.00 approved, 10.00 exceeds the 5.00 left, 5.00 approved.
+    assert_eq!(codes, vec!["00", "51", "00"]);
+    assert!(host.ledger()[1].reason.contains("insufficient funds"));
+}
+
+#[tokio::test]
+async fn rule_declines_05_above_an_amount() {
+    let pki = DevPki::generate("Acquirer CA", "KASSA001").unwrap();
+    let host = host_with(
+        &pki,
+        &pki.ca_cert,
+        None,
+        rules("[[rules]]\namount_above = 10000\nrespond = \"05\"\n"),
+    )
+    .await;
+    let mut link = link(host.local_addr(), &pki.terminal_credentials());
+    let mut card = builtin_card("visa").unwrap().unwrap();
+    let o = run_kernel(&mut card, 20000);
+    let ex = link
+        .exchange(&request(&o, 20000, 1).to_message().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        AuthorizationResponse::from_message(&ex.response)
+            .unwrap()
+            .response_code,
+        "05"
+    );
+}
+
+#[tokio::test]
+async fn timeout_then_reversal_recorded_by_the_simulator() {
+    let pki = DevPki::generate("Acquirer CA", "KASSA001").unwrap();
+    // The first authorization gets no answer; everything after is normal.
+    let host = host_with(
+        &pki,
+        &pki.ca_cert,
+        None,
+        rules("[[rules]]\nmti = \"0100\"\naction = \"silent\"\nonce = true\n"),
+    )
+    .await;
+    let mut link = link(host.local_addr(), &pki.terminal_credentials());
+    let mut card = builtin_card("visa").unwrap().unwrap();
+    let o = run_kernel(&mut card, 1234);
+    let original = request(&o, 1234, 77).to_message().unwrap();
+    let e = link.exchange(&original).await.unwrap_err();
+    assert_eq!(e.kind, LinkErrorKind::ResponseTimeout);
+    assert!(e.request_sent);
+    // The terminal reverses; the link reconnects by itself.
+    let r = acquirer::messages::reversal(&original, false);
+    let ex = link.exchange(&r).await.unwrap();
+    assert_eq!(ex.response.mti, 410);
+    assert_eq!(ex.response.get_str(39).as_deref(), Some("00"));
+    assert!(ex.new_connection, "the timed-out connection was dropped");
+    // A repeat is acknowledged too (idempotent).
+    let ex = link
+        .exchange(&acquirer::messages::reversal(&original, true))
+        .await
+        .unwrap();
+    assert_eq!(ex.response.mti, 411);
+    let ledger = host.ledger();
+    assert_eq!(ledger[0].status, sim::EntryStatus::Reversed, "{ledger:?}");
+    assert_eq!(ledger[1].reason, "reversed");
+    assert_eq!(ledger[2].reason, "already reversed");
+}
+
+#[tokio::test]
+async fn connection_dropped_mid_response() {
+    let pki = DevPki::generate("Acquirer CA", "KASSA001").unwrap();
+    let host = host_with(
+        &pki,
+        &pki.ca_cert,
+        None,
+        rules("[[rules]]\naction = \"drop\"\nonce = true\n"),
+    )
+    .await;
+    let mut link = link(host.local_addr(), &pki.terminal_credentials());
+    let mut card = builtin_card("visa").unwrap().unwrap();
+    let o = run_kernel(&mut card, 1234);
+    let e = link
+        .exchange(&request(&o, 1234, 5).to_message().unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e.kind, LinkErrorKind::Closed | LinkErrorKind::Io),
+        "{e}"
+    );
+    assert!(
+        e.request_sent,
+        "the host read the request before dropping: reverse it"
+    );
+    // The next exchange reconnects and works.
+    let o = run_kernel(&mut card, 1234);
+    let ex = link
+        .exchange(&request(&o, 1234, 6).to_message().unwrap())
+        .await
+        .unwrap();
+    assert!(ex.new_connection);
+    assert_eq!(ex.response.get_str(39).as_deref(), Some("00"));
+}
+
+#[tokio::test]
+async fn a_response_with_the_wrong_stan_is_not_taken() {
+    let pki = DevPki::generate("Acquirer CA", "KASSA001").unwrap();
+    let host = host_with(
+        &pki,
+        &pki.ca_cert,
+        None,
+        rules("[[rules]]\naction = \"wrong-stan\"\n"),
+    )
+    .await;
+    let mut link = link(host.local_addr(), &pki.terminal_credentials());
+    let mut card = builtin_card("visa").unwrap().unwrap();
+    let o = run_kernel(&mut card, 1234);
+    let e = link
+        .exchange(&request(&o, 1234, 9).to_message().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.kind,
+        LinkErrorKind::ResponseTimeout,
+        "the mismatched answer was discarded"
+    );
+}
+
+#[tokio::test]
+async fn network_management_and_reconciliation() {
+    use acquirer::messages::{BatchTotals, NetworkCode, network, reconciliation};
+    let pki = DevPki::generate("Acquirer CA", "KASSA001").unwrap();
+    let host = host(&pki, &pki.ca_cert, None).await;
+    let mut link = link(host.local_addr(), &pki.terminal_credentials());
+    let ex = link
+        .exchange(&network(NetworkCode::SignOn, 1, "1129120000", "KASSA001"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (ex.response.mti, ex.response.get_str(39).unwrap().as_str()),
+        (810, "00")
+    );
+    let mut card = builtin_card("visa").unwrap().unwrap();
+    for (stan, amount) in [(2, 1000u64), (3, 2500)] {
+        let o = run_kernel(&mut card, amount);
+        link.exchange(&request(&o, amount, stan).to_message().unwrap())
+            .await
+            .unwrap();
+    }
+    let wrong = BatchTotals {
+        debits: 2,
+        debits_amount: 3400,
+        ..Default::default()
+    };
+    let ex = link
+        .exchange(&reconciliation(
+            4,
+            "1129235900",
+            "KASSA001",
+            "KASSA-DEMO",
+            978,
+            wrong,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(ex.response.get_str(39).as_deref(), Some("95"));
+    let right = BatchTotals {
+        debits: 2,
+        debits_amount: 3500,
+        ..Default::default()
+    };
+    let ex = link
+        .exchange(&reconciliation(
+            5,
+            "1129235900",
+            "KASSA001",
+            "KASSA-DEMO",
+            978,
+            right,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(ex.response.get_str(39).as_deref(), Some("00"));
+    // The batch is closed: the same totals again are out of balance (the host's batch is empty).
+    let ex = link
+        .exchange(&reconciliation(
+            6,
+            "1129235900",
+            "KASSA001",
+            "KASSA-DEMO",
+            978,
+            right,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(ex.response.get_str(39).as_deref(), Some("95"));
+}
+
+#[tokio::test]
+async fn many_terminals_at_once() {
+    let pki = DevPki::generate("Acquirer CA", "KASSA001").unwrap();
+    let host = host(&pki, &pki.ca_cert, None).await;
+    let addr = host.local_addr();
+    let creds = pki.terminal_credentials();
+    let mut tasks = Vec::new();
+    for t in 0..16u32 {
+        let creds = creds.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut link = link(addr, &creds);
+            let mut card = builtin_card("visa").unwrap().unwrap();
+            for i in 0..5u32 {
+                let o = run_kernel(&mut card, 100 + i as u64);
+                let mut r = request(&o, 100 + i as u64, t * 100 + i + 1);
+                r.terminal_id = format!("TERM{t:04}");
+                let ex = link.exchange(&r.to_message().unwrap()).await.unwrap();
+                assert_eq!(ex.response.get_str(39).as_deref(), Some("00"));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(host.ledger().len(), 80);
+}
