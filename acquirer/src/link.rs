@@ -81,6 +81,8 @@ pub enum LinkErrorKind {
     Framing,
     /// The response could not be decoded in the dialect.
     Decode,
+    /// Recent connection attempts failed; the link waits before trying again.
+    Backoff,
 }
 
 impl LinkErrorKind {
@@ -98,6 +100,7 @@ impl LinkErrorKind {
             LinkErrorKind::Io => "io",
             LinkErrorKind::Framing => "framing",
             LinkErrorKind::Decode => "decode",
+            LinkErrorKind::Backoff => "backoff",
         }
     }
 }
@@ -271,7 +274,17 @@ pub struct Link {
     cfg: LinkConfig,
     connector: TlsConnector,
     conn: Option<TlsStream<TcpStream>>,
+    /// Consecutive failed connection attempts.
+    failures: u32,
+    /// No new attempt before this instant.
+    retry_at: Option<tokio::time::Instant>,
 }
+
+/// First wait after a failed connection attempt; it doubles per failure up to
+/// [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// Longest wait between connection attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 impl fmt::Debug for Link {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -290,6 +303,8 @@ impl Link {
             cfg,
             connector: TlsConnector::from(Arc::new(tls)),
             conn: None,
+            failures: 0,
+            retry_at: None,
         })
     }
 
@@ -304,6 +319,40 @@ impl Link {
     }
 
     async fn connect(&mut self) -> Result<(), LinkError> {
+        // Back-off: after a failure, no new attempt until the wait is over (doubling, capped),
+        // so a dead host is not hammered and callers learn at once.
+        if let Some(at) = self.retry_at {
+            let now = tokio::time::Instant::now();
+            if now < at {
+                return Err(LinkError::new(
+                    LinkErrorKind::Backoff,
+                    false,
+                    format!(
+                        "{} failed connection attempts; next in {} ms",
+                        self.failures,
+                        (at - now).as_millis()
+                    ),
+                ));
+            }
+        }
+        let result = self.connect_once().await;
+        match &result {
+            Ok(()) => {
+                self.failures = 0;
+                self.retry_at = None;
+            }
+            Err(_) => {
+                self.failures = self.failures.saturating_add(1);
+                let wait = FIRST_BACKOFF
+                    .saturating_mul(1u32 << (self.failures - 1).min(16))
+                    .min(MAX_BACKOFF);
+                self.retry_at = Some(tokio::time::Instant::now() + wait);
+            }
+        }
+        result
+    }
+
+    async fn connect_once(&mut self) -> Result<(), LinkError> {
         let server_name = ServerName::try_from(self.cfg.server_name.clone()).map_err(|e| {
             LinkError::new(LinkErrorKind::Config, false, format!("server name: {e}"))
         })?;

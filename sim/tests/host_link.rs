@@ -522,3 +522,35 @@ async fn many_terminals_at_once() {
     }
     assert_eq!(host.ledger().len(), 80);
 }
+
+#[tokio::test]
+async fn reconnection_backs_off_after_failures() {
+    let pki = DevPki::generate("Acquirer CA", "KASSA001").unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut link = link(addr, &pki.terminal_credentials());
+    let mut m = acquirer::Message::new(800);
+    m.set_str(11, "000001").set_str(70, "301");
+    assert_eq!(
+        link.exchange(&m).await.unwrap_err().kind,
+        LinkErrorKind::Refused
+    );
+    // Straight away: the link does not try again yet.
+    let e = link.exchange(&m).await.unwrap_err();
+    assert_eq!(e.kind, LinkErrorKind::Backoff, "{e}");
+    assert!(!e.request_sent);
+    // After the wait it tries again (and is refused again, waiting longer).
+    tokio::time::sleep(acquirer::link::FIRST_BACKOFF + std::time::Duration::from_millis(50)).await;
+    assert_eq!(
+        link.exchange(&m).await.unwrap_err().kind,
+        LinkErrorKind::Refused
+    );
+    tokio::time::sleep(acquirer::link::FIRST_BACKOFF + std::time::Duration::from_millis(50)).await;
+    assert_eq!(
+        link.exchange(&m).await.unwrap_err().kind,
+        LinkErrorKind::Backoff,
+        "the second wait is twice as long"
+    );
+}
