@@ -165,6 +165,47 @@ enum ToolCommand {
         #[arg(long)]
         reveal: bool,
     },
+    /// Decode an ISO 8583 message field by field (field 55 as a TLV tree).
+    Iso8583 {
+        /// The message, hex (`-` reads stdin).
+        hex: String,
+        /// Dialect: bcd87 or ascii87.
+        #[arg(long, default_value = "bcd87")]
+        dialect: String,
+        /// The hex starts with the 2-byte length header.
+        #[arg(long)]
+        framed: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Show the PAN, track data and expiry in full.
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Compute and verify an application cryptogram (and the ARPC).
+    Arqc {
+        /// Cryptogram version: visa-10, visa-18, mastercard-16, mastercard-17, mastercard-20, mastercard-21.
+        #[arg(long)]
+        cvn: String,
+        /// Issuer master key for ACs, 32 hex digits.
+        #[arg(long)]
+        imk: String,
+        /// PAN digits.
+        #[arg(long)]
+        pan: String,
+        /// PAN sequence number.
+        #[arg(long, default_value_t = 0)]
+        psn: u8,
+        /// A cryptogram to check (exit 1 when it does not match).
+        #[arg(long, value_name = "HEX")]
+        verify: Option<String>,
+        /// Also compute the ARPC for this authorization response code ("00" or 4 hex digits).
+        #[arg(long, value_name = "ARC")]
+        arpc: Option<String>,
+        /// The data objects as TAG=HEX: 9F02 9F03 9F1A 95 5F2A 9A 9C 9F37 82 9F36 9F10.
+        #[arg(required = true, value_name = "TAG=HEX")]
+        data: Vec<String>,
+    },
     /// List a data object list's entries with their names.
     Dol {
         /// The DOL, hex (`-` reads stdin).
@@ -393,6 +434,51 @@ fn tool_command(command: &ToolCommand) -> u8 {
             },
         ),
         ToolCommand::Dol { hex, json, kernel } => tool::dol(hex, *json, *kernel),
+        ToolCommand::Iso8583 {
+            hex,
+            dialect,
+            framed,
+            json,
+            reveal,
+        } => tool::iso8583(
+            hex,
+            dialect,
+            *framed,
+            *json,
+            Options {
+                kernel: 0,
+                reveal: *reveal,
+            },
+        ),
+        ToolCommand::Arqc {
+            cvn,
+            imk,
+            pan,
+            psn,
+            verify,
+            arpc,
+            data,
+        } => {
+            let args = tool::ArqcArgs {
+                cvn,
+                imk,
+                pan,
+                psn: *psn,
+                data,
+                verify: verify.as_deref(),
+                arpc: arpc.as_deref(),
+            };
+            return match tool::arqc(&args) {
+                Ok((text, matched)) => {
+                    println!("{text}");
+                    if matched { 0 } else { EXIT_OTHER }
+                }
+                Err(tool::ToolError(msg)) => {
+                    eprintln!("kassa tool {msg}");
+                    EXIT_USAGE
+                }
+            };
+        }
     };
     match result {
         Ok(text) => {

@@ -264,6 +264,230 @@ pub fn dol(input: &str, json_out: bool, kernel: u8) -> Result<String, ToolError>
     Ok(out.join("\n"))
 }
 
+/// The meaning of an ISO 8583:1987 MTI.
+pub fn mti_name(mti: u16) -> &'static str {
+    match mti {
+        100 => "authorization request",
+        110 => "authorization response",
+        200 => "financial request",
+        210 => "financial response",
+        220 => "advice",
+        221 => "advice repeat",
+        230 => "advice response",
+        400 => "reversal request",
+        401 => "reversal repeat",
+        410 => "reversal response",
+        411 => "reversal repeat response",
+        500 => "reconciliation request",
+        510 => "reconciliation response",
+        800 => "network management request",
+        810 => "network management response",
+        _ => "unknown message type",
+    }
+}
+
+/// `kassa tool iso8583`: a message field by field, field 55 as a TLV tree.
+pub fn iso8583(
+    input: &str,
+    dialect: &str,
+    framed: bool,
+    json_out: bool,
+    opts: Options,
+) -> Result<String, ToolError> {
+    let d = acquirer::iso8583::dialect(dialect).ok_or_else(|| {
+        ToolError(format!(
+            "iso8583: unknown dialect {dialect:?} (bcd87, ascii87)"
+        ))
+    })?;
+    let mut bytes = read_hex(input, "iso8583")?;
+    if framed {
+        if bytes.len() < 2 {
+            return Err(ToolError(
+                "iso8583: frame shorter than its 2-byte length".into(),
+            ));
+        }
+        let len = u16::from_be_bytes([bytes[0], bytes[1]]) as usize;
+        if len != bytes.len() - 2 {
+            return Err(ToolError(format!(
+                "iso8583: frame length {len} but {} bytes follow",
+                bytes.len() - 2
+            )));
+        }
+        bytes.drain(..2);
+    }
+    let m = acquirer::Message::decode(&bytes, d).map_err(|e| ToolError(format!("iso8583: {e}")))?;
+    let shown = |n: u8, v: &[u8]| -> (String, bool) {
+        let spec = d.fields[n as usize];
+        let sensitive = spec.is_some_and(|s| s.sensitive);
+        if n == 2 && !opts.reveal {
+            return (acquirer::iso8583::mask(&String::from_utf8_lossy(v)), true);
+        }
+        if sensitive && !opts.reveal {
+            return (
+                format!("<{} characters hidden; --reveal shows them>", v.len()),
+                true,
+            );
+        }
+        match spec.map(|s| s.kind) {
+            Some(acquirer::iso8583::Kind::B) => (hex(v), false),
+            _ => (String::from_utf8_lossy(v).into_owned(), false),
+        }
+    };
+    let icc = m.get(55).map(|v| explain::tree(v, opts));
+    if json_out {
+        let fields: Vec<Value> = m
+            .field_numbers()
+            .map(|n| {
+                let v = m.get(n).unwrap_or_default();
+                let (value, masked) = shown(n, v);
+                json!({
+                    "field": n,
+                    "name": d.fields[n as usize].map(|s| s.name),
+                    "value": value,
+                    "masked": masked,
+                })
+            })
+            .collect();
+        let icc_json = match &icc {
+            Some(Ok(nodes)) => json!(nodes.iter().map(node_json).collect::<Vec<_>>()),
+            Some(Err(e)) => json!({ "error": e.to_string() }),
+            None => Value::Null,
+        };
+        return Ok(serde_json::to_string_pretty(&json!({
+            "mti": m.mti_str(),
+            "mti_name": mti_name(m.mti),
+            "dialect": d.name,
+            "fields": fields,
+            "icc": icc_json,
+        }))
+        .unwrap_or_default());
+    }
+    let mut out = vec![format!(
+        "MTI {} ({}), dialect {}",
+        m.mti_str(),
+        mti_name(m.mti),
+        d.name
+    )];
+    for n in m.field_numbers() {
+        let v = m.get(n).unwrap_or_default();
+        let name = d.fields[n as usize].map(|s| s.name).unwrap_or("?");
+        let (value, _) = shown(n, v);
+        out.push(format!("{n:>4} {name:<42} {value}"));
+        if n == 55 {
+            match &icc {
+                Some(Ok(nodes)) => tree_lines(nodes, 3, &mut out),
+                Some(Err(e)) => out.push(format!("      not BER-TLV: {e}")),
+                None => {}
+            }
+        }
+    }
+    Ok(out.join("\n"))
+}
+
+/// Arguments of `kassa tool arqc`.
+#[derive(Debug)]
+pub struct ArqcArgs<'a> {
+    /// Cryptogram version name.
+    pub cvn: &'a str,
+    /// Issuer master key, hex.
+    pub imk: &'a str,
+    /// PAN digits.
+    pub pan: &'a str,
+    /// PAN sequence number.
+    pub psn: u8,
+    /// TAG=HEX data objects.
+    pub data: &'a [String],
+    /// A cryptogram to verify.
+    pub verify: Option<&'a str>,
+    /// An authorization response code for the ARPC ("00", or 4 hex digits).
+    pub arpc: Option<&'a str>,
+}
+
+/// `kassa tool arqc`: derives the card key (and session key), computes the ARQC, verifies
+/// one, computes the ARPC. Returns the text and whether a `--verify` matched.
+pub fn arqc(a: &ArqcArgs<'_>) -> Result<(String, bool), ToolError> {
+    use emv::crypto::{self, AcData, Cvn, Key16};
+    let bad = |m: String| ToolError(format!("arqc: {m}"));
+    let cvn = Cvn::from_name(a.cvn).ok_or_else(|| {
+        bad(format!(
+            "unknown cryptogram version {:?} (visa-10, visa-18, mastercard-16, mastercard-17, mastercard-20, mastercard-21)",
+            a.cvn
+        ))
+    })?;
+    let imk = Key16::from_hex(a.imk).ok_or_else(|| bad("--imk must be 32 hex digits".into()))?;
+    if !a.pan.bytes().all(|c| c.is_ascii_digit()) || a.pan.len() < 8 || a.pan.len() > 19 {
+        return Err(bad("--pan must be 8-19 digits".into()));
+    }
+    if a.psn > 99 {
+        return Err(bad("--psn must be 0-99".into()));
+    }
+    let mut store = emv::tlv::TagStore::new();
+    for item in a.data {
+        let (tag, value) = item
+            .split_once('=')
+            .ok_or_else(|| bad(format!("{item:?} is not TAG=HEX")))?;
+        let raw =
+            u32::from_str_radix(tag, 16).map_err(|_| bad(format!("{tag:?} is not a hex tag")))?;
+        let v = emv::util::unhex(value)
+            .map_err(|at| bad(format!("{tag}: invalid hex at digit {at}")))?;
+        store.insert(emv::tlv::Tag::new(raw), v);
+    }
+    let data =
+        AcData::from_store(&store).map_err(|t| bad(format!("missing or wrongly sized {t}")))?;
+    if data.mac_input(cvn).is_none() {
+        return Err(bad(format!("9F10 is too short for {}", cvn.name())));
+    }
+    let mk = crypto::derive_icc_master_key(&imk, a.pan, a.psn)
+        .ok_or_else(|| bad("cannot derive the card key".into()))?;
+    let ac = crypto::application_cryptogram(cvn, &mk, &data)
+        .ok_or_else(|| bad("cannot compute".into()))?;
+    let key_line =
+        |label: &str, k: &Key16| format!("{label:<22} {} (KCV {})", hex(k.expose()), hex(&k.kcv()));
+    let mut out = vec![
+        format!(
+            "cryptogram version     {} (CVN {:02X})",
+            cvn.name(),
+            cvn.id()
+        ),
+        key_line("ICC master key (MK-AC)", &mk),
+    ];
+    let sk = crypto::ac_key(cvn, &mk, &data);
+    if cvn != Cvn::Visa10 {
+        out.push(key_line("session key (SK-AC)", &sk));
+    }
+    out.push(format!(
+        "MAC input              {}",
+        hex(&data.mac_input(cvn).unwrap_or_default())
+    ));
+    out.push(format!("ARQC                   {}", hex(&ac)));
+    let mut matched = true;
+    if let Some(v) = a.verify {
+        let given = emv::util::unhex(v)
+            .map_err(|at| bad(format!("--verify: invalid hex at digit {at}")))?;
+        matched = given == ac;
+        out.push(format!(
+            "verify                 {} {}",
+            hex(&given),
+            if matched { "MATCHES" } else { "DOES NOT MATCH" }
+        ));
+    }
+    if let Some(arc) = a.arpc {
+        let arc: [u8; 2] = if arc.len() == 2 {
+            [arc.as_bytes()[0], arc.as_bytes()[1]]
+        } else {
+            emv::util::unhex(arc)
+                .ok()
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| bad("--arpc takes a 2-character ARC (00) or 4 hex digits".into()))?
+        };
+        let iad = crypto::issuer_authentication_data(cvn, &mk, &data, ac, arc);
+        out.push(format!("issuer auth data (91)  {}", hex(&iad)));
+        let arpc_len = if cvn == Cvn::Visa18 { 4 } else { 8 };
+        out.push(format!("ARPC                   {}", hex(&iad[..arpc_len])));
+    }
+    Ok((out.join("\n"), matched))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -218,3 +218,226 @@ fn apdu_and_dol() {
         "{out}"
     );
 }
+
+/// Published vectors (pyemv's HSM-checked tests): IMK 0123456789ABCDEFFEDCBA9876543210,
+/// PAN 1234567890123456, PSN 00.
+#[test]
+fn arqc_reproduces_published_vectors() {
+    let base = |amount: &str, tvr: &str, date: &str, ttype: &str, un: &str| {
+        vec![
+            format!("9F02={amount}"),
+            "9F03=000000000000".into(),
+            "9F1A=0124".into(),
+            format!("95={tvr}"),
+            "5F2A=0124".into(),
+            format!("9A={date}"),
+            format!("9C={ttype}"),
+            format!("9F37={un}"),
+            "82=1800".into(),
+            "9F36=001C".into(),
+        ]
+    };
+    let cases = [
+        (
+            "visa-10",
+            "06010A03A06010",
+            "000000004000",
+            "8000048000",
+            "191105",
+            "01",
+            "52BF4585",
+            "29CCA15AE665FA2E",
+            Some(("00", "28993816AFAE4AEB")),
+        ),
+        (
+            "visa-18",
+            "06011203A0B800",
+            "000000004000",
+            "8000048000",
+            "191105",
+            "01",
+            "52BF4585",
+            "7A788EA6B8A3E733",
+            None,
+        ),
+        (
+            "mastercard-16",
+            "0110A00003220000000000000000000322FF",
+            "000000009999",
+            "8000000000",
+            "209906",
+            "00",
+            "ABCDEF12",
+            "24CCF3DEE3158C70",
+            Some(("0010", "73F6BBF389A6586C")),
+        ),
+        (
+            "mastercard-17",
+            "0110A00003220000000000000000000322FF",
+            "000000009999",
+            "8000000000",
+            "209906",
+            "00",
+            "ABCDEF12",
+            "EAE8A620A75648D8",
+            Some(("0010", "29CF11FBDB9CA650")),
+        ),
+        (
+            "mastercard-20",
+            "0110A00003220000000000000000000322FF",
+            "000000009999",
+            "8000000000",
+            "209906",
+            "00",
+            "ABCDEF12",
+            "CD29615D6452E70E",
+            Some(("0010", "DFD0956606B68D64")),
+        ),
+        (
+            "mastercard-21",
+            "0110A00003220000000000000000000322FF",
+            "000000009999",
+            "8000000000",
+            "209906",
+            "00",
+            "ABCDEF12",
+            "C30E54BE496CF5E5",
+            Some(("0010", "4F51F9CC63CE8B3C")),
+        ),
+    ];
+    for (cvn, iad, amount, tvr, date, ttype, un, arqc, arpc) in cases {
+        let mut args: Vec<String> = [
+            "tool",
+            "arqc",
+            "--cvn",
+            cvn,
+            "--imk",
+            "0123456789ABCDEFFEDCBA9876543210",
+            "--pan",
+            "1234567890123456",
+            "--psn",
+            "0",
+            "--verify",
+            arqc,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if let Some((arc, _)) = arpc {
+            args.push("--arpc".into());
+            args.push(arc.into());
+        }
+        args.extend(base(amount, tvr, date, ttype, un));
+        args.push(format!("9F10={iad}"));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = ok(&kassa(&refs, None));
+        assert!(
+            out.contains(&format!("ARQC                   {arqc}")),
+            "{cvn}: {out}"
+        );
+        assert!(out.contains("MATCHES"), "{cvn}");
+        if let Some((_, expected)) = arpc {
+            assert!(
+                out.contains(&format!("ARPC                   {expected}")),
+                "{cvn}: {out}"
+            );
+        }
+        if cvn != "visa-10" {
+            assert!(out.contains("session key (SK-AC)"), "{cvn}");
+        }
+    }
+    // A wrong cryptogram: exit 1; a missing data object: exit 2 naming it.
+    let mut args: Vec<String> = [
+        "tool",
+        "arqc",
+        "--cvn",
+        "visa-10",
+        "--imk",
+        "0123456789ABCDEFFEDCBA9876543210",
+        "--pan",
+        "1234567890123456",
+        "--verify",
+        "0000000000000000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(base(
+        "000000004000",
+        "8000048000",
+        "191105",
+        "01",
+        "52BF4585",
+    ));
+    args.push("9F10=06010A03A06010".into());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = kassa(&refs, None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("DOES NOT MATCH"));
+    let refs: Vec<&str> = refs
+        .iter()
+        .copied()
+        .filter(|a| !a.starts_with("9F36"))
+        .collect();
+    let e = bad(&kassa(&refs, None));
+    assert!(e.contains("9F36"), "{e}");
+}
+
+#[test]
+fn iso8583_decodes_field_by_field() {
+    let msg = "0100 7020000020800200 16 4761739001010119 000000 000000001234 000042 \
+               34 4761739001010119D30122011234567899 4B41535341303031 0011 9F26081122334455667788";
+    let out = ok(&kassa(&["tool", "iso8583", msg], None));
+    assert!(
+        out.starts_with("MTI 0100 (authorization request), dialect bcd87"),
+        "{out}"
+    );
+    assert!(
+        out.contains("   2 Primary account number                     476173******0119"),
+        "{out}"
+    );
+    assert!(!out.contains("4761739001010119"), "{out}");
+    assert!(
+        out.contains("9F26 Application Cryptogram [8] 1122334455667788"),
+        "{out}"
+    );
+    let j: Value = serde_json::from_str(&ok(&kassa(
+        &["tool", "iso8583", "--json", "--reveal", msg],
+        None,
+    )))
+    .unwrap();
+    assert_eq!(j["fields"][0]["value"], "4761739001010119");
+    assert_eq!(j["icc"][0]["tag"], "9F26");
+    // ascii87 with a secondary bitmap, framed with the 2-byte length.
+    let ascii = b"040080200000008000000000004000000000000042KASSA001010000004211291200000000000000000000000000";
+    let mut framed = (ascii.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(ascii);
+    let hexed: String = framed.iter().map(|b| format!("{b:02X}")).collect();
+    let out = ok(&kassa(
+        &[
+            "tool",
+            "iso8583",
+            "--dialect",
+            "ascii87",
+            "--framed",
+            &hexed,
+        ],
+        None,
+    ));
+    assert!(
+        out.starts_with("MTI 0400 (reversal request), dialect ascii87"),
+        "{out}"
+    );
+    assert!(out.contains("  90 Original data elements"), "{out}");
+    // Errors name the field and the offset.
+    let e = bad(&kassa(
+        &["tool", "iso8583", "0100 2000000000000000 00000A"],
+        None,
+    ));
+    assert!(e.contains("field 3") && e.contains("byte 10"), "{e}");
+    let e = bad(&kassa(
+        &["tool", "iso8583", "--dialect", "xml", "0100"],
+        None,
+    ));
+    assert!(e.contains("unknown dialect"), "{e}");
+}
