@@ -116,7 +116,22 @@ impl DevPki {
     /// Generates a fresh PKI: CA "`ca_name`", a host certificate and a terminal certificate
     /// whose common name is `terminal_id`.
     pub fn generate(ca_name: &str, terminal_id: &str) -> Result<Self, PkiError> {
+        Ok(Self::generate_with_terminals(ca_name, terminal_id, &[])?.0)
+    }
+
+    /// Like [`generate`](Self::generate), and also issues a client certificate for each of
+    /// `more_terminals` (certificate and key PEM, in order) from the same CA.
+    #[allow(clippy::type_complexity)]
+    pub fn generate_with_terminals(
+        ca_name: &str,
+        terminal_id: &str,
+        more_terminals: &[&str],
+    ) -> Result<(Self, Vec<(String, Zeroizing<String>)>), PkiError> {
         let (ca_cert, ca_key, issuer) = ca(ca_name)?;
+        let mut extra = Vec::new();
+        for id in more_terminals {
+            extra.push(leaf(&issuer, &format!("terminal {id}"), Vec::new(), false)?);
+        }
         let (host_cert, host_key) = leaf(
             &issuer,
             "localhost",
@@ -129,14 +144,17 @@ impl DevPki {
             Vec::new(),
             false,
         )?;
-        Ok(DevPki {
-            ca_cert,
-            ca_key,
-            host_cert,
-            host_key,
-            terminal_cert,
-            terminal_key,
-        })
+        Ok((
+            DevPki {
+                ca_cert,
+                ca_key,
+                host_cert,
+                host_key,
+                terminal_cert,
+                terminal_key,
+            },
+            extra,
+        ))
     }
 
     /// True if `dir` holds a complete PKI.
@@ -227,6 +245,19 @@ impl DevPki {
             key_pem: Zeroizing::new(self.terminal_key.as_bytes().to_vec()),
         }
     }
+}
+
+/// Writes one extra terminal's certificate and key as `terminal-<id>.pem` / `.key`.
+pub fn save_terminal(dir: &Path, id: &str, cert: &str, key: &str) -> Result<(), PkiError> {
+    for (name, text, secret) in [
+        (format!("terminal-{id}.pem"), cert, false),
+        (format!("terminal-{id}.key"), key, true),
+    ] {
+        let path = dir.join(name);
+        write_private(&path, text.as_bytes(), secret)
+            .map_err(|source| PkiError::Io { path, source })?;
+    }
+    Ok(())
 }
 
 #[cfg(unix)]

@@ -112,6 +112,39 @@ enum Command {
         #[command(subcommand)]
         command: Option<CardsCommand>,
     },
+    /// Run the acquirer/issuer host simulator on its own, for terminals elsewhere.
+    HostSim {
+        /// Address to listen on, e.g. 127.0.0.1:8583 (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8583")]
+        listen: String,
+        /// Directory with ca.pem, host.pem and host.key (from `kassa certs`).
+        #[arg(long, value_name = "DIR")]
+        certs: PathBuf,
+        /// Behaviour rules (TOML; docs/CLI.md).
+        #[arg(long, value_name = "FILE")]
+        rules: Option<PathBuf>,
+        /// ISO 8583 dialect.
+        #[arg(long, default_value = "bcd87")]
+        dialect: String,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long, value_name = "SECONDS")]
+        for_secs: Option<u64>,
+        /// Also know the issuer keys of these card profiles.
+        #[arg(long, value_name = "PATH")]
+        card_file: Vec<PathBuf>,
+    },
+    /// Create a development PKI: a CA, a host certificate and terminal certificates.
+    Certs {
+        /// Directory to write to (must not hold a PKI yet).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// ID of the first terminal (terminal.pem).
+        #[arg(long, default_value = "KASSA001")]
+        terminal_id: String,
+        /// Further terminals (terminal-ID.pem each).
+        #[arg(long = "terminal", value_name = "ID")]
+        terminals: Vec<String>,
+    },
     /// Send what the journal owes the host now: pending reversals (emulator mode).
     Sync {
         /// Print JSON.
@@ -296,6 +329,114 @@ fn load_config(cli: &Cli) -> Result<Config, u8> {
     }
 }
 
+/// `kassa certs`.
+fn certs(out: &std::path::Path, terminal_id: &str, terminals: &[String]) -> anyhow::Result<u8> {
+    if sim::DevPki::exists(out) {
+        eprintln!(
+            "kassa certs: {} already holds a PKI; choose another --out",
+            out.display()
+        );
+        return Ok(EXIT_USAGE);
+    }
+    let ids: Vec<&str> = terminals.iter().map(String::as_str).collect();
+    let (pki, extra) =
+        sim::DevPki::generate_with_terminals("Kassa Development Acquirer CA", terminal_id, &ids)?;
+    pki.save(out)?;
+    for (id, (cert, key)) in ids.iter().zip(&extra) {
+        sim::pki::save_terminal(out, id, cert, key)?;
+    }
+    println!(
+        "wrote {}: ca.pem ca.key host.pem host.key terminal.pem terminal.key{}",
+        out.display(),
+        ids.iter()
+            .map(|i| format!(" terminal-{i}.pem terminal-{i}.key"))
+            .collect::<String>()
+    );
+    Ok(0)
+}
+
+/// `kassa host-sim`.
+fn host_sim(
+    listen: &str,
+    dir: &std::path::Path,
+    rules: Option<&std::path::Path>,
+    dialect: &str,
+    for_secs: Option<u64>,
+    card_files: &[PathBuf],
+) -> anyhow::Result<u8> {
+    let Some(dialect) = acquirer::iso8583::dialect(dialect) else {
+        eprintln!("kassa host-sim: unknown dialect {dialect:?} (bcd87, ascii87)");
+        return Ok(EXIT_USAGE);
+    };
+    let rules = match load_host_rules(rules) {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
+    let pki = match sim::DevPki::load(dir) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!(
+                "kassa host-sim: {e} (create one with `kassa certs --out {}`)",
+                dir.display()
+            );
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let mut profiles = sim::builtin_profiles();
+    for f in card_files {
+        match sim::card::load_profile_file(f) {
+            Ok(p) => profiles.push(p),
+            Err(e) => {
+                eprintln!("kassa host-sim: {e}");
+                return Ok(EXIT_USAGE);
+            }
+        }
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let tls = pki.host_server_config(&pki.ca_cert)?;
+        let host = sim::HostSim::start(
+            listen,
+            tls,
+            sim::HostConfig {
+                issuers: sim::IssuerKey::from_profiles(&profiles),
+                dialect,
+                fault: None,
+                rules,
+            },
+        )
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+        println!(
+            "kassa host-sim listening on {} (mutual TLS, {})",
+            host.local_addr(),
+            dialect.name
+        );
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        match for_secs {
+            Some(s) => tokio::time::sleep(std::time::Duration::from_secs(s)).await,
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        let ledger = host.ledger();
+        let approved = ledger
+            .iter()
+            .filter(|e| e.status == sim::EntryStatus::Approved)
+            .count();
+        let reversed = ledger
+            .iter()
+            .filter(|e| e.status == sim::EntryStatus::Reversed)
+            .count();
+        println!(
+            "requests: {}, approved: {approved}, reversed: {reversed}",
+            ledger.len()
+        );
+        Ok(0)
+    })
+}
+
 /// `kassa sync`: pending reversals to the host, now.
 fn sync(paths: &Paths, cfg: Config, json: bool, fault: Option<Fault>) -> anyhow::Result<u8> {
     let rt = runtime()?;
@@ -346,8 +487,31 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
     // Tools need no configuration: a broken kassa.toml must not stop a decoder.
-    if let Command::Tool { ref command } = cli.command {
-        return Ok(tool_command(command));
+    match cli.command {
+        Command::Tool { ref command } => return Ok(tool_command(command)),
+        Command::Certs {
+            ref out,
+            ref terminal_id,
+            ref terminals,
+        } => return certs(out, terminal_id, terminals),
+        Command::HostSim {
+            ref listen,
+            ref certs,
+            ref rules,
+            ref dialect,
+            for_secs,
+            ref card_file,
+        } => {
+            return host_sim(
+                listen,
+                certs,
+                rules.as_deref(),
+                dialect,
+                for_secs,
+                card_file,
+            );
+        }
+        _ => {}
     }
     let cfg = match load_config(&cli) {
         Ok(c) => c,
@@ -398,6 +562,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Emulator => emulator_window(&paths, cfg),
         Command::Journal { ref command } => journal_command(&paths, command),
         Command::Sync { json, fault } => sync(&paths, cfg, json, fault),
+        Command::Certs { .. } | Command::HostSim { .. } => Ok(EXIT_USAGE),
         Command::Tool { ref command } => Ok(tool_command(command)),
     }
 }
