@@ -299,13 +299,19 @@ impl Link {
     /// A link that connects on first use.
     pub fn new(cfg: LinkConfig, creds: &Credentials) -> Result<Self, LinkError> {
         let tls = client_config(creds, cfg.allow_tls12)?;
-        Ok(Link {
+        Ok(Self::with_tls(cfg, Arc::new(tls)))
+    }
+
+    /// A link sharing a TLS configuration (and so its session cache: a new connection resumes
+    /// the TLS 1.3 session of an earlier one).
+    pub fn with_tls(cfg: LinkConfig, tls: Arc<ClientConfig>) -> Self {
+        Link {
             cfg,
-            connector: TlsConnector::from(Arc::new(tls)),
+            connector: TlsConnector::from(tls),
             conn: None,
             failures: 0,
             retry_at: None,
-        })
+        }
     }
 
     /// The configuration.

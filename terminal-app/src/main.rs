@@ -5,6 +5,7 @@
 //! says whether a reversal is pending); 1 for anything else.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod config;
 mod emulator;
 mod engine;
@@ -133,6 +134,11 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         card_file: Vec<PathBuf>,
     },
+    /// Measure: `kassa bench host` (authorization round trips and simulator throughput).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Create a development PKI: a CA, a host certificate and terminal certificates.
     Certs {
         /// Directory to write to (must not hold a PKI yet).
@@ -249,6 +255,22 @@ enum ToolCommand {
         /// Kernel whose meaning applies to kernel-specific tags.
         #[arg(long, default_value_t = 0)]
         kernel: u8,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Authorization round trip over mutual TLS on loopback, and simulator throughput.
+    Host {
+        /// Authorizations per series.
+        #[arg(long, default_value_t = 1000)]
+        transactions: usize,
+        /// Concurrent terminals for the throughput run.
+        #[arg(long, default_value_t = 32)]
+        terminals: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -563,6 +585,50 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Journal { ref command } => journal_command(&paths, command),
         Command::Sync { json, fault } => sync(&paths, cfg, json, fault),
         Command::Certs { .. } | Command::HostSim { .. } => Ok(EXIT_USAGE),
+        Command::Bench {
+            command:
+                BenchCommand::Host {
+                    transactions,
+                    terminals,
+                    json,
+                },
+        } => {
+            if transactions == 0 || terminals == 0 {
+                eprintln!("kassa bench host: --transactions and --terminals must be above zero");
+                return Ok(EXIT_USAGE);
+            }
+            let rt = runtime()?;
+            let b = rt.block_on(bench::host(transactions, terminals))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&b)?);
+            } else {
+                println!(
+                    "authorization round trip, mutual TLS 1.3 on loopback, {} per series:",
+                    transactions
+                );
+                for (name, l) in [
+                    ("kept connection", &b.reused_connection),
+                    (
+                        "new connection, full handshake",
+                        &b.new_connection_full_handshake,
+                    ),
+                    (
+                        "new connection, TLS 1.3 resumption",
+                        &b.new_connection_resumed,
+                    ),
+                ] {
+                    println!(
+                        "  {name:<36} p50 {:>6} us  p99 {:>6} us  max {:>6} us  mean {:>6} us",
+                        l.p50_us, l.p99_us, l.max_us, l.mean_us
+                    );
+                }
+                println!(
+                    "simulator throughput: {:.0} authorizations/s ({} terminals, {} authorizations)",
+                    b.throughput_per_second, b.terminals, b.throughput_transactions
+                );
+            }
+            Ok(0)
+        }
         Command::Tool { ref command } => Ok(tool_command(command)),
     }
 }
