@@ -77,6 +77,8 @@ pub enum RuleAction {
     WrongStan,
     /// Never answer (keep the connection open).
     Silent,
+    /// Send the first half of the response frame, then close the connection.
+    Truncate,
 }
 
 /// One rule. Every matcher given must match; then the effects apply.
@@ -283,6 +285,7 @@ struct Decision {
     response: Option<Message>,
     delay: Duration,
     drop: bool,
+    truncate: bool,
 }
 
 async fn serve(tcp: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) -> std::io::Result<()> {
@@ -316,6 +319,15 @@ async fn serve(tcp: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) -> st
             let bytes = r
                 .encode(shared.cfg.dialect)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+            if d.truncate {
+                use tokio::io::AsyncWriteExt;
+                let mut frame = (bytes.len() as u16).to_be_bytes().to_vec();
+                frame.extend_from_slice(&bytes[..bytes.len() / 2]);
+                tls.write_all(&frame).await?;
+                tls.flush().await?;
+                let _ = tls.shutdown().await;
+                return Ok(());
+            }
             write_frame(&mut tls, &bytes).await?;
         }
     }
@@ -436,6 +448,7 @@ fn decide(req: &Message, shared: &Shared) -> Decision {
         response: None,
         delay: Duration::ZERO,
         drop: false,
+        truncate: false,
     };
     // Rules first.
     let mut forced_code: Option<String> = None;
@@ -463,6 +476,7 @@ fn decide(req: &Message, shared: &Shared) -> Decision {
                 return decision;
             }
             Some(RuleAction::WrongStan) => wrong_stan = true,
+            Some(RuleAction::Truncate) => decision.truncate = true,
             None => {}
         }
     }

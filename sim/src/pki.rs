@@ -214,6 +214,18 @@ impl DevPki {
     /// The host's rustls configuration: its certificate, and client certificates required and
     /// verified against `client_ca_pem` (normally this PKI's own CA).
     pub fn host_server_config(&self, client_ca_pem: &str) -> Result<ServerConfig, PkiError> {
+        self.host_server_config_versions(
+            client_ca_pem,
+            &[&rustls::version::TLS13, &rustls::version::TLS12],
+        )
+    }
+
+    /// [`host_server_config`](Self::host_server_config) offering only `versions`.
+    pub fn host_server_config_versions(
+        &self,
+        client_ca_pem: &str,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Result<ServerConfig, PkiError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
         for c in CertificateDer::pem_slice_iter(client_ca_pem.as_bytes()) {
@@ -230,7 +242,7 @@ impl DevPki {
         let key = PrivateKeyDer::from_pem_slice(self.host_key.as_bytes())
             .map_err(|e| PkiError::Pem(format!("host key: {e}")))?;
         let mut cfg = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_protocol_versions(versions)?
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain, key)?;
         cfg.alpn_protocols = Vec::new();

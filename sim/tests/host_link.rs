@@ -554,3 +554,63 @@ async fn reconnection_backs_off_after_failures() {
         "the second wait is twice as long"
     );
 }
+
+#[tokio::test]
+async fn connection_closed_half_way_through_the_response() {
+    let pki = DevPki::generate("Acquirer CA", "KASSA001").unwrap();
+    let host = host_with(
+        &pki,
+        &pki.ca_cert,
+        None,
+        rules("[[rules]]\naction = \"truncate\"\n"),
+    )
+    .await;
+    let mut link = link(host.local_addr(), &pki.terminal_credentials());
+    let mut card = builtin_card("visa").unwrap().unwrap();
+    let o = run_kernel(&mut card, 1234);
+    let e = link
+        .exchange(&request(&o, 1234, 5).to_message().unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e.kind,
+            LinkErrorKind::Closed | LinkErrorKind::Io | LinkErrorKind::Tls
+        ),
+        "{e}"
+    );
+    assert!(
+        e.request_sent,
+        "half an answer means the host processed it: reverse"
+    );
+}
+
+#[tokio::test]
+async fn tls12_only_when_allowed() {
+    let pki = DevPki::generate("Acquirer CA", "KASSA001").unwrap();
+    let tls = pki
+        .host_server_config_versions(&pki.ca_cert, &[&rustls::version::TLS12])
+        .unwrap();
+    let host = HostSim::start(
+        "127.0.0.1:0",
+        tls,
+        HostConfig {
+            issuers: IssuerKey::from_profiles(&builtin_profiles()),
+            dialect: &BCD87,
+            fault: None,
+            rules: HostRules::default(),
+        },
+    )
+    .await
+    .unwrap();
+    let mut echo = acquirer::Message::new(800);
+    echo.set_str(11, "000001").set_str(70, "301");
+    let mut strict = link(host.local_addr(), &pki.terminal_credentials());
+    let e = strict.exchange(&echo).await.unwrap_err();
+    assert_eq!(e.kind, LinkErrorKind::Tls, "TLS 1.3 only by default: {e}");
+    let mut cfg = strict.config().clone();
+    cfg.allow_tls12 = true;
+    let mut lenient = Link::new(cfg, &pki.terminal_credentials()).unwrap();
+    let ex = lenient.exchange(&echo).await.unwrap();
+    assert_eq!(ex.tls_version, "TLSv1.2");
+}
