@@ -12,7 +12,7 @@ use crate::apdu::{Command, Response};
 use crate::card::{Pan, Track2};
 use crate::dol;
 use crate::entry::{Ctx, State, Transition};
-use crate::outcome::{Cvm, Message, Outcome, OutcomeKind, Reason, Status, UiRequest};
+use crate::outcome::{Cvm, Message, Oda, Outcome, OutcomeKind, Reason, Status, UiRequest};
 use crate::tags as t;
 use crate::tlv::{self, Tag, TagStore};
 
@@ -151,7 +151,7 @@ impl AwaitGpo {
         let reads = match gpo
             .get(t::AFL)
             .filter(|a| !a.is_empty())
-            .map(parse_afl)
+            .map(parse_afl_oda)
             .unwrap_or(Ok(Vec::new()))
         {
             Ok(r) => r,
@@ -178,6 +178,18 @@ impl AwaitGpo {
 #[error("invalid Application File Locator")]
 pub struct AflError;
 
+/// Parses an AFL like [`parse_afl`] and says which records take part in offline data
+/// authentication (the first "ODA count" records of each entry).
+pub fn parse_afl_oda(afl: &[u8]) -> Result<Vec<(u8, u8, bool)>, AflError> {
+    parse_afl(afl)?;
+    let mut reads = Vec::new();
+    for e in afl.chunks(4) {
+        let (sfi, first, last, oda) = (e[0] >> 3, e[1], e[2], e[3]);
+        reads.extend((first..=last).map(|r| (sfi, r, (r - first) < oda)));
+    }
+    Ok(reads)
+}
+
 /// Parses an AFL (Book 3 §10.2) into (SFI, record) reads. Each 4-byte entry: SFI in bits 8-4 of
 /// byte 1 (1-30), first record (not 0), last record (not below the first), records for offline
 /// data authentication (not more than the range).
@@ -203,7 +215,7 @@ pub fn parse_afl(afl: &[u8]) -> Result<Vec<(u8, u8)>, AflError> {
 /// Reading the records the AFL lists.
 #[derive(Debug)]
 pub(crate) struct ReadRecords {
-    reads: Vec<(u8, u8)>,
+    reads: Vec<(u8, u8, bool)>,
     done: usize,
     /// Primitive objects the card has sent so far (GPO and records), to find redundant ones.
     from_card: TagStore,
@@ -212,7 +224,7 @@ pub(crate) struct ReadRecords {
 impl ReadRecords {
     fn next(self, ctx: &mut Ctx) -> Transition {
         match self.reads.get(self.done).copied() {
-            Some((sfi, rec)) => {
+            Some((sfi, rec, _)) => {
                 Transition::Send(State::C3Records(self), Command::read_record(sfi, rec))
             }
             None => Transition::Finish(complete(ctx)),
@@ -226,7 +238,7 @@ impl ReadRecords {
                 sw: resp.sw,
             }));
         }
-        let (sfi, _) = self.reads[self.done];
+        let (sfi, _, for_oda) = self.reads[self.done];
         // Book 3 §10.2: records in SFIs 1-10 are template 70; others are proprietary.
         let body = match tlv::expect_template(&resp.data, t::RECORD_TEMPLATE) {
             Ok(tpl) => tpl.value(),
@@ -234,10 +246,18 @@ impl ReadRecords {
                 return Transition::Finish(ctx.end_application(Reason::MalformedResponse(e)));
             }
             Err(_) => {
+                // Book 3 §10.3: a record of SFI 11-30 for ODA is taken whole.
+                if for_oda {
+                    ctx.oda_records.extend_from_slice(&resp.data);
+                }
                 self.done += 1;
                 return self.next(ctx);
             }
         };
+        // Book 3 §10.3: from SFIs 1-10, the value of template 70 (tag and length excluded).
+        if for_oda {
+            ctx.oda_records.extend_from_slice(body);
+        }
         let mut rec = TagStore::new();
         if let Err(e) = rec.absorb(body, |_| false) {
             return Transition::Finish(ctx.end_application(Reason::MalformedResponse(e)));
@@ -259,7 +279,7 @@ impl ReadRecords {
 /// §5.4-§5.7).
 fn complete(ctx: &Ctx) -> Outcome {
     let d = &ctx.data;
-    // Track 2 Equivalent Data is mandatory for an online qVSDC transaction.
+    // Track 2 Equivalent Data is mandatory for qVSDC.
     let Some(track2) = d.get(t::TRACK2) else {
         return ctx.end_application(Reason::MissingData(t::TRACK2));
     };
@@ -272,66 +292,254 @@ fn complete(ctx: &Ctx) -> Outcome {
             _ => return ctx.end_application(Reason::BadData(t::PAN)),
         }
     }
-    let cid = d
-        .get(t::CID)
-        .and_then(|v| v.first().copied())
-        .unwrap_or(0xFF);
-    let cvm = match choose_cvm(ctx) {
+    // Book C-3 §5.4: without a CID, the cryptogram type is IAD byte 5 bits 6-5 (Visa IAD
+    // formats 0/1/3: CVR byte 2), moved to bits 8-7.
+    let cid = match d.get(t::CID).and_then(|v| v.first().copied()) {
         Some(c) => c,
-        None => {
-            let mut o = ctx.outcome(
-                OutcomeKind::Declined,
-                Reason::BadData(t::CTQ),
-                UiRequest {
-                    message: Message::NotAuthorised,
-                    status: Status::ProcessingError,
-                    hold_time_ms: 1500,
-                },
-            );
-            o.online_data = d.encode_tags(ONLINE_TAGS);
-            return o;
-        }
+        None => match d.get(t::IAD).and_then(|iad| iad.get(4).copied()) {
+            Some(b) => (b & 0x30) << 2,
+            None => return ctx.end_application(Reason::MissingData(t::CID)),
+        },
     };
-    let mut o = match cid & 0xC0 {
-        // ARQC: go online.
-        0x80 => ctx.outcome(
-            OutcomeKind::OnlineRequest,
-            Reason::None,
+    let ttq = d.get(t::TTQ).unwrap_or(&[0, 0, 0, 0]).to_vec();
+    let ctq = d.get(t::CTQ).filter(|c| c.len() >= 2).map(<[u8]>::to_vec);
+    let ctq_bit = |byte: usize, mask: u8| ctq.as_ref().is_some_and(|c| c[byte] & mask != 0);
+    let online_capable = ttq[0] & 0x08 == 0; // TTQ byte 1 bit 4: offline-only reader.
+    let decline = |reason: Reason, oda: Oda| {
+        let mut o = ctx.outcome(
+            OutcomeKind::Declined,
+            reason,
             UiRequest {
-                message: Message::CardReadOk,
+                message: Message::NotAuthorised,
+                status: Status::CardReadSuccessfully,
+                hold_time_ms: 1500,
+            },
+        );
+        o.oda = oda;
+        o
+    };
+    let online = |cvm: Cvm, oda: Oda, reason: Reason| {
+        let mut o = ctx.outcome(
+            OutcomeKind::OnlineRequest,
+            reason,
+            UiRequest {
+                message: Message::AuthorisingPleaseWait,
                 status: Status::CardReadSuccessfully,
                 hold_time_ms: 0,
             },
-        ),
-        // TC: an offline approval needs fDDA, which this kernel does not yet perform.
-        0x40 => ctx.outcome(
-            OutcomeKind::Declined,
-            Reason::OfflineNotSupported,
-            UiRequest {
-                message: Message::NotAuthorised,
-                status: Status::CardReadSuccessfully,
-                hold_time_ms: 1500,
-            },
-        ),
-        0x00 => ctx.outcome(
-            OutcomeKind::Declined,
-            Reason::CardDeclined,
-            UiRequest {
-                message: Message::NotAuthorised,
-                status: Status::CardReadSuccessfully,
-                hold_time_ms: 1500,
-            },
-        ),
-        _ => return ctx.end_application(Reason::BadData(t::CID)),
+        );
+        o.cvm = cvm;
+        o.oda = oda;
+        o.online_data = online_data(d);
+        o
     };
-    o.cvm = cvm;
-    o.online_data = d.encode_tags(ONLINE_TAGS);
-    o
+
+    match cid & 0xC0 {
+        // AAC (or the RFU value): declined.
+        0x00 => decline(Reason::CardDeclined, Oda::NotPerformed),
+        0xC0 => decline(Reason::BadData(t::CID), Oda::NotPerformed),
+        // ARQC: online. (fDDA on online transactions belongs to Visa's separate "ODA for
+        // online" rules, not to base C-3; a 9F4B next to an ARQC is not verified.)
+        0x80 => match choose_cvm(ctx, true) {
+            Some(cvm) => online(cvm, Oda::NotPerformed, Reason::None),
+            None => decline(Reason::CvmNotPossible, Oda::NotPerformed),
+        },
+        // TC: offline approval, if processing restrictions and fDDA allow it.
+        _ => {
+            // Book C-3 §5.5 (processing restrictions, for a TC): an expired or absent
+            // expiry date sends the transaction online if the card asks for it (CTQ byte 1
+            // bit 4), else declines.
+            let expired = match d.get(t::EXPIRY).and_then(crate::util::Date::from_bcd) {
+                Some(exp) => exp < ctx.today,
+                None => true,
+            };
+            if expired {
+                return if ctq_bit(0, 0x08) && online_capable {
+                    online(
+                        choose_cvm(ctx, true).unwrap_or(Cvm::NoCvm),
+                        Oda::NotPerformed,
+                        Reason::Expired,
+                    )
+                } else {
+                    decline(Reason::Expired, Oda::NotPerformed)
+                };
+            }
+            // Book C-3 §5.8: fDDA. A card offering a TC without a signature fails it too.
+            let oda_result = match fdda(ctx) {
+                Ok(Some(())) => Ok(()),
+                Ok(None) => Err(crate::oda::OdaError::Missing(t::SDAD)),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = oda_result {
+                let reason = Reason::OdaFailed(e.to_string());
+                return if ctq_bit(0, 0x20) && online_capable {
+                    online(
+                        choose_cvm(ctx, true).unwrap_or(Cvm::NoCvm),
+                        Oda::Failed,
+                        reason,
+                    )
+                } else if ctq_bit(0, 0x10) && ttq[0] & 0x10 != 0 {
+                    let mut o = ctx.outcome(
+                        OutcomeKind::TryAnotherInterface,
+                        reason,
+                        UiRequest {
+                            message: Message::InsertCard,
+                            status: Status::ProcessingError,
+                            hold_time_ms: 2000,
+                        },
+                    );
+                    o.oda = Oda::Failed;
+                    o
+                } else {
+                    decline(reason, Oda::Failed)
+                };
+            }
+            match choose_cvm(ctx, false) {
+                Some(cvm) => {
+                    let mut o = ctx.outcome(
+                        OutcomeKind::Approved,
+                        Reason::None,
+                        UiRequest {
+                            message: if cvm == Cvm::Signature {
+                                Message::ApprovedSign
+                            } else {
+                                Message::Approved
+                            },
+                            status: Status::CardReadSuccessfully,
+                            hold_time_ms: 1500,
+                        },
+                    );
+                    o.cvm = cvm;
+                    o.oda = Oda::Succeeded;
+                    // The clearing record of an offline approval carries the same data.
+                    o.online_data = online_data(d);
+                    o
+                }
+                None => decline(Reason::CvmNotPossible, Oda::Succeeded),
+            }
+        }
+    }
+}
+
+/// Field 55 for kernel 3: the [`ONLINE_TAGS`] present, with the Form Factor Indicator's byte
+/// 4 low nibble cleared (Book C-3 Annex A: reserved for the reader).
+fn online_data(d: &TagStore) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &tag in ONLINE_TAGS {
+        if let Some(v) = d.get(tag) {
+            if tag == t::FORM_FACTOR && v.len() >= 4 {
+                let mut ff = v.to_vec();
+                ff[3] &= 0xF0;
+                tlv::encode(tag, &ff, &mut out);
+            } else {
+                tlv::encode(tag, v, &mut out);
+            }
+        }
+    }
+    out
+}
+
+/// fDDA (Book C-3 §5.8 and Annex C; Book 2 §6): when the card returned Signed Dynamic
+/// Application Data (9F4B), recover the issuer and ICC public keys and verify the signature
+/// over the terminal's dynamic data. `Ok(None)` when the card did not ask for fDDA.
+fn fdda(ctx: &Ctx) -> Result<Option<()>, crate::oda::OdaError> {
+    use crate::oda::{self, CertData, OdaError, RustCrypto};
+    let d = &ctx.data;
+    let Some(sdad) = d.get(t::SDAD) else {
+        return Ok(None);
+    };
+    let missing = |tag| OdaError::Missing(tag);
+    let aid = ctx
+        .selected
+        .as_ref()
+        .map(|c| c.adf_name.clone())
+        .unwrap_or_default();
+    let rid: [u8; 5] = aid
+        .get(..5)
+        .and_then(|r| r.try_into().ok())
+        .ok_or(missing(t::DF_NAME))?;
+    let index = *d
+        .get(t::CA_PK_INDEX)
+        .and_then(|v| v.first())
+        .ok_or(missing(t::CA_PK_INDEX))?;
+    let capk = ctx
+        .capks
+        .iter()
+        .find(|k| k.rid == rid && k.index == index)
+        .ok_or(OdaError::CaKeyMissing {
+            rid: crate::util::hex(&rid),
+            index,
+        })?;
+    if capk.expiry.is_some_and(|e| e < ctx.today) {
+        return Err(OdaError::Expired("CA"));
+    }
+    let pan = d
+        .get(t::PAN)
+        .and_then(crate::card::Pan::from_cn)
+        .or_else(|| d.get(t::TRACK2).and_then(Track2::parse).map(|t2| t2.pan()))
+        .ok_or(missing(t::PAN))?;
+    let issuer = oda::recover_issuer_key(
+        &RustCrypto,
+        capk,
+        CertData {
+            cert: d.get(t::ISSUER_PK_CERT).ok_or(missing(t::ISSUER_PK_CERT))?,
+            remainder: d.get(t::ISSUER_PK_REMAINDER).unwrap_or_default(),
+            exponent: d.get(Tag::new(0x9F32)).ok_or(missing(Tag::new(0x9F32)))?,
+        },
+        pan.expose(),
+        ctx.today,
+    )?;
+    let mut static_data = ctx.oda_records.clone();
+    if let Some(list) = d.get(Tag::new(0x9F4A)) {
+        if list != [0x82] {
+            return Err(OdaError::Inconsistent(
+                "SDA tag list names something other than the AIP",
+            ));
+        }
+        static_data.extend_from_slice(d.get(t::AIP).unwrap_or_default());
+    }
+    let icc = oda::recover_icc_key(
+        &RustCrypto,
+        &issuer,
+        CertData {
+            cert: d.get(t::ICC_PK_CERT).ok_or(missing(t::ICC_PK_CERT))?,
+            remainder: d.get(Tag::new(0x9F48)).unwrap_or_default(),
+            exponent: d.get(Tag::new(0x9F47)).ok_or(missing(Tag::new(0x9F47)))?,
+        },
+        &static_data,
+        pan.expose(),
+        ctx.today,
+    )?;
+    // Terminal dynamic data (Book C-3 Table C-1): for fDDA version 01, UN || Amount,
+    // Authorised || Transaction Currency Code || Card Authentication Related Data; for the
+    // legacy version 00, the UN alone.
+    let mut tdata = d.get(t::UNPREDICTABLE_NUMBER).unwrap_or_default().to_vec();
+    match d.get(t::CARD_AUTH_RELATED_DATA) {
+        Some(car) if car.first() == Some(&0x01) => {
+            tdata.extend_from_slice(d.get(t::AMOUNT_AUTHORISED).unwrap_or_default());
+            tdata.extend_from_slice(d.get(t::TXN_CURRENCY).unwrap_or_default());
+            tdata.extend_from_slice(car);
+        }
+        Some(car) if car.first() == Some(&0x00) => {}
+        Some(_) => return Err(OdaError::Inconsistent("unsupported fDDA version in 9F69")),
+        None => {}
+    }
+    let dyn_data = oda::verify_fdda(&RustCrypto, &icc, sdad, &tdata)?;
+    // The ICC dynamic number of qVSDC is the ATC.
+    if let (Some(atc), Some(&n)) = (d.get(t::ATC), dyn_data.first())
+        && n as usize == atc.len()
+        && dyn_data.get(1..1 + n as usize) != Some(atc)
+    {
+        return Err(OdaError::Inconsistent("ICC dynamic number is not the ATC"));
+    }
+    Ok(Some(()))
 }
 
 /// Book C-3 §5.7 (Cardholder Verification): from the TTQ the reader sent and the CTQ the card
-/// returned. `None` when a CVM is required and none can be done.
-fn choose_cvm(ctx: &Ctx) -> Option<Cvm> {
+/// returned. `None` when a CVM is required and none can be done (the transaction is declined).
+/// `online` says whether the transaction goes online (online PIN needs it; a consumer device
+/// CVM without 9F69 is accepted only online).
+fn choose_cvm(ctx: &Ctx, online: bool) -> Option<Cvm> {
     let d = &ctx.data;
     let ttq = d.get(t::TTQ).unwrap_or(&[0, 0, 0, 0]);
     let ctq = d.get(t::CTQ).filter(|v| v.len() >= 2);
@@ -342,15 +550,22 @@ fn choose_cvm(ctx: &Ctx) -> Option<Cvm> {
     let cdcvm_supported = ttq.get(2).is_some_and(|b| b & 0x40 != 0);
     match ctq {
         Some(ctq) => {
-            // CTQ byte 2 bit 8: consumer device CVM performed.
+            // CTQ byte 2 bit 8: consumer device CVM performed. The CTQ copy the card signed
+            // into 9F69 (bytes 6-7) must agree; without 9F69 only an online transaction may
+            // rely on it.
             if ctq[1] & 0x80 != 0 && cdcvm_supported {
-                return Some(Cvm::ConsumerDevice);
+                return match d.get(t::CARD_AUTH_RELATED_DATA) {
+                    Some(car) if car.get(5..7) == Some(&ctq[..2]) => Some(Cvm::ConsumerDevice),
+                    Some(_) => None,
+                    None if online => Some(Cvm::ConsumerDevice),
+                    None => None,
+                };
             }
             if !cvm_required {
                 return Some(Cvm::NoCvm);
             }
             // CTQ byte 1 bit 8: online PIN required; bit 7: signature required.
-            if ctq[0] & 0x80 != 0 && online_pin_supported {
+            if ctq[0] & 0x80 != 0 && online_pin_supported && online {
                 Some(Cvm::OnlinePin)
             } else if ctq[0] & 0x40 != 0 && signature_supported {
                 Some(Cvm::Signature)

@@ -143,6 +143,9 @@ impl EntryPoint {
                 pre,
                 data,
                 selected: None,
+                capks: self.config.capks.clone(),
+                today: input.date,
+                oda_records: Vec::new(),
             },
             state: Some(State::Start),
             assembler: Assembler::default(),
@@ -212,6 +215,12 @@ pub(crate) struct Ctx {
     pub pre: Vec<Preprocessed>,
     pub data: TagStore,
     pub selected: Option<Candidate>,
+    /// CA public keys for offline data authentication.
+    pub capks: Vec<crate::oda::CaPublicKey>,
+    /// The transaction date (certificate expiry checks).
+    pub today: crate::util::Date,
+    /// Static data to be authenticated, built while reading the records (Book 3 §10.3).
+    pub oda_records: Vec<u8>,
 }
 
 impl Ctx {

@@ -195,7 +195,7 @@ fn recover(
     modulus: &[u8],
     exponent: &[u8],
     data: &[u8],
-    format: u8,
+    formats: &[u8],
 ) -> Result<Vec<u8>, OdaError> {
     if data.len() != modulus.len() || modulus.is_empty() {
         return Err(OdaError::Length {
@@ -215,11 +215,11 @@ fn recover(
     if r.last() != Some(&0xBC) {
         return Err(OdaError::Trailer(what));
     }
-    if r[1] != format {
+    if !formats.contains(&r[1]) {
         return Err(OdaError::Format {
             what,
             found: r[1],
-            expected: format,
+            expected: formats[0],
         });
     }
     Ok(r)
@@ -258,7 +258,7 @@ pub fn recover_issuer_key(
         exponent,
     } = cd;
     const WHAT: &str = "issuer public key certificate";
-    let r = recover(c, WHAT, &ca.modulus, &ca.exponent, cert, 0x02)?;
+    let r = recover(c, WHAT, &ca.modulus, &ca.exponent, cert, &[0x02])?;
     let nca = r.len();
     if nca < 36 {
         return Err(OdaError::Inconsistent(WHAT));
@@ -319,7 +319,7 @@ pub fn recover_icc_key(
         exponent,
     } = cd;
     const WHAT: &str = "ICC public key certificate";
-    let r = recover(c, WHAT, &issuer.modulus, &issuer.exponent, cert, 0x04)?;
+    let r = recover(c, WHAT, &issuer.modulus, &issuer.exponent, cert, &[0x04])?;
     let ni = r.len();
     if ni < 42 {
         return Err(OdaError::Inconsistent(WHAT));
@@ -371,7 +371,7 @@ pub fn verify_ssad(
     static_data: &[u8],
 ) -> Result<[u8; 2], OdaError> {
     const WHAT: &str = "signed static application data";
-    let r = recover(c, WHAT, &issuer.modulus, &issuer.exponent, ssad, 0x03)?;
+    let r = recover(c, WHAT, &issuer.modulus, &issuer.exponent, ssad, &[0x03])?;
     let n = r.len();
     if n < 26 {
         return Err(OdaError::Inconsistent(WHAT));
@@ -397,8 +397,29 @@ pub fn verify_sdad(
     sdad: &[u8],
     terminal_data: &[u8],
 ) -> Result<Vec<u8>, OdaError> {
+    verify_sdad_formats(c, icc, sdad, terminal_data, &[0x05])
+}
+
+/// Verifies a qVSDC fDDA signature: format 05, or 95 which cards use for fDDA on an online
+/// transaction (seen on issued Visa cards; Book C-3 Annex C).
+pub fn verify_fdda(
+    c: &dyn Crypto,
+    icc: &IccPublicKey,
+    sdad: &[u8],
+    terminal_data: &[u8],
+) -> Result<Vec<u8>, OdaError> {
+    verify_sdad_formats(c, icc, sdad, terminal_data, &[0x05, 0x95])
+}
+
+fn verify_sdad_formats(
+    c: &dyn Crypto,
+    icc: &IccPublicKey,
+    sdad: &[u8],
+    terminal_data: &[u8],
+    formats: &[u8],
+) -> Result<Vec<u8>, OdaError> {
     const WHAT: &str = "signed dynamic application data";
-    let r = recover(c, WHAT, &icc.modulus, &icc.exponent, sdad, 0x05)?;
+    let r = recover(c, WHAT, &icc.modulus, &icc.exponent, sdad, formats)?;
     let n = r.len();
     if n < 26 {
         return Err(OdaError::Inconsistent(WHAT));

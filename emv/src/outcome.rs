@@ -213,6 +213,12 @@ pub enum Reason {
     /// The card offered an offline approval that needs offline data authentication, which this
     /// kernel does not perform; declined.
     OfflineNotSupported,
+    /// The application expired (and the card did not ask to go online for it).
+    Expired,
+    /// Offline data authentication failed: the check that failed.
+    OdaFailed(String),
+    /// A CVM is required and none the card asks for can be performed.
+    CvmNotPossible,
     /// The kernel for the selected application is not implemented.
     KernelNotSupported(KernelId),
     /// More commands than any legitimate card needs.
@@ -239,6 +245,9 @@ impl fmt::Display for Reason {
             Reason::OfflineNotSupported => {
                 f.write_str("offline approval needs offline data authentication (not supported)")
             }
+            Reason::Expired => f.write_str("application expired"),
+            Reason::OdaFailed(e) => write!(f, "offline data authentication failed: {e}"),
+            Reason::CvmNotPossible => f.write_str("no cardholder verification method possible"),
             Reason::KernelNotSupported(k) => write!(f, "kernel {k} not supported"),
             Reason::TooManyCommands => f.write_str("too many commands"),
             Reason::AlreadyFinished => f.write_str("transaction already finished"),

@@ -278,6 +278,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("visa", include_str!("../profiles/visa.toml")),
     ("visa-ja", include_str!("../profiles/visa-ja.toml")),
     (
+        "visa-offline",
+        include_str!("../profiles/visa-offline.toml"),
+    ),
+    (
         "visa-expired",
         include_str!("../profiles/visa-expired.toml"),
     ),

@@ -11,11 +11,6 @@ use serde_json::Value;
 
 /// (card, what is missing, today's outcome).
 const PENDING: &[(&str, &str, &str)] = &[
-    (
-        "visa-badsig",
-        "fDDA verification in kernel 3 (issue 5)",
-        "approved",
-    ),
     ("mastercard", "kernel 2 (issue 6)", "end_application"),
     ("unionpay", "kernel 7 (issue 5)", "end_application"),
     ("jcb", "kernel 5 (issue 6)", "end_application"),
@@ -35,19 +30,34 @@ fn kassa(data: &Path, args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&o.stderr)))
 }
 
+/// The fleet runs on a terminal whose floor limit (20.00) is above the amount (12.34), so cards
+/// that want to can approve offline; the others still go online.
+fn floor_limit_config(dir: &Path) -> String {
+    let p = dir.join("kassa.toml");
+    std::fs::write(
+        &p,
+        "[[aids]]\naid = \"A0000000031010\"\nkernel = 3\nfloor_limit = \"20.00\"\n",
+    )
+    .unwrap();
+    p.display().to_string()
+}
+
 #[test]
 fn every_card_reaches_its_intended_outcome() {
     let dir = tempfile::tempdir().unwrap();
+    let cfg = floor_limit_config(dir.path());
     let cards = kassa(dir.path(), &["cards", "--json"]);
     let cards = cards.as_array().unwrap();
-    assert!(cards.len() >= 18, "the fleet shrank");
+    assert!(cards.len() >= 19, "the fleet shrank");
     let mut failures = Vec::new();
     for c in cards {
         let name = c["name"].as_str().unwrap();
         let expect = c["expect"].as_str().unwrap();
         let j = kassa(
             dir.path(),
-            &["pay", "--amount", "12.34", "--card", name, "--json"],
+            &[
+                "--config", &cfg, "pay", "--amount", "12.34", "--card", name, "--json",
+            ],
         );
         let got = j["outcome"].as_str().unwrap().to_string();
         match PENDING.iter().find(|(n, _, _)| *n == name) {
@@ -105,6 +115,67 @@ fn fleet_details() {
     assert_eq!(torn["outcome"], "try_again");
     assert!(torn["reason"].as_str().unwrap().starts_with("card_lost"));
     assert_eq!(torn["journal"]["state"], "ended");
+    // Offline approval with fDDA verified by the terminal; the bad signature is declined.
+    let cfg = floor_limit_config(dir.path());
+    let offline = kassa(
+        dir.path(),
+        &[
+            "--config",
+            &cfg,
+            "pay",
+            "--amount",
+            "12.34",
+            "--card",
+            "visa-offline",
+            "--json",
+        ],
+    );
+    assert_eq!(offline["outcome"], "approved");
+    assert_eq!(offline["card"]["oda"], "succeeded");
+    assert_eq!(offline["emv"]["cid"], "40");
+    assert!(
+        offline["host"]["response_code"].is_null(),
+        "approved offline: no host"
+    );
+    let bad = kassa(
+        dir.path(),
+        &[
+            "--config",
+            &cfg,
+            "pay",
+            "--amount",
+            "12.34",
+            "--card",
+            "visa-badsig",
+            "--json",
+        ],
+    );
+    assert_eq!(bad["outcome"], "declined");
+    assert_eq!(bad["card"]["oda"], "failed");
+    assert!(
+        bad["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("offline data authentication failed"),
+        "{}",
+        bad["reason"]
+    );
+    // Above the floor limit the same offline-capable card goes online.
+    let above = kassa(
+        dir.path(),
+        &[
+            "--config",
+            &cfg,
+            "pay",
+            "--amount",
+            "25.00",
+            "--card",
+            "visa-offline",
+            "--json",
+        ],
+    );
+    assert_eq!(above["emv"]["cid"], "80");
+    assert_eq!(above["outcome"], "approved");
     let listing = kassa(dir.path(), &["cards", "--json"]);
     let mc = listing
         .as_array()
