@@ -450,7 +450,9 @@ impl Config {
             });
         }
         let capks = if self.capks.is_empty() {
-            sim::emvpki::ca_public_keys()
+            let mut keys = sim::emvpki::ca_public_keys();
+            keys.extend(published_test_capks().map_err(|e| ("capks".to_string(), e))?);
+            keys
         } else {
             self.capks
                 .iter()
@@ -470,6 +472,23 @@ impl Config {
             combinations,
         })
     }
+}
+
+/// The schemes' published test CA public keys (terminal-app/data/test-capks.toml), each with
+/// its check sum verified.
+pub fn published_test_capks() -> Result<Vec<emv::oda::CaPublicKey>, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        capks: Vec<CapkSection>,
+    }
+    let f: File =
+        toml::from_str(include_str!("../data/test-capks.toml")).map_err(|e| e.to_string())?;
+    f.capks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| capk(i, c).map_err(|(k, m)| format!("test-capks.toml {k}: {m}")))
+        .collect()
 }
 
 /// Checks and converts one `[[capks]]` entry.
@@ -587,7 +606,13 @@ mod tests {
     #[test]
     fn capks_are_checked() {
         let cfg = Config::default().terminal_config().unwrap();
-        assert_eq!(cfg.capks.len(), 6, "the Kassa test CAs by default");
+        // The Kassa test CAs and the 16 published scheme test keys, all check sums verified.
+        assert_eq!(cfg.capks.len(), 6 + 16);
+        assert!(
+            cfg.capks
+                .iter()
+                .any(|k| k.rid == [0xA0, 0, 0, 0, 3] && k.index == 0x92)
+        );
         let visa = &cfg.capks[0];
         let text = format!(
             "[[capks]]\nrid = \"A000000003\"\nindex = \"A1\"\nmodulus = \"{}\"\nexponent = \"03\"\nchecksum = \"{}\"\nexpiry = \"2030-12-31\"\n",
