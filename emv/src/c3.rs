@@ -40,6 +40,9 @@ pub const ONLINE_TAGS: &[Tag] = &[
     t::FORM_FACTOR,
     t::CUSTOMER_EXCLUSIVE_DATA,
     t::CARD_AUTH_RELATED_DATA,
+    // Available offline spending amount (C-3) and UnionPay electronic cash balance (C-7).
+    t::AOSA,
+    Tag::new(0x9F79),
 ];
 
 /// Kernel activation (Book B §3.4 / Book C-3 §5.1): build the PDOL data and send GPO.
@@ -89,8 +92,24 @@ impl AwaitGpo {
     pub(crate) fn on_response(self, resp: Response, ctx: &mut Ctx) -> Transition {
         match resp.sw {
             0x9000 => {}
+            // Book C-3 / C-7: "6986" from a mobile device: the cardholder must act on the
+            // phone (unlock, confirm); present it again.
+            0x6986 => {
+                return Transition::Finish(ctx.outcome(
+                    OutcomeKind::TryAgain,
+                    Reason::StatusWord {
+                        ins: 0xA8,
+                        sw: resp.sw,
+                    },
+                    UiRequest {
+                        message: Message::SeePhone,
+                        status: Status::NotReady,
+                        hold_time_ms: 1300,
+                    },
+                ));
+            }
             // The card wants another interface (contact chip).
-            0x6984 | 0x6986 => {
+            0x6984 => {
                 return Transition::Finish(ctx.outcome(
                     OutcomeKind::TryAnotherInterface,
                     Reason::StatusWord {
@@ -104,20 +123,11 @@ impl AwaitGpo {
                     },
                 ));
             }
-            // Conditions of use not satisfied: try the next application.
+            // Conditions of use not satisfied: Outcome Select Next. Book B §3.5.1.2: Entry Point
+            // removes this candidate and selects the next one (Start C).
             0x6985 => {
-                return Transition::Finish(ctx.outcome(
-                    OutcomeKind::SelectNext,
-                    Reason::StatusWord {
-                        ins: 0xA8,
-                        sw: resp.sw,
-                    },
-                    UiRequest {
-                        message: Message::Processing,
-                        status: Status::Processing,
-                        hold_time_ms: 0,
-                    },
-                ));
+                let remaining = std::mem::take(&mut ctx.remaining);
+                return crate::entry::FinalSelect::next(remaining, ctx);
             }
             sw => {
                 return Transition::Finish(
@@ -339,7 +349,15 @@ fn complete(ctx: &Ctx) -> Outcome {
         0x00 => decline(Reason::CardDeclined, Oda::NotPerformed),
         0xC0 => decline(Reason::BadData(t::CID), Oda::NotPerformed),
         // ARQC: online. (fDDA on online transactions belongs to Visa's separate "ODA for
-        // online" rules, not to base C-3; a 9F4B next to an ARQC is not verified.)
+        // online" rules, not to base C-3; a 9F4B next to an ARQC is not verified.) Kernel 7
+        // checks the expiry date for every cryptogram type: an expired card goes online only
+        // when the card asks for it.
+        0x80 if ctx.kernel() == crate::card::KernelId::C7
+            && expired_card(ctx)
+            && !ctq_bit(0, 0x08) =>
+        {
+            decline(Reason::Expired, Oda::NotPerformed)
+        }
         0x80 => match choose_cvm(ctx, true) {
             Some(cvm) => online(cvm, Oda::NotPerformed, Reason::None),
             None => decline(Reason::CvmNotPossible, Oda::NotPerformed),
@@ -349,11 +367,7 @@ fn complete(ctx: &Ctx) -> Outcome {
             // Book C-3 §5.5 (processing restrictions, for a TC): an expired or absent
             // expiry date sends the transaction online if the card asks for it (CTQ byte 1
             // bit 4), else declines.
-            let expired = match d.get(t::EXPIRY).and_then(crate::util::Date::from_bcd) {
-                Some(exp) => exp < ctx.today,
-                None => true,
-            };
-            if expired {
+            if expired_card(ctx) {
                 return if ctq_bit(0, 0x08) && online_capable {
                     online(
                         choose_cvm(ctx, true).unwrap_or(Cvm::NoCvm),
@@ -418,6 +432,19 @@ fn complete(ctx: &Ctx) -> Outcome {
                 None => decline(Reason::CvmNotPossible, Oda::Succeeded),
             }
         }
+    }
+}
+
+/// Processing restrictions (Book C-3 §5.5): the application expired before today, or has
+/// no expiry date.
+fn expired_card(ctx: &Ctx) -> bool {
+    match ctx
+        .data
+        .get(t::EXPIRY)
+        .and_then(crate::util::Date::from_bcd)
+    {
+        Some(exp) => exp < ctx.today,
+        None => true,
     }
 }
 

@@ -24,6 +24,10 @@ pub struct Combination {
     pub ttq: Option<[u8; 4]>,
     /// Whether a zero amount may go through contactless (as an online request).
     pub zero_amount_allowed: bool,
+    /// Status check: an amount of one currency unit asks for an online cryptogram.
+    pub status_check: bool,
+    /// Extended selection: use the card's 9F29 in the final SELECT.
+    pub extended_selection: bool,
 }
 
 /// Terminal-wide data (Book 4 §6, and the Entry Point configuration of Book B §3.1).

@@ -29,7 +29,7 @@ pub const PPSE: &[u8] = b"2PAY.SYS.DDF01";
 pub const MAX_COMMANDS: usize = 64;
 
 /// Kernels this crate implements. Combinations for other kernels are ignored at start.
-pub const IMPLEMENTED_KERNELS: &[KernelId] = &[KernelId::C3];
+pub const IMPLEMENTED_KERNELS: &[KernelId] = &[KernelId::C3, KernelId::C7];
 
 /// Errors in the caller's input to [`EntryPoint::start`] (not card errors: those are
 /// outcomes).
@@ -146,6 +146,7 @@ impl EntryPoint {
                 capks: self.config.capks.clone(),
                 today: input.date,
                 oda_records: Vec::new(),
+                remaining: Vec::new(),
             },
             state: Some(State::Start),
             assembler: Assembler::default(),
@@ -165,6 +166,14 @@ fn preprocess(combo: Combination, input: &TxnInput) -> Preprocessed {
     });
     let mut not_allowed = false;
     let mut cvm_required = false;
+    // 3.1.1.3: with status check on, an amount of one unit of the currency asks for an
+    // online cryptogram.
+    if combo.status_check
+        && amount == 10u64.pow(input.currency_exponent as u32)
+        && let Some(q) = ttq.as_mut()
+    {
+        q[1] |= 0x80;
+    }
     // 3.1.1.6/3.1.1.7: zero amount.
     if amount == 0 {
         if combo.zero_amount_allowed {
@@ -207,6 +216,8 @@ pub(crate) struct Candidate {
     pub kernel: KernelId,
     pub priority: u8,
     pub combo_index: usize,
+    /// Extended selection data (9F29) to append to the ADF name in the final SELECT.
+    pub extended: Option<Vec<u8>>,
 }
 
 /// Transaction-wide context shared by all states.
@@ -221,9 +232,16 @@ pub(crate) struct Ctx {
     pub today: crate::util::Date,
     /// Static data to be authenticated, built while reading the records (Book 3 §10.3).
     pub oda_records: Vec<u8>,
+    /// Candidates not yet tried, for Outcome Select Next.
+    pub remaining: Vec<Candidate>,
 }
 
 impl Ctx {
+    /// The kernel of the selected application.
+    pub fn kernel(&self) -> KernelId {
+        self.selected.as_ref().map_or(KernelId(0), |c| c.kernel)
+    }
+
     /// The pre-processing result of the selected combination.
     pub fn selected_pre(&self) -> Option<&Preprocessed> {
         self.selected.as_ref().map(|c| &self.pre[c.combo_index])
@@ -373,6 +391,7 @@ impl SelectPpse {
                     let mut aid = None;
                     let mut priority = 0u8;
                     let mut kernel_id = None;
+                    let mut extended = None;
                     for o in app.children().flatten() {
                         match o.tag() {
                             t::AID_CARD if (5..=16).contains(&o.value().len()) => {
@@ -384,11 +403,12 @@ impl SelectPpse {
                             t::KERNEL_ID if !o.value().is_empty() && o.value()[0] & 0xC0 == 0 => {
                                 kernel_id = Some(KernelId(o.value()[0] & 0x3F))
                             }
+                            t::EXTENDED_SELECTION => extended = Some(o.value().to_vec()),
                             _ => {}
                         }
                     }
                     if let Some(aid) = aid {
-                        entries.push((aid, priority, kernel_id));
+                        entries.push((aid, priority, kernel_id, extended));
                     }
                 }
             }
@@ -399,7 +419,7 @@ impl SelectPpse {
         let mut candidates = Vec::new();
         let mut ruled_out = false;
         for (combo_index, pre) in ctx.pre.iter().enumerate() {
-            for (aid, priority, kernel_id) in &entries {
+            for (aid, priority, kernel_id, extended) in &entries {
                 let aid_matches = if pre.combo.partial_match {
                     aid.starts_with(&pre.combo.aid)
                 } else {
@@ -416,6 +436,9 @@ impl SelectPpse {
                         kernel: pre.combo.kernel,
                         priority: *priority,
                         combo_index,
+                        // Book B §3.3.2.6: 9F29 is used when the combination supports
+                        // extended selection; the final SELECT names ADF || 9F29.
+                        extended: extended.clone().filter(|_| pre.combo.extended_selection),
                     });
                 }
             }
@@ -455,13 +478,21 @@ pub(crate) struct FinalSelect {
 }
 
 impl FinalSelect {
-    /// Selects the next candidate, or ends when none are left (Book B §3.3.3.6).
-    fn next(mut remaining: Vec<Candidate>, ctx: &mut Ctx) -> Transition {
+    /// Selects the next candidate, or ends when none are left (Book B §3.3.3.6). With extended
+    /// selection, the SELECT carries ADF name || 9F29 (Book B §3.3.3.2).
+    pub(crate) fn next(mut remaining: Vec<Candidate>, ctx: &mut Ctx) -> Transition {
         if remaining.is_empty() {
             return Transition::Finish(ctx.end_application(Reason::NoCommonApplication));
         }
         let current = remaining.remove(0);
-        let cmd = Command::select(&current.adf_name);
+        // A new application: forget what the previous one left.
+        ctx.selected = None;
+        ctx.oda_records.clear();
+        let mut name = current.adf_name.clone();
+        if let Some(ext) = &current.extended {
+            name.extend_from_slice(ext);
+        }
+        let cmd = Command::select(&name);
         Transition::Send(State::FinalSelect(FinalSelect { remaining, current }), cmd)
     }
 
@@ -487,9 +518,11 @@ impl FinalSelect {
         );
         let kernel = current.kernel;
         ctx.selected = Some(current);
-        // Start D: kernel activation (§3.4).
+        ctx.remaining = self.remaining;
+        // Start D: kernel activation (§3.4). Kernel 7 (UnionPay qPBOC) shares kernel 3's
+        // state machine with its own rules where they differ.
         match kernel {
-            KernelId::C3 => c3::activate(ctx),
+            KernelId::C3 | KernelId::C7 => c3::activate(ctx),
             other => Transition::Finish(ctx.end_application(Reason::KernelNotSupported(other))),
         }
     }

@@ -327,6 +327,8 @@ pub const APPLICATION_CRYPTOGRAM: Tag = Tag::new(0x9F26);
 /// Cryptogram Information Data.
 pub const CID: Tag = Tag::new(0x9F27);
 
+/// Extended Selection (Book B).
+pub const EXTENDED_SELECTION: Tag = Tag::new(0x9F29);
 /// Kernel Identifier.
 pub const KERNEL_ID: Tag = Tag::new(0x9F2A);
 

@@ -30,6 +30,8 @@ pub fn terminal_and_input(amount: u64) -> (TerminalConfig, TxnInput) {
             cvm_required_limit: Some(5_000),
             ttq: Some([0x22, 0x00, 0x40, 0x00]),
             zero_amount_allowed: false,
+            status_check: false,
+            extended_selection: true,
         }],
         capks: Vec::new(),
     };

@@ -79,7 +79,16 @@ impl Default for Config {
         Config {
             terminal: TerminalSection::default(),
             acquirer: AcquirerSection::default(),
-            aids: vec![AidSection::default()],
+            aids: vec![
+                AidSection::default(),
+                AidSection {
+                    aid: "A0000003330101".into(),
+                    kernel: 7,
+                    // TTQ byte 4 bit 8: fDDA version 01 supported (Book C-7).
+                    ttq: Some("22004080".into()),
+                    ..AidSection::default()
+                },
+            ],
             reader: ReaderSection::default(),
             capks: Vec::new(),
         }
@@ -189,6 +198,10 @@ pub struct AidSection {
     pub ttq: Option<String>,
     /// Allow a zero amount.
     pub zero_amount_allowed: bool,
+    /// Status check: an amount of one currency unit goes online.
+    pub status_check: bool,
+    /// Use the card's extended selection data (9F29) in the final SELECT.
+    pub extended_selection: bool,
 }
 
 impl Default for AidSection {
@@ -202,6 +215,8 @@ impl Default for AidSection {
             cvm_limit: Some("50.00".into()),
             ttq: Some("22004000".into()),
             zero_amount_allowed: false,
+            status_check: false,
+            extended_selection: true,
         }
     }
 }
@@ -447,6 +462,8 @@ impl Config {
                 cvm_required_limit: limit("cvm_limit", &a.cvm_limit)?,
                 ttq,
                 zero_amount_allowed: a.zero_amount_allowed,
+                status_check: a.status_check,
+                extended_selection: a.extended_selection,
             });
         }
         let capks = if self.capks.is_empty() {

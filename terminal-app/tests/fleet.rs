@@ -12,7 +12,6 @@ use serde_json::Value;
 /// (card, what is missing, today's outcome).
 const PENDING: &[(&str, &str, &str)] = &[
     ("mastercard", "kernel 2 (issue 6)", "end_application"),
-    ("unionpay", "kernel 7 (issue 5)", "end_application"),
     ("jcb", "kernel 5 (issue 6)", "end_application"),
     ("amex", "kernel 4 (issue 6)", "end_application"),
     ("discover", "kernel 6 (issue 6)", "end_application"),
@@ -36,7 +35,8 @@ fn floor_limit_config(dir: &Path) -> String {
     let p = dir.join("kassa.toml");
     std::fs::write(
         &p,
-        "[[aids]]\naid = \"A0000000031010\"\nkernel = 3\nfloor_limit = \"20.00\"\n",
+        "[[aids]]\naid = \"A0000000031010\"\nkernel = 3\nfloor_limit = \"20.00\"\n\
+         [[aids]]\naid = \"A0000003330101\"\nkernel = 7\nttq = \"22004080\"\nfloor_limit = \"20.00\"\n",
     )
     .unwrap();
     p.display().to_string()
