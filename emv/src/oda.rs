@@ -187,6 +187,18 @@ pub enum OdaError {
     Inconsistent(&'static str),
 }
 
+/// The raw RSA public operation on a certificate or signature, without any check: what a
+/// decoder shows when a check fails. `None` when the lengths do not match the key.
+pub fn recover_raw(
+    c: &dyn Crypto,
+    modulus: &[u8],
+    exponent: &[u8],
+    data: &[u8],
+) -> Option<Vec<u8>> {
+    (data.len() == modulus.len() && !modulus.is_empty() && data < modulus)
+        .then(|| c.rsa_public(modulus, exponent, data))
+}
+
 /// Recovers data from a certificate or signature: RSA public operation and the header,
 /// trailer and format checks common to all Book 2 formats.
 fn recover(

@@ -221,6 +221,33 @@ enum ToolCommand {
         #[arg(long)]
         reveal: bool,
     },
+    /// Recover ODA certificates and signatures and name the first check that fails.
+    Oda {
+        /// The card's data objects as TLV hex (90, 92, 9F32, 9F46, 9F47, 9F48, 93 or 9F4B, 5A,
+        /// 8F, ...); `-` reads stdin.
+        tlv: String,
+        /// RID of the CA key (default: from an AID in the TLV).
+        #[arg(long)]
+        rid: Option<String>,
+        /// CA key index (default: 8F in the TLV).
+        #[arg(long)]
+        index: Option<String>,
+        /// CA key modulus, when it is not one the terminal knows.
+        #[arg(long)]
+        modulus: Option<String>,
+        /// CA key exponent with --modulus (default 03).
+        #[arg(long)]
+        exponent: Option<String>,
+        /// Static data to be authenticated, hex.
+        #[arg(long = "static", value_name = "HEX")]
+        static_data: Option<String>,
+        /// Terminal dynamic data for the signature hash, hex (default: fDDA 01 data from the TLV).
+        #[arg(long, value_name = "HEX")]
+        dynamic: Option<String>,
+        /// Date for the expiry checks, YYYY-MM-DD (default today).
+        #[arg(long)]
+        date: Option<String>,
+    },
     /// Compute and verify an application cryptogram (and the ARPC).
     Arqc {
         /// Cryptogram version: visa-10, visa-18, mastercard-16, mastercard-17, mastercard-20, mastercard-21.
@@ -681,6 +708,42 @@ fn tool_command(command: &ToolCommand) -> u8 {
                 reveal: *reveal,
             },
         ),
+        ToolCommand::Oda {
+            tlv,
+            rid,
+            index,
+            modulus,
+            exponent,
+            static_data,
+            dynamic,
+            date,
+        } => {
+            let capks = Config::default()
+                .terminal_config()
+                .map(|c| c.capks)
+                .unwrap_or_default();
+            let args = tool::OdaArgs {
+                tlv,
+                rid: rid.as_deref(),
+                index: index.as_deref(),
+                modulus: modulus.as_deref(),
+                exponent: exponent.as_deref(),
+                static_data: static_data.as_deref(),
+                dynamic: dynamic.as_deref(),
+                date: date.as_deref(),
+                capks,
+            };
+            return match tool::oda(&args) {
+                Ok((text, passed)) => {
+                    println!("{text}");
+                    if passed { 0 } else { EXIT_OTHER }
+                }
+                Err(tool::ToolError(msg)) => {
+                    eprintln!("kassa tool {msg}");
+                    EXIT_USAGE
+                }
+            };
+        }
         ToolCommand::Arqc {
             cvn,
             imk,

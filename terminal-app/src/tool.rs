@@ -384,6 +384,284 @@ pub fn iso8583(
     Ok(out.join("\n"))
 }
 
+/// Arguments of `kassa tool oda`.
+#[derive(Debug)]
+pub struct OdaArgs<'a> {
+    /// The card's data objects, TLV hex.
+    pub tlv: &'a str,
+    /// RID of the CA key (default: from the AID 4F/84/9F06 in the TLV).
+    pub rid: Option<&'a str>,
+    /// CA key index (default: 8F in the TLV).
+    pub index: Option<&'a str>,
+    /// CA modulus, when the key is not in the configuration.
+    pub modulus: Option<&'a str>,
+    /// CA exponent with `modulus`.
+    pub exponent: Option<&'a str>,
+    /// Static data to be authenticated, hex.
+    pub static_data: Option<&'a str>,
+    /// Terminal dynamic data for the signature hash, hex.
+    pub dynamic: Option<&'a str>,
+    /// Date for expiry checks (YYYY-MM-DD), default today.
+    pub date: Option<&'a str>,
+    /// CA keys known to the terminal.
+    pub capks: Vec<emv::oda::CaPublicKey>,
+}
+
+fn describe_recovered(label: &str, r: &[u8], out: &mut Vec<String>) {
+    let hx = |a: usize, b: usize| r.get(a..b).map(hex).unwrap_or_default();
+    out.push(format!("  {label}: {} bytes recovered", r.len()));
+    out.push(format!(
+        "    header {} format {} trailer {}",
+        hx(0, 1),
+        hx(1, 2),
+        hx(r.len() - 1, r.len())
+    ));
+    match r.get(1) {
+        Some(0x02) => {
+            out.push(format!(
+                "    issuer identifier {}  expiry (MMYY) {}  serial {}",
+                hx(2, 6),
+                hx(6, 8),
+                hx(8, 11)
+            ));
+            out.push(format!(
+                "    hash algorithm {}  key algorithm {}  issuer key length {}  exponent length {}",
+                hx(11, 12),
+                hx(12, 13),
+                r.get(13).copied().unwrap_or(0),
+                r.get(14).copied().unwrap_or(0)
+            ));
+        }
+        Some(0x04) => {
+            out.push(format!(
+                "    application PAN {}  expiry (MMYY) {}  serial {}",
+                hx(2, 12),
+                hx(12, 14),
+                hx(14, 17)
+            ));
+            out.push(format!(
+                "    hash algorithm {}  key algorithm {}  ICC key length {}  exponent length {}",
+                hx(17, 18),
+                hx(18, 19),
+                r.get(19).copied().unwrap_or(0),
+                r.get(20).copied().unwrap_or(0)
+            ));
+        }
+        Some(0x03) => out.push(format!(
+            "    hash algorithm {}  data authentication code {}",
+            hx(2, 3),
+            hx(3, 5)
+        )),
+        Some(0x05 | 0x95) => {
+            let ldd = r.get(3).copied().unwrap_or(0) as usize;
+            out.push(format!(
+                "    hash algorithm {}  ICC dynamic data ({ldd} bytes) {}",
+                hx(2, 3),
+                hx(4, 4 + ldd)
+            ));
+            if let Some(&n) = r.get(4) {
+                out.push(format!("    ICC dynamic number {}", hx(5, 5 + n as usize)));
+            }
+        }
+        _ => {}
+    }
+    if r.len() > 21 {
+        out.push(format!("    hash {}", hx(r.len() - 21, r.len() - 1)));
+    }
+}
+
+/// `kassa tool oda`: recovers each certificate and signature and names the first check that
+/// fails. Returns the text and whether every check passed.
+pub fn oda(a: &OdaArgs<'_>) -> Result<(String, bool), ToolError> {
+    use emv::oda::{self, CaPublicKey, CertData, RustCrypto};
+    use emv::tags as t;
+    let bad = |m: String| ToolError(format!("oda: {m}"));
+    let bytes = read_hex(a.tlv, "oda")?;
+    let mut d = emv::tlv::TagStore::new();
+    d.absorb(&bytes, |_| true).map_err(|e| bad(e.to_string()))?;
+    let hexarg = |name: &str, v: Option<&str>| -> Result<Option<Vec<u8>>, ToolError> {
+        v.map(|s| {
+            emv::util::unhex(s).map_err(|at| bad(format!("{name}: invalid hex at digit {at}")))
+        })
+        .transpose()
+    };
+    let today = match a.date {
+        Some(s) => {
+            let p: Vec<u16> = s.split('-').filter_map(|x| x.parse().ok()).collect();
+            match p.as_slice() {
+                [y, m, dd] => emv::util::Date {
+                    year: *y,
+                    month: *m as u8,
+                    day: *dd as u8,
+                },
+                _ => return Err(bad("--date must be YYYY-MM-DD".into())),
+            }
+        }
+        None => {
+            use chrono::Datelike;
+            let n = chrono::Local::now();
+            emv::util::Date {
+                year: n.year() as u16,
+                month: n.month() as u8,
+                day: n.day() as u8,
+            }
+        }
+    };
+    let rid: [u8; 5] = match hexarg("--rid", a.rid)? {
+        Some(r) => r
+            .try_into()
+            .map_err(|_| bad("--rid must be 5 bytes".into()))?,
+        None => [t::AID_CARD, t::DF_NAME, t::AID_TERMINAL]
+            .iter()
+            .find_map(|tag| {
+                d.get(*tag)
+                    .and_then(|v| v.get(..5))
+                    .and_then(|v| v.try_into().ok())
+            })
+            .ok_or_else(|| bad("no RID: give --rid or an AID (4F, 84, 9F06) in the TLV".into()))?,
+    };
+    let index = match hexarg("--index", a.index)? {
+        Some(i) if i.len() == 1 => i[0],
+        Some(_) => return Err(bad("--index must be 1 byte".into())),
+        None => *d
+            .get(t::CA_PK_INDEX)
+            .and_then(|v| v.first())
+            .ok_or_else(|| bad("no CA key index: give --index or 8F".into()))?,
+    };
+    let ca = match (
+        hexarg("--modulus", a.modulus)?,
+        hexarg("--exponent", a.exponent)?,
+    ) {
+        (Some(modulus), exponent) => CaPublicKey {
+            rid,
+            index,
+            modulus,
+            exponent: exponent.unwrap_or(vec![3]),
+            checksum: None,
+            expiry: None,
+        },
+        (None, _) => a
+            .capks
+            .iter()
+            .find(|k| k.rid == rid && k.index == index)
+            .cloned()
+            .ok_or_else(|| {
+                bad(format!(
+                    "no CA key {} {index:02X} configured: give --modulus and --exponent",
+                    hex(&rid)
+                ))
+            })?,
+    };
+    let pan = d.get(t::PAN).and_then(emv::card::Pan::from_cn).or_else(|| {
+        d.get(t::TRACK2)
+            .and_then(emv::card::Track2::parse)
+            .map(|t2| t2.pan())
+    });
+    let pan_digits = pan
+        .as_ref()
+        .map(|p| p.expose().to_string())
+        .unwrap_or_default();
+    let static_data = hexarg("--static", a.static_data)?.unwrap_or_default();
+    let mut out = vec![format!(
+        "CA key {} {:02X}: {} bits, exponent {}, check sum {}",
+        hex(&rid),
+        index,
+        ca.modulus.len() * 8,
+        hex(&ca.exponent),
+        hex(&ca.compute_checksum(&RustCrypto))
+    )];
+    let fail = |mut out: Vec<String>,
+                step: &str,
+                e: &dyn std::fmt::Display|
+     -> Result<(String, bool), ToolError> {
+        out.push(format!("FAILED at {step}: {e}"));
+        Ok((out.join("\n"), false))
+    };
+    let Some(icert) = d.get(t::ISSUER_PK_CERT) else {
+        return fail(out, "issuer certificate", &"no 90 in the data");
+    };
+    if let Some(r) = oda::recover_raw(&RustCrypto, &ca.modulus, &ca.exponent, icert) {
+        describe_recovered("issuer public key certificate (90)", &r, &mut out);
+    }
+    let ipk = match oda::recover_issuer_key(
+        &RustCrypto,
+        &ca,
+        CertData {
+            cert: icert,
+            remainder: d.get(t::ISSUER_PK_REMAINDER).unwrap_or_default(),
+            exponent: d.get(emv::tlv::Tag::new(0x9F32)).unwrap_or(&[3]),
+        },
+        &pan_digits,
+        today,
+    ) {
+        Ok(k) => k,
+        Err(e) => return fail(out, "issuer certificate", &e),
+    };
+    out.push(format!("  OK: issuer key {} bits", ipk.modulus.len() * 8));
+    if let Some(ssad) = d.get(t::SSAD) {
+        if let Some(r) = oda::recover_raw(&RustCrypto, &ipk.modulus, &ipk.exponent, ssad) {
+            describe_recovered("signed static application data (93)", &r, &mut out);
+        }
+        match oda::verify_ssad(&RustCrypto, &ipk, ssad, &static_data) {
+            Ok(dac) => out.push(format!("  OK: SDA, data authentication code {}", hex(&dac))),
+            Err(e) => return fail(out, "SDA", &e),
+        }
+    }
+    let Some(ccert) = d.get(t::ICC_PK_CERT) else {
+        out.push("no ICC certificate (9F46): SDA only".into());
+        return Ok((out.join("\n"), true));
+    };
+    if let Some(r) = oda::recover_raw(&RustCrypto, &ipk.modulus, &ipk.exponent, ccert) {
+        describe_recovered("ICC public key certificate (9F46)", &r, &mut out);
+    }
+    let icc = match oda::recover_icc_key(
+        &RustCrypto,
+        &ipk,
+        CertData {
+            cert: ccert,
+            remainder: d.get(emv::tlv::Tag::new(0x9F48)).unwrap_or_default(),
+            exponent: d.get(emv::tlv::Tag::new(0x9F47)).unwrap_or(&[3]),
+        },
+        &static_data,
+        &pan_digits,
+        today,
+    ) {
+        Ok(k) => k,
+        Err(e) => return fail(out, "ICC certificate", &e),
+    };
+    out.push(format!("  OK: ICC key {} bits", icc.modulus.len() * 8));
+    if let Some(sdad) = d.get(t::SDAD) {
+        let dynamic = match hexarg("--dynamic", a.dynamic)? {
+            Some(v) => v,
+            None => {
+                // fDDA version 01 from the TLV: UN || amount || currency || 9F69.
+                let mut v = d.get(t::UNPREDICTABLE_NUMBER).unwrap_or_default().to_vec();
+                if let Some(car) = d
+                    .get(t::CARD_AUTH_RELATED_DATA)
+                    .filter(|c| c.first() == Some(&1))
+                {
+                    v.extend_from_slice(d.get(t::AMOUNT_AUTHORISED).unwrap_or_default());
+                    v.extend_from_slice(d.get(t::TXN_CURRENCY).unwrap_or_default());
+                    v.extend_from_slice(car);
+                }
+                v
+            }
+        };
+        if let Some(r) = oda::recover_raw(&RustCrypto, &icc.modulus, &icc.exponent, sdad) {
+            describe_recovered("signed dynamic application data (9F4B)", &r, &mut out);
+        }
+        match oda::verify_fdda(&RustCrypto, &icc, sdad, &dynamic) {
+            Ok(dd) => out.push(format!(
+                "  OK: dynamic signature, ICC dynamic data {}",
+                hex(&dd)
+            )),
+            Err(e) => return fail(out, "dynamic signature", &e),
+        }
+    }
+    out.push("all checks passed".into());
+    Ok((out.join("\n"), true))
+}
+
 /// Arguments of `kassa tool arqc`.
 #[derive(Debug)]
 pub struct ArqcArgs<'a> {

@@ -441,3 +441,89 @@ fn iso8583_decodes_field_by_field() {
     ));
     assert!(e.contains("unknown dialect"), "{e}");
 }
+
+/// `kassa tool oda` on a virtual card's real data: every check passes; with one byte of the
+/// static data changed, the ICC certificate check is named.
+#[test]
+fn oda_tool_walks_the_chain() {
+    use drivers::VirtualCard;
+    let mut card = sim::builtin_card("visa").unwrap().unwrap();
+    let h = |s: &str| emv::util::unhex(s).unwrap();
+    let data = |r: Vec<u8>| r[..r.len() - 2].to_vec();
+    card.process(&h("00A4040007A000000003101000"));
+    // TTQ with "ODA for online authorisations" so the card signs.
+    let gpo = data(
+        card.process(&h(
+            "80A8000023832123004000000000001234000000000000027600000000000978261129 00DEADBEEF00"
+                .replace(' ', "")
+                .as_str(),
+        )),
+    );
+    let mut tlv: Vec<u8> = Vec::new();
+    let inner = |r: &[u8]| {
+        emv::tlv::expect_template(r, emv::tags::RECORD_TEMPLATE)
+            .unwrap()
+            .value()
+            .to_vec()
+    };
+    let rec2 = data(card.process(&h("00B2011400")));
+    for cmd in ["00B2011C00", "00B2021C00"] {
+        tlv.extend(inner(&data(card.process(&h(cmd)))));
+    }
+    tlv.extend(inner(&rec2));
+    tlv.extend(
+        emv::tlv::expect_template(&gpo, emv::tags::RESPONSE_FORMAT2)
+            .unwrap()
+            .value(),
+    );
+    tlv.extend(h(
+        "4F07A0000000031010 9F3704DEADBEEF 9F0206000000001234 5F2A020978"
+            .replace(' ', "")
+            .as_str(),
+    ));
+    let mut static_data = inner(&rec2);
+    static_data.extend(h("2000"));
+    let hx = |b: &[u8]| b.iter().map(|x| format!("{x:02X}")).collect::<String>();
+    let out = ok(&kassa(
+        &[
+            "tool",
+            "oda",
+            "--date",
+            "2026-11-29",
+            "--static",
+            &hx(&static_data),
+            &hx(&tlv),
+        ],
+        None,
+    ));
+    assert!(out.contains("CA key A000000003 A1: 1984 bits"), "{out}");
+    assert!(out.contains("issuer identifier 476173FF"), "{out}");
+    assert!(
+        out.contains("application PAN 4761739001010119FFFF"),
+        "{out}"
+    );
+    assert!(
+        out.contains("OK: dynamic signature, ICC dynamic data 020002"),
+        "{out}"
+    );
+    assert!(out.ends_with("all checks passed\n"), "{out}");
+    static_data[3] ^= 1;
+    let o = kassa(
+        &[
+            "tool",
+            "oda",
+            "--date",
+            "2026-11-29",
+            "--static",
+            &hx(&static_data),
+            &hx(&tlv),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("FAILED at ICC certificate: ICC public key certificate: hash mismatch"),
+        "{out}"
+    );
+}
