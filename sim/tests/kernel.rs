@@ -389,3 +389,21 @@ fn misbehaving_cards_reach_defined_outcomes() {
     let o = run(&cfg, 1234, &mut mangled(|_, _| vec![0x61, 0x01]));
     assert_eq!(o.kind, OutcomeKind::EndApplication);
 }
+
+#[test]
+fn unionpay_cdcvm_and_fdda_failure() {
+    let cdcvm = |s: String| s.replace("ctq = \"C000\"", "ctq = \"0080\"");
+    let o = run(&terminal(0), 8000, &mut card("unionpay", cdcvm));
+    assert_eq!(
+        (o.kind, o.cvm),
+        (OutcomeKind::OnlineRequest, Cvm::ConsumerDevice)
+    );
+    let bad = |s: String| {
+        s.replace(
+            "oda = \"fdda\"",
+            "oda = \"fdda\"\noffline = true\ndefect = \"wrong-signature\"",
+        )
+    };
+    let o = run(&terminal(2000), 1234, &mut card("unionpay", bad));
+    assert_eq!((o.kind, o.oda), (OutcomeKind::Declined, Oda::Failed));
+}

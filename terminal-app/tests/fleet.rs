@@ -186,3 +186,34 @@ fn fleet_details() {
     assert_eq!(mc["oda"], "cda");
     assert_eq!(mc["scheme"], "mastercard");
 }
+
+#[test]
+fn unionpay_torn_card_asks_to_present_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = sim::card::builtin_profile_text("unionpay")
+        .unwrap()
+        .replace("name = \"unionpay\"", "name = \"unionpay-torn\"")
+        .replace(
+            "oda = \"fdda\"",
+            "oda = \"fdda\"\ndefect = \"torn-after-gpo\"",
+        );
+    let file = dir.path().join("unionpay-torn.toml");
+    std::fs::write(&file, text).unwrap();
+    let j = kassa(
+        dir.path(),
+        &[
+            "pay",
+            "--amount",
+            "12.34",
+            "--card-file",
+            file.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(j["outcome"], "try_again");
+    assert_eq!(
+        j["card"],
+        serde_json::Value::Null,
+        "the kernel did not finish"
+    );
+}
