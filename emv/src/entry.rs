@@ -582,6 +582,38 @@ impl Transaction {
         }
     }
 
+    /// The card left the field or the exchange with it failed (an L1 communication error)
+    /// while a command was outstanding.
+    ///
+    /// Book A §6.2 and Book C-3 §5.2 / C-7: a communication error before the card read is
+    /// complete ends in Outcome Try Again, restart at Start B, with the request "Present card
+    /// again" and the status Ready to Read, so the cardholder taps once more. The outcome keeps
+    /// the selected application (its scheme and the card's languages, so the request can be
+    /// shown in the cardholder's language) but none of the card's data: nothing from a torn
+    /// exchange is used for a payment. After an outcome this is End Application
+    /// (Reason::AlreadyFinished).
+    pub fn on_card_lost(&mut self) -> Step {
+        if self.state.take().is_none() {
+            return self.finish(self.ctx.end_application(Reason::AlreadyFinished));
+        }
+        let mut o = self.ctx.outcome(
+            OutcomeKind::TryAgain,
+            Reason::CardLost,
+            UiRequest {
+                message: Message::PresentCardAgain,
+                status: Status::ReadyToRead,
+                hold_time_ms: 0,
+            },
+        );
+        if let Some(card) = o.card.as_mut() {
+            card.pan = None;
+            card.psn = None;
+            card.expiry_yymm = None;
+        }
+        o.data = TagStore::new();
+        self.finish(o)
+    }
+
     /// The data objects gathered so far (for traces and diagnostics).
     pub fn data(&self) -> &TagStore {
         &self.ctx.data

@@ -223,6 +223,8 @@ pub enum Reason {
     KernelNotSupported(KernelId),
     /// More commands than any legitimate card needs.
     TooManyCommands,
+    /// The card left the field (or the link to it broke) before the kernel finished.
+    CardLost,
     /// A response arrived after the outcome.
     AlreadyFinished,
 }
@@ -250,6 +252,7 @@ impl fmt::Display for Reason {
             Reason::CvmNotPossible => f.write_str("no cardholder verification method possible"),
             Reason::KernelNotSupported(k) => write!(f, "kernel {k} not supported"),
             Reason::TooManyCommands => f.write_str("too many commands"),
+            Reason::CardLost => f.write_str("card removed before the transaction finished"),
             Reason::AlreadyFinished => f.write_str("transaction already finished"),
         }
     }

@@ -51,6 +51,8 @@ fn run(config: &TerminalConfig, amount: u64, card: &mut dyn VirtualCard) -> Outc
     let mut step = txn.begin();
     for _ in 0..100 {
         match step {
+            // As the reader does: a card that has left the field answers nothing more.
+            Step::Transmit(_) if !card.present() => step = txn.on_card_lost(),
             Step::Transmit(cmd) => step = txn.on_response(&card.process(&cmd.to_bytes().unwrap())),
             Step::Outcome(o) => return *o,
         }
@@ -225,6 +227,52 @@ fn blocked_over_the_limit_zero_amount_torn() {
         o.data.get(t::TTQ).unwrap()[1] & 0x80,
         0x80,
         "online cryptogram required"
+    );
+    // Torn after GPO: Try Again, "Present card again", ready to read.
+    let o = run(&cfg, 1234, &mut card("visa-torn", same));
+    assert_eq!(
+        (o.kind, o.reason, o.ui.message, o.ui.status),
+        (
+            OutcomeKind::TryAgain,
+            Reason::CardLost,
+            Message::PresentCardAgain,
+            emv::outcome::Status::ReadyToRead
+        )
+    );
+}
+
+#[test]
+fn unionpay_blocked_over_the_limit_zero_amount_torn() {
+    let cfg = terminal(0);
+    let blocked = |s: String| s.replace("[keys]", "status = \"blocked\"\n\n[keys]");
+    let o = run(&cfg, 1234, &mut card("unionpay", blocked));
+    assert_eq!(
+        (o.kind, o.reason),
+        (OutcomeKind::EndApplication, Reason::NoCommonApplication)
+    );
+    let mut c = card("unionpay", same);
+    let o = run(&cfg, 100_000, &mut c);
+    assert_eq!(
+        (o.kind, o.reason),
+        (OutcomeKind::TryAnotherInterface, Reason::AmountNotAllowed)
+    );
+    assert_eq!(c.atc(), 1, "no GPO was sent");
+    let o = run(&cfg, 0, &mut card("unionpay", same));
+    assert_eq!(o.kind, OutcomeKind::TryAnotherInterface);
+    let mut zero = terminal(0);
+    zero.combinations[1].zero_amount_allowed = true;
+    let o = run(&zero, 0, &mut card("unionpay", same));
+    assert_eq!(o.kind, OutcomeKind::OnlineRequest, "{}", o.reason);
+    assert_eq!(o.card.as_ref().unwrap().kernel, KernelId::C7);
+    let torn = |s: String| s.replace("[keys]", "defect = \"torn-after-gpo\"\n\n[keys]");
+    let o = run(&cfg, 1234, &mut card("unionpay", torn));
+    assert_eq!(
+        (o.kind, o.reason, o.ui.message),
+        (
+            OutcomeKind::TryAgain,
+            Reason::CardLost,
+            Message::PresentCardAgain
+        )
     );
 }
 

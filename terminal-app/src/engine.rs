@@ -348,12 +348,14 @@ impl<R: CardReader> Engine<R> {
         };
         let outcome = match self.run_kernel(input).await {
             Ok(o) => o,
-            Err(KernelRunError::Reader(e)) if e.kind == drivers::ReaderErrorKind::CardLost => {
-                // Book A §6.2 / Book B §3.5: the card left during the kernel: Outcome Try
-                // Again, "Present card again". The operator or UI starts the next attempt.
+            Err(KernelRunError::CardLost(o, detail)) => {
+                // Book A §6.2 / Book B §3.5: the card left during the kernel: the kernel's
+                // Outcome Try Again, "Present card again". The operator or UI starts the next
+                // attempt.
                 result.outcome = "try_again".into();
                 result.journal_state = TxnState::Ended;
-                result.reason = Some(format!("card_lost: {}", e.detail));
+                result.reason = Some(format!("card_lost: {detail}"));
+                result.kernel = Some(o);
                 self.journal
                     .set_state(id, TxnState::Ended, Some("card_lost"))?;
                 result.timing.card_ms = started.elapsed().as_millis() as u64;
@@ -590,11 +592,16 @@ impl<R: CardReader> Engine<R> {
                     let bytes = cmd
                         .to_bytes()
                         .map_err(|e| KernelRunError::Start(e.to_string()))?;
-                    let resp = self
-                        .reader
-                        .transceive(&bytes, apdu_timeout)
-                        .await
-                        .map_err(KernelRunError::Reader)?;
+                    let resp = match self.reader.transceive(&bytes, apdu_timeout).await {
+                        Ok(r) => r,
+                        Err(e) if e.kind == drivers::ReaderErrorKind::CardLost => {
+                            return match txn.on_card_lost() {
+                                Step::Outcome(o) => Err(KernelRunError::CardLost(o, e.detail)),
+                                Step::Transmit(_) => Err(KernelRunError::Reader(e)),
+                            };
+                        }
+                        Err(e) => return Err(KernelRunError::Reader(e)),
+                    };
                     step = txn.on_response(&resp);
                 }
                 Step::Outcome(o) => return Ok(*o),
@@ -640,5 +647,7 @@ impl<R: CardReader> Engine<R> {
 
 enum KernelRunError {
     Reader(ReaderError),
+    /// The card left mid-kernel; the kernel's Try Again outcome and the reader's detail.
+    CardLost(Box<Outcome>, String),
     Start(String),
 }

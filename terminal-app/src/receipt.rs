@@ -102,19 +102,24 @@ pub fn render(cfg: &Config, r: &TxnResult, copy: Copy) -> Vec<String> {
         }
     }
     lines.push(pair("STAN", &format!("{:06}", r.stan)));
-    if let Some(o) = kernel {
+    // The EMV lines appear only when the card produced a cryptogram: a card that left the
+    // field early (Try Again) or was refused before GENERATE AC has nothing to show.
+    if let Some(o) = kernel.filter(|o| o.data.get(t::APPLICATION_CRYPTOGRAM).is_some()) {
         let d = &o.data;
-        let get = |tag| d.get(tag).map(hex).unwrap_or_default();
-        lines.push(pair("TVR", &get(t::TVR)));
-        lines.push(pair("TSI", &get(t::TSI)));
-        lines.push(pair("ATC", &get(t::ATC)));
+        for (label, tag) in [("TVR", t::TVR), ("TSI", t::TSI), ("ATC", t::ATC)] {
+            if let Some(v) = d.get(tag) {
+                lines.push(pair(label, &hex(v)));
+            }
+        }
         let cid = d.get(t::CID).and_then(|v| v.first().copied()).unwrap_or(0);
         let ac_kind = match cid & 0xC0 {
             0x80 => "ARQC",
             0x40 => "TC",
             _ => "AAC",
         };
-        lines.push(pair(ac_kind, &get(t::APPLICATION_CRYPTOGRAM)));
+        if let Some(ac) = d.get(t::APPLICATION_CRYPTOGRAM) {
+            lines.push(pair(ac_kind, &hex(ac)));
+        }
         lines.push(String::new());
         let cvm_line = match o.cvm {
             Cvm::NoCvm => "NO CARDHOLDER VERIFICATION",

@@ -211,9 +211,16 @@ fn unionpay_torn_card_asks_to_present_again() {
         ],
     );
     assert_eq!(j["outcome"], "try_again");
-    assert_eq!(
-        j["card"],
-        serde_json::Value::Null,
-        "the kernel did not finish"
-    );
+    assert!(j["reason"].as_str().unwrap().starts_with("card_lost"));
+    // The selected application is named (the prompt can use the card's language), but
+    // nothing the torn card sent is reported or printed.
+    assert_eq!(j["card"]["kernel"], "C-7");
+    assert_eq!(j["card"]["language"], "zh");
+    assert_eq!(j["card"]["pan"], serde_json::Value::Null);
+    assert_eq!(j["emv"]["ac"], serde_json::Value::Null);
+    assert_eq!(j["emv"]["atc"], serde_json::Value::Null);
+    assert_eq!(j["journal"]["state"], "ended");
+    let receipt = j["receipt"].as_str().unwrap();
+    assert!(receipt.contains("TRY AGAIN"), "{receipt}");
+    assert!(!receipt.contains("ARQC"), "{receipt}");
 }
