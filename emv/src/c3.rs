@@ -1,12 +1,14 @@
-//! Kernel 3 (EMV Contactless Book C-3, Visa qVSDC), online path.
+//! Kernel 3 (EMV Contactless Book C-3, Visa qVSDC) and kernel 7 (UnionPay qPBOC), which
+//! shares its flow.
 //!
 //! GET PROCESSING OPTIONS carries the PDOL data (TTQ, amounts, date, unpredictable number...);
 //! a qVSDC card computes its cryptogram during GPO and returns it with the AIP and AFL in a
-//! format 2 template. The kernel then reads the records the AFL names and decides.
+//! format 2 template. The kernel then reads the records the AFL names and decides: online
+//! for an ARQC, offline approval for a TC after processing restrictions and fDDA, decline for
+//! an AAC. The checks it performs leave their TVR/TSI bits (Book 3 Annex C5/C6) in the data
+//! and in field 55.
 //!
-//! Not yet here: fDDA (offline data authentication) and therefore offline approval, issuer
-//! update processing, MSD. A card that offers a TC is declined with
-//! [`Reason::OfflineNotSupported`].
+//! Not yet here: Visa's "ODA for online" fDDA, issuer update processing, MSD.
 
 use crate::apdu::{Command, Response};
 use crate::card::{Pan, Track2};
@@ -15,6 +17,7 @@ use crate::entry::{Ctx, State, Transition};
 use crate::outcome::{Cvm, Message, Oda, Outcome, OutcomeKind, Reason, Status, UiRequest};
 use crate::tags as t;
 use crate::tlv::{self, Tag, TagStore};
+use crate::tvr;
 
 /// Tags sent to the issuer in ISO 8583 field 55 for a kernel 3 online request (Book C-3
 /// Annex C "Online data", in this order), when present.
@@ -285,9 +288,34 @@ impl ReadRecords {
     }
 }
 
-/// After the last record: check the data, choose the CVM, and give the outcome (Book C-3
-/// §5.4-§5.7).
+/// After the last record: the outcome, with the TVR and TSI bits of the checks made (Book 3
+/// Annex C5/C6): expired application, fDDA (DDA failed, ICC data missing, TSI "offline data
+/// authentication was performed") and a CVM that could not be satisfied.
+///
+/// These bits are the terminal's record (journal, receipt, `kassa pay --json`). Field 55
+/// keeps the TVR as it was at GET PROCESSING OPTIONS: a qVSDC/qPBOC card computes its
+/// cryptogram during GPO over the TVR it received in the PDOL data (Book C-3 §5.2, Annex C),
+/// and the issuer recomputes the cryptogram over the TVR in field 55, so a TVR changed after
+/// GPO would make a genuine cryptogram fail.
 fn complete(ctx: &Ctx) -> Outcome {
+    let mut o = decide(ctx);
+    if o.reason == Reason::Expired {
+        tvr::set_tvr(&mut o.data, tvr::EXPIRED_APPLICATION);
+    }
+    if o.reason == Reason::CvmNotPossible {
+        tvr::set_tvr(&mut o.data, tvr::CVM_NOT_SUCCESSFUL);
+    }
+    if o.oda != Oda::NotPerformed {
+        tvr::set_tsi(&mut o.data, tvr::TSI_ODA_PERFORMED);
+    }
+    if o.oda == Oda::Failed {
+        tvr::set_tvr(&mut o.data, tvr::DDA_FAILED);
+    }
+    o
+}
+
+/// The decision of Book C-3 §5.4-§5.7 (see [`complete`]).
+fn decide(ctx: &Ctx) -> Outcome {
     let d = &ctx.data;
     // Track 2 Equivalent Data is mandatory for qVSDC.
     let Some(track2) = d.get(t::TRACK2) else {
@@ -385,8 +413,9 @@ fn complete(ctx: &Ctx) -> Outcome {
                 Err(e) => Err(e),
             };
             if let Err(e) = oda_result {
+                let missing = matches!(e, crate::oda::OdaError::Missing(_));
                 let reason = Reason::OdaFailed(e.to_string());
-                return if ctq_bit(0, 0x20) && online_capable {
+                let mut o = if ctq_bit(0, 0x20) && online_capable {
                     online(
                         choose_cvm(ctx, true).unwrap_or(Cvm::NoCvm),
                         Oda::Failed,
@@ -407,6 +436,10 @@ fn complete(ctx: &Ctx) -> Outcome {
                 } else {
                     decline(reason, Oda::Failed)
                 };
+                if missing {
+                    tvr::set_tvr(&mut o.data, tvr::ICC_DATA_MISSING);
+                }
+                return o;
             }
             match choose_cvm(ctx, false) {
                 Some(cvm) => {

@@ -35,6 +35,7 @@ pub mod outcome;
 pub mod tags;
 pub mod testdata;
 pub mod tlv;
+pub mod tvr;
 pub mod util;
 
 pub use c3::{AflError, ONLINE_TAGS as C3_ONLINE_TAGS, parse_afl};

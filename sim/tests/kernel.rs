@@ -113,6 +113,8 @@ fn consumer_device_cvm_on_a_phone() {
         (o.kind, o.reason),
         (OutcomeKind::Declined, Reason::CvmNotPossible)
     );
+    // TVR byte 3 b8 "cardholder verification was not successful".
+    assert_eq!(o.data.get(t::TVR), Some(&[0, 0, 0x80, 0, 0][..]));
 }
 
 #[test]
@@ -126,10 +128,16 @@ fn offline_approval_and_fdda_failure() {
         o.reason
     );
     assert_eq!(o.data.get(t::CID), Some(&[0x40][..]));
+    // Book 3 Annex C5/C6: TVR clean, TSI "offline data authentication was performed".
+    assert_eq!(o.data.get(t::TVR), Some(&[0u8; 5][..]));
+    assert_eq!(o.data.get(t::TSI), Some(&[0x80, 0][..]));
     // Bad signature, CTQ without "go online" or "switch interface": declined.
     let o = run(&cfg, 1234, &mut card("visa-badsig", same));
     assert_eq!((o.kind, o.oda), (OutcomeKind::Declined, Oda::Failed));
     assert!(matches!(o.reason, Reason::OdaFailed(_)), "{}", o.reason);
+    // TVR byte 1 b4 "DDA failed".
+    assert_eq!(o.data.get(t::TVR), Some(&[0x08, 0, 0, 0, 0][..]));
+    assert_eq!(o.data.get(t::TSI), Some(&[0x80, 0][..]));
     // CTQ byte 1 bit 6 "go online if ODA fails": online request instead.
     let o = run(
         &cfg,
@@ -139,6 +147,15 @@ fn offline_approval_and_fdda_failure() {
         }),
     );
     assert_eq!((o.kind, o.oda), (OutcomeKind::OnlineRequest, Oda::Failed));
+    // The terminal records "DDA failed"; field 55 keeps the TVR the card's cryptogram
+    // covered (all zeros in the PDOL data), or the issuer could not verify it.
+    assert_eq!(o.data.get(t::TVR), Some(&[0x08, 0, 0, 0, 0][..]));
+    let f55 = &o.online_data;
+    assert!(
+        f55.windows(7).any(|w| w == [0x95, 0x05, 0, 0, 0, 0, 0]),
+        "{}",
+        emv::util::hex(f55)
+    );
     // CTQ byte 1 bit 5 "switch interface" with a reader that has contact chip (TTQ b5).
     let mut contact = terminal(2000);
     contact.combinations[0].ttq = Some([0x32, 0x00, 0x40, 0x00]);
@@ -160,6 +177,16 @@ fn offline_approval_and_fdda_failure() {
         "{}",
         o.reason
     );
+    // A TC without Signed Dynamic Application Data: ICC data missing and DDA failed.
+    let o = run(
+        &cfg,
+        1234,
+        &mut card("visa-offline", |s| {
+            s.replace("oda = \"fdda\"", "oda = \"none\"")
+        }),
+    );
+    assert_eq!((o.kind, o.oda), (OutcomeKind::Declined, Oda::Failed));
+    assert_eq!(o.data.get(t::TVR), Some(&[0x28, 0, 0, 0, 0][..]));
     // UnionPay offline with fDDA version 01.
     let o = run(
         &cfg,
@@ -185,6 +212,8 @@ fn expired_cards() {
     let offline = |s: String| s.replace("oda = \"none\"", "oda = \"none\"\noffline = true");
     let o = run(&terminal(2000), 1234, &mut card("visa-expired", offline));
     assert_eq!((o.kind, o.reason), (OutcomeKind::Declined, Reason::Expired));
+    // TVR byte 2 b7 "expired application".
+    assert_eq!(o.data.get(t::TVR), Some(&[0, 0x40, 0, 0, 0][..]));
     let go_online = |s: String| offline(s).replace("ctq = \"C000\"", "ctq = \"C800\"");
     let o = run(&terminal(2000), 1234, &mut card("visa-expired", go_online));
     assert_eq!(o.kind, OutcomeKind::OnlineRequest);

@@ -224,3 +224,38 @@ fn unionpay_torn_card_asks_to_present_again() {
     assert!(receipt.contains("TRY AGAIN"), "{receipt}");
     assert!(!receipt.contains("ARQC"), "{receipt}");
 }
+
+/// A card whose fDDA fails but asks to go online then (CTQ byte 1 bit 6): the terminal
+/// records "DDA failed" in its TVR, and field 55 carries the TVR the card's cryptogram
+/// covered, so the issuer can still verify the cryptogram and approve.
+#[test]
+fn fdda_failure_going_online_is_verified_by_the_issuer() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = floor_limit_config(dir.path());
+    let text = sim::card::builtin_profile_text("visa-badsig")
+        .unwrap()
+        .replace("name = \"visa-badsig\"", "name = \"visa-badsig-online\"")
+        .replace("ctq = \"C000\"", "ctq = \"E000\"");
+    let file = dir.path().join("badsig-online.toml");
+    std::fs::write(&file, text).unwrap();
+    let j = kassa(
+        dir.path(),
+        &[
+            "--config",
+            &cfg,
+            "pay",
+            "--amount",
+            "12.34",
+            "--card-file",
+            file.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(j["outcome"], "approved", "{}", j["reason"]);
+    assert_eq!(j["host"]["response_code"], "00");
+    assert_eq!(j["card"]["oda"], "failed");
+    assert_eq!(j["emv"]["tvr"], "0800000000");
+    assert_eq!(j["emv"]["tsi"], "8000");
+    let f55 = j["emv"]["field55"].as_str().unwrap();
+    assert!(f55.contains("95050000000000"), "{f55}");
+}
