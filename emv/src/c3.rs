@@ -108,6 +108,7 @@ impl AwaitGpo {
                         message: Message::SeePhone,
                         status: Status::NotReady,
                         hold_time_ms: 1300,
+                        language: None,
                     },
                 ));
             }
@@ -123,6 +124,7 @@ impl AwaitGpo {
                         message: Message::InsertOrSwipe,
                         status: Status::ProcessingError,
                         hold_time_ms: 2000,
+                        language: None,
                     },
                 ));
             }
@@ -351,6 +353,7 @@ fn decide(ctx: &Ctx) -> Outcome {
                 message: Message::NotAuthorised,
                 status: Status::CardReadSuccessfully,
                 hold_time_ms: 1500,
+                language: None,
             },
         );
         o.oda = oda;
@@ -364,6 +367,7 @@ fn decide(ctx: &Ctx) -> Outcome {
                 message: Message::AuthorisingPleaseWait,
                 status: Status::CardReadSuccessfully,
                 hold_time_ms: 0,
+                language: None,
             },
         );
         o.cvm = cvm;
@@ -429,6 +433,7 @@ fn decide(ctx: &Ctx) -> Outcome {
                             message: Message::InsertCard,
                             status: Status::ProcessingError,
                             hold_time_ms: 2000,
+                            language: None,
                         },
                     );
                     o.oda = Oda::Failed;
@@ -454,6 +459,7 @@ fn decide(ctx: &Ctx) -> Outcome {
                             },
                             status: Status::CardReadSuccessfully,
                             hold_time_ms: 1500,
+                            language: None,
                         },
                     );
                     o.cvm = cvm;

@@ -15,7 +15,7 @@ use crate::c3;
 use crate::card::{KernelId, Pan, Scheme, Track2};
 use crate::config::{Combination, TerminalConfig, TxnInput};
 use crate::outcome::{
-    CardSummary, Cvm, Message, Oda, Outcome, OutcomeKind, Reason, Status, UiRequest,
+    CardSummary, Cvm, Language, Message, Oda, Outcome, OutcomeKind, Reason, Status, UiRequest,
 };
 use crate::tags as t;
 use crate::tlv::{self, TagStore};
@@ -248,7 +248,18 @@ impl Ctx {
     }
 
     /// Builds an outcome from the current data.
-    pub fn outcome(&self, kind: OutcomeKind, reason: Reason, ui: UiRequest) -> Outcome {
+    ///
+    /// The UI request takes the card's most preferred language (5F2D) when the selected
+    /// application gave one (Book A §7.1, Language Preference).
+    pub fn outcome(&self, kind: OutcomeKind, reason: Reason, mut ui: UiRequest) -> Outcome {
+        if ui.language.is_none() && self.selected.is_some() {
+            ui.language = self
+                .data
+                .get(t::LANGUAGE_PREFERENCE)
+                .unwrap_or_default()
+                .chunks(2)
+                .find_map(Language::parse);
+        }
         Outcome {
             kind,
             ui,
@@ -270,6 +281,7 @@ impl Ctx {
                 message: Message::TryAnotherCard,
                 status: Status::ProcessingError,
                 hold_time_ms: 1500,
+                language: None,
             },
         )
     }
@@ -458,6 +470,7 @@ impl SelectPpse {
                         message: Message::InsertOrSwipe,
                         status: Status::ProcessingError,
                         hold_time_ms: 2000,
+                        language: None,
                     },
                 ));
             }
@@ -553,6 +566,7 @@ impl Transaction {
                     message: Message::InsertOrSwipe,
                     status: Status::ProcessingError,
                     hold_time_ms: 2000,
+                    language: None,
                 },
             );
             return self.finish(o);
@@ -603,6 +617,7 @@ impl Transaction {
                 message: Message::PresentCardAgain,
                 status: Status::ReadyToRead,
                 hold_time_ms: 0,
+                language: None,
             },
         );
         if let Some(card) = o.card.as_mut() {

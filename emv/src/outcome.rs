@@ -81,6 +81,29 @@ pub enum Message {
 }
 
 impl Message {
+    /// Lower-case name used in JSON (`"present_card_again"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Message::Approved => "approved",
+            Message::NotAuthorised => "not_authorised",
+            Message::EnterPin => "enter_pin",
+            Message::ProcessingError => "processing_error",
+            Message::RemoveCard => "remove_card",
+            Message::Welcome => "welcome",
+            Message::PresentCard => "present_card",
+            Message::Processing => "processing",
+            Message::CardReadOk => "card_read_ok",
+            Message::InsertOrSwipe => "insert_or_swipe",
+            Message::PresentOneCardOnly => "present_one_card_only",
+            Message::ApprovedSign => "approved_sign",
+            Message::AuthorisingPleaseWait => "authorising_please_wait",
+            Message::TryAnotherCard => "try_another_card",
+            Message::InsertCard => "insert_card",
+            Message::SeePhone => "see_phone",
+            Message::PresentCardAgain => "present_card_again",
+        }
+    }
+
     /// The message identifier of Book A Table 9-5.
     pub fn id(self) -> u8 {
         match self {
@@ -122,6 +145,20 @@ pub enum Status {
     ProcessingError,
 }
 
+impl Status {
+    /// Lower-case name used in JSON (`"ready_to_read"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::NotReady => "not_ready",
+            Status::Idle => "idle",
+            Status::ReadyToRead => "ready_to_read",
+            Status::Processing => "processing",
+            Status::CardReadSuccessfully => "card_read_successfully",
+            Status::ProcessingError => "processing_error",
+        }
+    }
+}
+
 /// A user-interface request (Book A §7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UiRequest {
@@ -131,6 +168,42 @@ pub struct UiRequest {
     pub status: Status,
     /// How long to keep it on screen, in milliseconds.
     pub hold_time_ms: u32,
+    /// Language Preference (Book A §7.1): the card's most preferred language (5F2D), once the
+    /// selected application gave one; the terminal shows the message in it if it can.
+    pub language: Option<Language>,
+}
+
+/// A two-letter ISO 639-1 language code, lower case (`"zh"`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Language([u8; 2]);
+
+impl Language {
+    /// Parses two ASCII letters (any case); anything else is `None`.
+    pub fn parse(code: &[u8]) -> Option<Self> {
+        match code {
+            [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
+                Some(Language([a.to_ascii_lowercase(), b.to_ascii_lowercase()]))
+            }
+            _ => None,
+        }
+    }
+
+    /// The code as text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("??")
+    }
+}
+
+impl fmt::Debug for Language {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Language({})", self.as_str())
+    }
+}
+
+impl fmt::Display for Language {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The cardholder verification method the kernel settled on.

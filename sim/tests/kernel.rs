@@ -78,6 +78,12 @@ fn online_under_and_over_the_cvm_limit() {
         assert_eq!(o.kind, OutcomeKind::OnlineRequest, "{name}: {}", o.reason);
         assert_eq!(o.cvm, Cvm::NoCvm, "{name}");
         assert_eq!(o.ui.message, Message::AuthorisingPleaseWait);
+        // Book A §7.1: the request carries the card's preferred language (5F2D).
+        let lang = o.ui.language.map(|l| l.to_string());
+        assert_eq!(
+            lang.as_deref(),
+            Some(if name == "visa" { "en" } else { "zh" })
+        );
         // Over the CVM limit: the card's CTQ (online PIN or signature) and a reader without
         // online PIN give a signature.
         let o = run(&cfg, 6000, &mut card(name, same));

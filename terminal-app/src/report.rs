@@ -23,6 +23,8 @@ pub struct PayReport {
     pub card: Option<CardPart>,
     /// EMV results.
     pub emv: Option<EmvPart>,
+    /// The kernel's user-interface request (Book A §7.1) with its outcome.
+    pub kernel_ui: Option<KernelUiPart>,
     /// The host's answer.
     pub host: HostPart,
     /// Timings.
@@ -33,6 +35,21 @@ pub struct PayReport {
     pub error: Option<ErrorPart>,
     /// The customer receipt.
     pub receipt: String,
+}
+
+/// `kernel_ui`: what the kernel asked the screen, lights and speaker to do.
+#[derive(Debug, Serialize)]
+pub struct KernelUiPart {
+    /// Book A Table 9-5 message identifier, two hex digits (`"1B"`).
+    pub message_id: String,
+    /// The message's name (`authorising_please_wait`, `present_card_again`...).
+    pub message: String,
+    /// Reader status (`card_read_successfully`, `processing_error`, `ready_to_read`...).
+    pub status: String,
+    /// How long to keep the message, in milliseconds.
+    pub hold_time_ms: u32,
+    /// The card's preferred language (5F2D) for the message, or null.
+    pub language: Option<String>,
 }
 
 /// `transaction`.
@@ -174,6 +191,13 @@ impl PayReport {
                 field55: (!o.online_data.is_empty()).then(|| hex(&o.online_data)),
             }
         });
+        let kernel_ui = kernel.map(|o| KernelUiPart {
+            message_id: format!("{:02X}", o.ui.message.id()),
+            message: o.ui.message.name().to_string(),
+            status: o.ui.status.name().to_string(),
+            hold_time_ms: o.ui.hold_time_ms,
+            language: o.ui.language.map(|l| l.to_string()),
+        });
         let reason = match (&r.error, kernel, &r.host) {
             _ if r.reason.is_some() => r.reason.clone(),
             (Some(e), _, _) => Some(e.code.clone()),
@@ -200,6 +224,7 @@ impl PayReport {
             },
             card,
             emv,
+            kernel_ui,
             host: r
                 .host
                 .as_ref()

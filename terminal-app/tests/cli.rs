@@ -56,6 +56,9 @@ fn approved_payment_json() {
     assert_eq!(j["card"]["pan"], "476173******0119");
     assert_eq!(j["card"]["kernel"], "C-3");
     assert_eq!(j["card"]["language"], "en");
+    assert_eq!(j["kernel_ui"]["message_id"], "1B");
+    assert_eq!(j["kernel_ui"]["status"], "card_read_successfully");
+    assert_eq!(j["kernel_ui"]["language"], "en");
     assert_eq!(j["host"]["response_code"], "00");
     assert_eq!(j["host"]["tls_version"], "TLSv1.3");
     assert_eq!(j["transaction"]["amount_minor"], 1234);

@@ -220,6 +220,11 @@ fn unionpay_torn_card_asks_to_present_again() {
     assert_eq!(j["emv"]["ac"], serde_json::Value::Null);
     assert_eq!(j["emv"]["atc"], serde_json::Value::Null);
     assert_eq!(j["journal"]["state"], "ended");
+    // Book A §7.1: "Present card again" (21), ready to read, in the card's language.
+    assert_eq!(j["kernel_ui"]["message_id"], "21");
+    assert_eq!(j["kernel_ui"]["message"], "present_card_again");
+    assert_eq!(j["kernel_ui"]["status"], "ready_to_read");
+    assert_eq!(j["kernel_ui"]["language"], "zh");
     let receipt = j["receipt"].as_str().unwrap();
     assert!(receipt.contains("TRY AGAIN"), "{receipt}");
     assert!(!receipt.contains("ARQC"), "{receipt}");
