@@ -14,7 +14,9 @@ use crate::apdu::{Command, Response};
 use crate::card::{Pan, Track2};
 use crate::dol;
 use crate::entry::{Ctx, State, Transition};
-use crate::outcome::{Cvm, Message, Oda, Outcome, OutcomeKind, Reason, Status, UiRequest};
+use crate::outcome::{
+    Cvm, Message, Oda, OdaMethod, Outcome, OutcomeKind, Reason, Status, UiRequest,
+};
 use crate::tags as t;
 use crate::tlv::{self, Tag, TagStore};
 use crate::tvr;
@@ -310,7 +312,7 @@ fn complete(ctx: &Ctx) -> Outcome {
     if o.oda != Oda::NotPerformed {
         tvr::set_tsi(&mut o.data, tvr::TSI_ODA_PERFORMED);
     }
-    if o.oda == Oda::Failed {
+    if o.oda.failed() {
         tvr::set_tvr(&mut o.data, tvr::DDA_FAILED);
     }
     o
@@ -422,7 +424,7 @@ fn decide(ctx: &Ctx) -> Outcome {
                 let mut o = if ctq_bit(0, 0x20) && online_capable {
                     online(
                         choose_cvm(ctx, true).unwrap_or(Cvm::NoCvm),
-                        Oda::Failed,
+                        Oda::Failed(OdaMethod::Fdda),
                         reason,
                     )
                 } else if ctq_bit(0, 0x10) && ttq[0] & 0x10 != 0 {
@@ -436,10 +438,10 @@ fn decide(ctx: &Ctx) -> Outcome {
                             language: None,
                         },
                     );
-                    o.oda = Oda::Failed;
+                    o.oda = Oda::Failed(OdaMethod::Fdda);
                     o
                 } else {
-                    decline(reason, Oda::Failed)
+                    decline(reason, Oda::Failed(OdaMethod::Fdda))
                 };
                 if missing {
                     tvr::set_tvr(&mut o.data, tvr::ICC_DATA_MISSING);
@@ -463,12 +465,12 @@ fn decide(ctx: &Ctx) -> Outcome {
                         },
                     );
                     o.cvm = cvm;
-                    o.oda = Oda::Succeeded;
+                    o.oda = Oda::Succeeded(OdaMethod::Fdda);
                     // The clearing record of an offline approval carries the same data.
                     o.online_data = online_data(d);
                     o
                 }
-                None => decline(Reason::CvmNotPossible, Oda::Succeeded),
+                None => decline(Reason::CvmNotPossible, Oda::Succeeded(OdaMethod::Fdda)),
             }
         }
     }

@@ -231,25 +231,63 @@ impl Cvm {
     }
 }
 
+/// The offline data authentication method (EMV Book 2 §5, §6; Book C-3 fDDA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OdaMethod {
+    /// Static data authentication.
+    Sda,
+    /// Dynamic data authentication (INTERNAL AUTHENTICATE).
+    Dda,
+    /// Fast DDA of kernels 3 and 7 (signature returned with GPO).
+    Fdda,
+    /// Combined DDA / application cryptogram generation.
+    Cda,
+}
+
+impl OdaMethod {
+    /// Lower-case name (`"fdda"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            OdaMethod::Sda => "sda",
+            OdaMethod::Dda => "dda",
+            OdaMethod::Fdda => "fdda",
+            OdaMethod::Cda => "cda",
+        }
+    }
+}
+
 /// Offline data authentication result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Oda {
     /// Not performed (online transaction without ODA, or the card does not support it).
     NotPerformed,
-    /// fDDA / DDA / CDA / SDA verified.
-    Succeeded,
-    /// Offline data authentication failed.
-    Failed,
+    /// The method's signature verified.
+    Succeeded(OdaMethod),
+    /// The method failed (signature, certificate, missing data or CA key).
+    Failed(OdaMethod),
 }
 
 impl Oda {
-    /// Lower-case name used in JSON.
+    /// Name used in JSON: `not_performed`, or the method and `_ok` / `_failed`
+    /// (`"fdda_ok"`, `"cda_failed"`).
     pub fn name(self) -> &'static str {
+        use OdaMethod::*;
         match self {
             Oda::NotPerformed => "not_performed",
-            Oda::Succeeded => "succeeded",
-            Oda::Failed => "failed",
+            Oda::Succeeded(Sda) => "sda_ok",
+            Oda::Succeeded(Dda) => "dda_ok",
+            Oda::Succeeded(Fdda) => "fdda_ok",
+            Oda::Succeeded(Cda) => "cda_ok",
+            Oda::Failed(Sda) => "sda_failed",
+            Oda::Failed(Dda) => "dda_failed",
+            Oda::Failed(Fdda) => "fdda_failed",
+            Oda::Failed(Cda) => "cda_failed",
         }
+    }
+
+    /// True for any failed method.
+    pub fn failed(self) -> bool {
+        matches!(self, Oda::Failed(_))
     }
 }
 

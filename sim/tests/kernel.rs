@@ -6,7 +6,7 @@ use drivers::VirtualCard;
 use emv::card::KernelId;
 use emv::config::{Combination, TerminalConfig, TxnInput};
 use emv::entry::{EntryPoint, Step};
-use emv::outcome::{Cvm, Message, Oda, Outcome, OutcomeKind, Reason};
+use emv::outcome::{Cvm, Message, Oda, OdaMethod, Outcome, OutcomeKind, Reason};
 use emv::tags as t;
 use sim::card::{EmvCard, parse_profile};
 
@@ -129,7 +129,7 @@ fn offline_approval_and_fdda_failure() {
     let o = run(&cfg, 1234, &mut card("visa-offline", same));
     assert_eq!(
         (o.kind, o.oda),
-        (OutcomeKind::Approved, Oda::Succeeded),
+        (OutcomeKind::Approved, Oda::Succeeded(OdaMethod::Fdda)),
         "{}",
         o.reason
     );
@@ -139,7 +139,10 @@ fn offline_approval_and_fdda_failure() {
     assert_eq!(o.data.get(t::TSI), Some(&[0x80, 0][..]));
     // Bad signature, CTQ without "go online" or "switch interface": declined.
     let o = run(&cfg, 1234, &mut card("visa-badsig", same));
-    assert_eq!((o.kind, o.oda), (OutcomeKind::Declined, Oda::Failed));
+    assert_eq!(
+        (o.kind, o.oda),
+        (OutcomeKind::Declined, Oda::Failed(OdaMethod::Fdda))
+    );
     assert!(matches!(o.reason, Reason::OdaFailed(_)), "{}", o.reason);
     // TVR byte 1 b4 "DDA failed".
     assert_eq!(o.data.get(t::TVR), Some(&[0x08, 0, 0, 0, 0][..]));
@@ -152,7 +155,10 @@ fn offline_approval_and_fdda_failure() {
             s.replace("ctq = \"C000\"", "ctq = \"E000\"")
         }),
     );
-    assert_eq!((o.kind, o.oda), (OutcomeKind::OnlineRequest, Oda::Failed));
+    assert_eq!(
+        (o.kind, o.oda),
+        (OutcomeKind::OnlineRequest, Oda::Failed(OdaMethod::Fdda))
+    );
     // The terminal records "DDA failed"; field 55 keeps the TVR the card's cryptogram
     // covered (all zeros in the PDOL data), or the issuer could not verify it.
     assert_eq!(o.data.get(t::TVR), Some(&[0x08, 0, 0, 0, 0][..]));
@@ -177,7 +183,10 @@ fn offline_approval_and_fdda_failure() {
     let mut no_keys = terminal(2000);
     no_keys.capks.clear();
     let o = run(&no_keys, 1234, &mut card("visa-offline", same));
-    assert_eq!((o.kind, o.oda), (OutcomeKind::Declined, Oda::Failed));
+    assert_eq!(
+        (o.kind, o.oda),
+        (OutcomeKind::Declined, Oda::Failed(OdaMethod::Fdda))
+    );
     assert!(
         o.reason.to_string().contains("no CA public key"),
         "{}",
@@ -191,7 +200,10 @@ fn offline_approval_and_fdda_failure() {
             s.replace("oda = \"fdda\"", "oda = \"none\"")
         }),
     );
-    assert_eq!((o.kind, o.oda), (OutcomeKind::Declined, Oda::Failed));
+    assert_eq!(
+        (o.kind, o.oda),
+        (OutcomeKind::Declined, Oda::Failed(OdaMethod::Fdda))
+    );
     assert_eq!(o.data.get(t::TVR), Some(&[0x28, 0, 0, 0, 0][..]));
     // UnionPay offline with fDDA version 01.
     let o = run(
@@ -203,7 +215,7 @@ fn offline_approval_and_fdda_failure() {
     );
     assert_eq!(
         (o.kind, o.oda),
-        (OutcomeKind::Approved, Oda::Succeeded),
+        (OutcomeKind::Approved, Oda::Succeeded(OdaMethod::Fdda)),
         "{}",
         o.reason
     );
@@ -488,5 +500,8 @@ fn unionpay_cdcvm_and_fdda_failure() {
         )
     };
     let o = run(&terminal(2000), 1234, &mut card("unionpay", bad));
-    assert_eq!((o.kind, o.oda), (OutcomeKind::Declined, Oda::Failed));
+    assert_eq!(
+        (o.kind, o.oda),
+        (OutcomeKind::Declined, Oda::Failed(OdaMethod::Fdda))
+    );
 }

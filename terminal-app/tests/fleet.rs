@@ -131,7 +131,7 @@ fn fleet_details() {
         ],
     );
     assert_eq!(offline["outcome"], "approved");
-    assert_eq!(offline["card"]["oda"], "succeeded");
+    assert_eq!(offline["card"]["oda"], "fdda_ok");
     assert_eq!(offline["emv"]["cid"], "40");
     assert!(
         offline["host"]["response_code"].is_null(),
@@ -151,7 +151,7 @@ fn fleet_details() {
         ],
     );
     assert_eq!(bad["outcome"], "declined");
-    assert_eq!(bad["card"]["oda"], "failed");
+    assert_eq!(bad["card"]["oda"], "fdda_failed");
     assert!(
         bad["reason"]
             .as_str()
@@ -258,7 +258,7 @@ fn fdda_failure_going_online_is_verified_by_the_issuer() {
     );
     assert_eq!(j["outcome"], "approved", "{}", j["reason"]);
     assert_eq!(j["host"]["response_code"], "00");
-    assert_eq!(j["card"]["oda"], "failed");
+    assert_eq!(j["card"]["oda"], "fdda_failed");
     assert_eq!(j["emv"]["tvr"], "0800000000");
     assert_eq!(j["emv"]["tsi"], "8000");
     let f55 = j["emv"]["field55"].as_str().unwrap();
