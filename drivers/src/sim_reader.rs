@@ -15,18 +15,22 @@ use crate::reader::{CardInfo, CardReader, ReaderError, ReaderErrorKind};
 pub trait VirtualCard: Send {
     /// The anti-collision UID the card shows the reader.
     fn uid(&self) -> Vec<u8>;
-    /// Answers one command APDU with a response APDU (data and SW1 SW2).
+    /// Answers one command APDU with a response APDU (data and SW1 SW2). An empty answer
+    /// from a card that has left the field means the response never arrived.
     fn process(&mut self, capdu: &[u8]) -> Vec<u8>;
     /// False once the card has left the field (a torn transaction): the reader delivers the
-    /// last response, then reports the card lost.
+    /// last response (unless it was empty), then reports the card lost.
     fn present(&self) -> bool {
         true
     }
+    /// The cardholder brings the card back to the field: a power-on reset.
+    fn reinsert(&mut self) {}
 }
 
 enum Event {
     Tap(Box<dyn VirtualCard>),
     Remove,
+    PresentAgain,
 }
 
 /// Puts virtual cards on a [`SimReader`]'s field. Cloneable; usable from any thread.
@@ -44,6 +48,12 @@ impl SimReaderHandle {
     /// Takes the card off the field.
     pub fn remove(&self) -> bool {
         self.tx.send(Event::Remove).is_ok()
+    }
+
+    /// Presents again the card that last left the field during a transaction (the cardholder
+    /// answering "present card again"). Nothing happens if no card left that way.
+    pub fn present_again(&self) -> bool {
+        self.tx.send(Event::PresentAgain).is_ok()
     }
 }
 
@@ -90,6 +100,8 @@ impl RfTiming {
 pub struct SimReader {
     rx: mpsc::UnboundedReceiver<Event>,
     card: Option<Box<dyn VirtualCard>>,
+    /// The card that left the field mid-transaction, kept for [`SimReaderHandle::present_again`].
+    left: Option<Box<dyn VirtualCard>>,
     name: String,
     timing: RfTiming,
 }
@@ -102,6 +114,7 @@ impl SimReader {
             SimReader {
                 rx,
                 card: None,
+                left: None,
                 name: name.into(),
                 timing: RfTiming::default(),
             },
@@ -113,6 +126,15 @@ impl SimReader {
     pub fn with_timing(mut self, timing: RfTiming) -> Self {
         self.timing = timing;
         self
+    }
+
+    fn bring_back(&mut self) {
+        if self.card.is_none()
+            && let Some(mut card) = self.left.take()
+        {
+            card.reinsert();
+            self.card = Some(card);
+        }
     }
 
     /// Applies queued events without waiting.
@@ -129,6 +151,7 @@ impl SimReader {
                     self.card = Some(card);
                 }
                 Ok(Event::Remove) => self.card = None,
+                Ok(Event::PresentAgain) => self.bring_back(),
                 Err(mpsc::error::TryRecvError::Empty) => return Ok(()),
                 Err(mpsc::error::TryRecvError::Disconnected) => return Ok(()),
             }
@@ -144,6 +167,7 @@ impl CardReader for SimReader {
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                 Ok(Some(Event::Tap(card))) => self.card = Some(card),
                 Ok(Some(Event::Remove)) => {}
+                Ok(Some(Event::PresentAgain)) => self.bring_back(),
                 Ok(None) => {
                     return Err(ReaderError::new(
                         ReaderErrorKind::NoReader,
@@ -179,7 +203,13 @@ impl CardReader for SimReader {
         };
         let response = card.process(capdu);
         if !card.present() {
-            self.card = None;
+            self.left = self.card.take();
+            if response.is_empty() {
+                return Err(ReaderError::new(
+                    ReaderErrorKind::CardLost,
+                    "card left the field before answering",
+                ));
+            }
         }
         let delay = self.timing.exchange(capdu, response.len());
         if !delay.is_zero() {

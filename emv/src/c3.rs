@@ -179,14 +179,7 @@ impl AwaitGpo {
         for (tag, v) in gpo.iter() {
             ctx.data.insert(tag, v);
         }
-        ReadRecords::next(
-            ReadRecords {
-                reads,
-                done: 0,
-                from_card: gpo,
-            },
-            ctx,
-        )
+        ReadRecords::start(reads, gpo, AfterRecords::Qvsdc, ctx)
     }
 }
 
@@ -229,22 +222,52 @@ pub fn parse_afl(afl: &[u8]) -> Result<Vec<(u8, u8)>, AflError> {
     Ok(reads)
 }
 
-/// Reading the records the AFL lists.
+/// What follows the last record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterRecords {
+    /// Kernels 3 and 7: the cryptogram came with GPO; decide now.
+    Qvsdc,
+    /// Kernels 2, 4 and 5: terminal checks, then GENERATE AC.
+    GenAc,
+}
+
+/// Reading the records the AFL lists (Book 3 §10.2; Book C-2 S4, C-3 §5.3).
 #[derive(Debug)]
 pub(crate) struct ReadRecords {
     reads: Vec<(u8, u8, bool)>,
     done: usize,
     /// Primitive objects the card has sent so far (GPO and records), to find redundant ones.
     from_card: TagStore,
+    after: AfterRecords,
 }
 
 impl ReadRecords {
+    /// Starts reading `reads` ((SFI, record, for ODA)); `gpo` holds the GPO response's
+    /// objects.
+    pub(crate) fn start(
+        reads: Vec<(u8, u8, bool)>,
+        gpo: TagStore,
+        after: AfterRecords,
+        ctx: &mut Ctx,
+    ) -> Transition {
+        ReadRecords {
+            reads,
+            done: 0,
+            from_card: gpo,
+            after,
+        }
+        .next(ctx)
+    }
+
     fn next(self, ctx: &mut Ctx) -> Transition {
         match self.reads.get(self.done).copied() {
             Some((sfi, rec, _)) => {
                 Transition::Send(State::C3Records(self), Command::read_record(sfi, rec))
             }
-            None => Transition::Finish(complete(ctx)),
+            None => match self.after {
+                AfterRecords::Qvsdc => Transition::Finish(complete(ctx)),
+                AfterRecords::GenAc => crate::c2::after_records(ctx),
+            },
         }
     }
 
@@ -511,73 +534,12 @@ fn online_data(d: &TagStore) -> Vec<u8> {
 /// Application Data (9F4B), recover the issuer and ICC public keys and verify the signature
 /// over the terminal's dynamic data. `Ok(None)` when the card did not ask for fDDA.
 fn fdda(ctx: &Ctx) -> Result<Option<()>, crate::oda::OdaError> {
-    use crate::oda::{self, CertData, OdaError, RustCrypto};
+    use crate::oda::{self, OdaError, RustCrypto};
     let d = &ctx.data;
     let Some(sdad) = d.get(t::SDAD) else {
         return Ok(None);
     };
-    let missing = |tag| OdaError::Missing(tag);
-    let aid = ctx
-        .selected
-        .as_ref()
-        .map(|c| c.adf_name.clone())
-        .unwrap_or_default();
-    let rid: [u8; 5] = aid
-        .get(..5)
-        .and_then(|r| r.try_into().ok())
-        .ok_or(missing(t::DF_NAME))?;
-    let index = *d
-        .get(t::CA_PK_INDEX)
-        .and_then(|v| v.first())
-        .ok_or(missing(t::CA_PK_INDEX))?;
-    let capk = ctx
-        .capks
-        .iter()
-        .find(|k| k.rid == rid && k.index == index)
-        .ok_or(OdaError::CaKeyMissing {
-            rid: crate::util::hex(&rid),
-            index,
-        })?;
-    if capk.expiry.is_some_and(|e| e < ctx.today) {
-        return Err(OdaError::Expired("CA"));
-    }
-    let pan = d
-        .get(t::PAN)
-        .and_then(crate::card::Pan::from_cn)
-        .or_else(|| d.get(t::TRACK2).and_then(Track2::parse).map(|t2| t2.pan()))
-        .ok_or(missing(t::PAN))?;
-    let issuer = oda::recover_issuer_key(
-        &RustCrypto,
-        capk,
-        CertData {
-            cert: d.get(t::ISSUER_PK_CERT).ok_or(missing(t::ISSUER_PK_CERT))?,
-            remainder: d.get(t::ISSUER_PK_REMAINDER).unwrap_or_default(),
-            exponent: d.get(Tag::new(0x9F32)).ok_or(missing(Tag::new(0x9F32)))?,
-        },
-        pan.expose(),
-        ctx.today,
-    )?;
-    let mut static_data = ctx.oda_records.clone();
-    if let Some(list) = d.get(Tag::new(0x9F4A)) {
-        if list != [0x82] {
-            return Err(OdaError::Inconsistent(
-                "SDA tag list names something other than the AIP",
-            ));
-        }
-        static_data.extend_from_slice(d.get(t::AIP).unwrap_or_default());
-    }
-    let icc = oda::recover_icc_key(
-        &RustCrypto,
-        &issuer,
-        CertData {
-            cert: d.get(t::ICC_PK_CERT).ok_or(missing(t::ICC_PK_CERT))?,
-            remainder: d.get(Tag::new(0x9F48)).unwrap_or_default(),
-            exponent: d.get(Tag::new(0x9F47)).ok_or(missing(Tag::new(0x9F47)))?,
-        },
-        &static_data,
-        pan.expose(),
-        ctx.today,
-    )?;
+    let icc = icc_public_key(ctx)?;
     // Terminal dynamic data (Book C-3 Table C-1): for fDDA version 01, UN || Amount,
     // Authorised || Transaction Currency Code || Card Authentication Related Data; for the
     // legacy version 00, the UN alone.
@@ -646,6 +608,79 @@ fn choose_cvm(ctx: &Ctx, online: bool) -> Option<Cvm> {
         None if online_pin_supported => Some(Cvm::OnlinePin),
         None => None,
     }
+}
+
+/// Recovers the ICC public key for dynamic signatures (Book 2 §6.2-§6.4): the CA key by RID
+/// and index (9F22... 8F) from the configured CAPKs, the issuer key from 90/92/9F32, then the
+/// ICC key from 9F46/9F48/9F47 over the static data to be authenticated (the AFL's ODA records,
+/// plus the AIP when 9F4A asks for it). Shared by fDDA (kernels 3, 6, 7) and CDA (kernels 2,
+/// 4, 5).
+pub(crate) fn icc_public_key(ctx: &Ctx) -> Result<crate::oda::IccPublicKey, crate::oda::OdaError> {
+    use crate::oda::{self, CertData, OdaError, RustCrypto};
+    let d = &ctx.data;
+    let missing = |tag| OdaError::Missing(tag);
+    let aid = ctx
+        .selected
+        .as_ref()
+        .map(|c| c.adf_name.clone())
+        .unwrap_or_default();
+    let rid: [u8; 5] = aid
+        .get(..5)
+        .and_then(|r| r.try_into().ok())
+        .ok_or(missing(t::DF_NAME))?;
+    let index = *d
+        .get(t::CA_PK_INDEX)
+        .and_then(|v| v.first())
+        .ok_or(missing(t::CA_PK_INDEX))?;
+    let capk = ctx
+        .capks
+        .iter()
+        .find(|k| k.rid == rid && k.index == index)
+        .ok_or(OdaError::CaKeyMissing {
+            rid: crate::util::hex(&rid),
+            index,
+        })?;
+    if capk.expiry.is_some_and(|e| e < ctx.today) {
+        return Err(OdaError::Expired("CA"));
+    }
+    let pan = d
+        .get(t::PAN)
+        .and_then(crate::card::Pan::from_cn)
+        .or_else(|| d.get(t::TRACK2).and_then(Track2::parse).map(|t2| t2.pan()))
+        .ok_or(missing(t::PAN))?;
+    let issuer = oda::recover_issuer_key(
+        &RustCrypto,
+        capk,
+        CertData {
+            cert: d.get(t::ISSUER_PK_CERT).ok_or(missing(t::ISSUER_PK_CERT))?,
+            remainder: d.get(t::ISSUER_PK_REMAINDER).unwrap_or_default(),
+            exponent: d.get(Tag::new(0x9F32)).ok_or(missing(Tag::new(0x9F32)))?,
+        },
+        pan.expose(),
+        ctx.today,
+    )?;
+    let mut static_data = ctx.oda_records.clone();
+    if let Some(list) = d.get(Tag::new(0x9F4A)) {
+        if list != [0x82] {
+            return Err(OdaError::Inconsistent(
+                "SDA tag list names something other than the AIP",
+            ));
+        }
+        static_data.extend_from_slice(d.get(t::AIP).unwrap_or_default());
+    }
+    let icc = oda::recover_icc_key(
+        &RustCrypto,
+        &issuer,
+        CertData {
+            cert: d.get(t::ICC_PK_CERT).ok_or(missing(t::ICC_PK_CERT))?,
+            remainder: d.get(Tag::new(0x9F48)).unwrap_or_default(),
+            exponent: d.get(Tag::new(0x9F47)).ok_or(missing(Tag::new(0x9F47)))?,
+        },
+        &static_data,
+        pan.expose(),
+        ctx.today,
+    )?;
+    Ok(icc)
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@
 //! status words (`61xx`, `6Cxx`) are handled here, below the kernels.
 
 use crate::apdu::{Assembler, Command, Response, Transport};
-use crate::c3;
 use crate::card::{KernelId, Pan, Scheme, Track2};
 use crate::config::{Combination, TerminalConfig, TxnInput};
 use crate::outcome::{
@@ -20,6 +19,7 @@ use crate::outcome::{
 use crate::tags as t;
 use crate::tlv::{self, TagStore};
 use crate::util::{self, bcd_n};
+use crate::{c2, c3};
 
 /// The DF name of the Proximity Payment System Environment.
 pub const PPSE: &[u8] = b"2PAY.SYS.DDF01";
@@ -29,7 +29,7 @@ pub const PPSE: &[u8] = b"2PAY.SYS.DDF01";
 pub const MAX_COMMANDS: usize = 64;
 
 /// Kernels this crate implements. Combinations for other kernels are ignored at start.
-pub const IMPLEMENTED_KERNELS: &[KernelId] = &[KernelId::C3, KernelId::C7];
+pub const IMPLEMENTED_KERNELS: &[KernelId] = &[KernelId::C2, KernelId::C3, KernelId::C7];
 
 /// Errors in the caller's input to [`EntryPoint::start`] (not card errors: those are
 /// outcomes).
@@ -147,6 +147,7 @@ impl EntryPoint {
                 today: input.date,
                 oda_records: Vec::new(),
                 remaining: Vec::new(),
+                torn_log: input.torn_log,
             },
             state: Some(State::Start),
             assembler: Assembler::default(),
@@ -234,6 +235,8 @@ pub(crate) struct Ctx {
     pub oda_records: Vec<u8>,
     /// Candidates not yet tried, for Outcome Select Next.
     pub remaining: Vec<Candidate>,
+    /// The caller's torn transaction log (kernel 2).
+    pub torn_log: Vec<crate::torn::TornRecord>,
 }
 
 impl Ctx {
@@ -269,6 +272,8 @@ impl Ctx {
             card: self.card_summary(),
             data: self.data.clone(),
             online_data: Vec::new(),
+            torn_new: None,
+            torn_done: None,
         }
     }
 
@@ -350,8 +355,14 @@ pub(crate) enum State {
     FinalSelect(FinalSelect),
     /// Kernel 3: GET PROCESSING OPTIONS sent.
     C3Gpo(c3::AwaitGpo),
-    /// Kernel 3: READ RECORD sent.
+    /// Kernels 3 and 7 (and the GENERATE AC kernels): READ RECORD sent.
     C3Records(c3::ReadRecords),
+    /// Kernel 2: GET PROCESSING OPTIONS sent.
+    C2Gpo(c2::AwaitGpo),
+    /// Kernel 2: RECOVER AC sent (torn transaction recovery).
+    C2RecoverAc(c2::AwaitRecoverAc),
+    /// Kernel 2: GENERATE AC sent.
+    C2GenAc(c2::AwaitGenAc),
 }
 
 impl State {
@@ -362,6 +373,9 @@ impl State {
             State::FinalSelect(s) => s.on_response(resp, ctx),
             State::C3Gpo(s) => s.on_response(resp, ctx),
             State::C3Records(s) => s.on_response(resp, ctx),
+            State::C2Gpo(s) => s.on_response(resp, ctx),
+            State::C2RecoverAc(s) => s.on_response(resp, ctx),
+            State::C2GenAc(s) => s.on_response(resp, ctx),
         }
     }
 }
@@ -536,6 +550,7 @@ impl FinalSelect {
         // state machine with its own rules where they differ.
         match kernel {
             KernelId::C3 | KernelId::C7 => c3::activate(ctx),
+            k if c2::is_gen_ac_kernel(k) => c2::activate(ctx),
             other => Transition::Finish(ctx.end_application(Reason::KernelNotSupported(other))),
         }
     }
@@ -606,10 +621,19 @@ impl Transaction {
     /// shown in the cardholder's language) but none of the card's data: nothing from a torn
     /// exchange is used for a payment. After an outcome this is End Application
     /// (Reason::AlreadyFinished).
+    ///
+    /// Kernel 2 (Book C-2 S9.11-9.15): when the card left with GENERATE AC outstanding, the
+    /// outcome carries a torn record ([`Outcome::torn_new`]) for the caller's log; a record
+    /// this GENERATE AC superseded is settled ([`Outcome::torn_done`]). A card lost during
+    /// RECOVER AC keeps its record.
     pub fn on_card_lost(&mut self) -> Step {
-        if self.state.take().is_none() {
+        let Some(state) = self.state.take() else {
             return self.finish(self.ctx.end_application(Reason::AlreadyFinished));
-        }
+        };
+        let (torn_new, torn_done) = match &state {
+            State::C2GenAc(g) => (c2::torn_record(&self.ctx), g.superseded),
+            _ => (None, None),
+        };
         let mut o = self.ctx.outcome(
             OutcomeKind::TryAgain,
             Reason::CardLost,
@@ -626,6 +650,8 @@ impl Transaction {
             card.expiry_yymm = None;
         }
         o.data = TagStore::new();
+        o.torn_new = torn_new;
+        o.torn_done = torn_done;
         self.finish(o)
     }
 

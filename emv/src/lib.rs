@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apdu;
+mod c2;
 mod c3;
 pub mod card;
 pub mod codes;
@@ -35,6 +36,7 @@ pub mod outcome;
 pub mod tags;
 pub mod testdata;
 pub mod tlv;
+pub mod torn;
 pub mod tvr;
 pub mod util;
 

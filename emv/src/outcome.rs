@@ -336,6 +336,11 @@ pub enum Reason {
     TooManyCommands,
     /// The card left the field (or the link to it broke) before the kernel finished.
     CardLost,
+    /// The card offers only mag-stripe mode, which Kassa does not support (Book C-2).
+    MagStripeNotSupported,
+    /// The card returned a cryptogram type the terminal did not allow (a TC when an ARQC or
+    /// AAC was asked for, an ARQC when an AAC was).
+    WrongCryptogramType,
     /// A response arrived after the outcome.
     AlreadyFinished,
 }
@@ -364,6 +369,10 @@ impl fmt::Display for Reason {
             Reason::KernelNotSupported(k) => write!(f, "kernel {k} not supported"),
             Reason::TooManyCommands => f.write_str("too many commands"),
             Reason::CardLost => f.write_str("card removed before the transaction finished"),
+            Reason::MagStripeNotSupported => f.write_str("card offers only mag-stripe mode"),
+            Reason::WrongCryptogramType => {
+                f.write_str("card returned a cryptogram type the terminal did not ask for")
+            }
             Reason::AlreadyFinished => f.write_str("transaction already finished"),
         }
     }
@@ -412,4 +421,11 @@ pub struct Outcome {
     /// The BER-TLV for ISO 8583 field 55, for [`OutcomeKind::OnlineRequest`] (and for the
     /// advice of an offline decision).
     pub online_data: Vec<u8>,
+    /// Kernel 2: a torn record for the caller to add to its torn transaction log (the card
+    /// left after GENERATE AC was sent). The caller keeps at most the configured number,
+    /// dropping the oldest.
+    pub torn_new: Option<crate::torn::TornRecord>,
+    /// Kernel 2: the index (in [`crate::config::TxnInput::torn_log`]) of a record this
+    /// transaction settled (recovered, or superseded): the caller removes it.
+    pub torn_done: Option<usize>,
 }

@@ -32,6 +32,7 @@ pub fn terminal_and_input(amount: u64) -> (TerminalConfig, TxnInput) {
             zero_amount_allowed: false,
             status_check: false,
             extended_selection: true,
+            emv_mode: Default::default(),
         }],
         capks: Vec::new(),
     };
@@ -52,6 +53,7 @@ pub fn terminal_and_input(amount: u64) -> (TerminalConfig, TxnInput) {
             second: 0,
         },
         unpredictable_number: [0xDE, 0xAD, 0xBE, 0xEF],
+        torn_log: Vec::new(),
     };
     (config, input)
 }

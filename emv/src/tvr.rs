@@ -30,12 +30,18 @@ pub const ICC_DATA_MISSING: Bit = bit(0, 0x20);
 pub const DDA_FAILED: Bit = bit(0, 0x08);
 /// TVR byte 1 b3: CDA failed.
 pub const CDA_FAILED: Bit = bit(0, 0x04);
+/// TVR byte 2 b8: ICC and terminal have different application versions.
+pub const APP_VERSIONS_DIFFER: Bit = bit(1, 0x80);
 /// TVR byte 2 b7: expired application.
 pub const EXPIRED_APPLICATION: Bit = bit(1, 0x40);
 /// TVR byte 2 b6: application not yet effective.
 pub const NOT_YET_EFFECTIVE: Bit = bit(1, 0x20);
+/// TVR byte 2 b5: requested service not allowed for card product (usage control).
+pub const SERVICE_NOT_ALLOWED: Bit = bit(1, 0x10);
 /// TVR byte 3 b8: cardholder verification was not successful.
 pub const CVM_NOT_SUCCESSFUL: Bit = bit(2, 0x80);
+/// TVR byte 3 b7: unrecognised CVM.
+pub const UNRECOGNISED_CVM: Bit = bit(2, 0x40);
 /// TVR byte 3 b3: online PIN entered.
 pub const ONLINE_PIN_ENTERED: Bit = bit(2, 0x04);
 /// TVR byte 4 b8: transaction exceeds floor limit.

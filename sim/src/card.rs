@@ -144,8 +144,12 @@ pub enum Defect {
     EmptyAfl,
     /// The PDOL asks for the unpredictable number twice.
     DuplicatePdolTag,
-    /// The card leaves the field right after answering GPO.
+    /// The card leaves the field right after answering GPO (once: presented again, it
+    /// works).
     TornAfterGpo,
+    /// The card computes its GENERATE AC answer but leaves the field before sending it
+    /// (once). Presented again, it gives the answer back to a matching RECOVER AC.
+    TornAfterGac,
     /// The FCI of the application has a length that runs past its end.
     MalformedTlv,
     /// The cryptogram is computed under a key one bit off the issuer's.
@@ -201,6 +205,12 @@ pub struct ApplicationProfile {
     /// Approve offline (TC) when the terminal does not require an online cryptogram.
     #[serde(default)]
     pub offline: bool,
+    /// Card risk management declines: every GENERATE AC answers with an AAC.
+    #[serde(default)]
+    pub decline: bool,
+    /// DRDOL (9F51), hex (mchip): the data a RECOVER AC must carry to get a torn
+    /// transaction's answer back.
+    pub drdol: Option<String>,
     /// Active or blocked.
     #[serde(default)]
     pub status: AppStatus,
@@ -429,6 +439,13 @@ pub struct EmvCard {
     gac_count: u8,
     last_ac: [u8; 8],
     present: bool,
+    /// A one-shot tear (defect) has happened.
+    torn_fired: bool,
+    /// The answer to the last command is lost with the card (no response at all).
+    silent: bool,
+    drdol_entries: Vec<DolEntry>,
+    /// The torn GENERATE AC: the DRDOL data that identifies it and its response.
+    torn_gac: Option<(Vec<u8>, Response)>,
 }
 
 impl fmt::Debug for EmvCard {
@@ -498,6 +515,7 @@ impl EmvCard {
             }
         };
         let cdol1_entries = dol_of("application.cdol1", &a.cdol1)?;
+        let drdol_entries = dol_of("application.drdol", &a.drdol)?;
         let cdol2_entries = dol_of("application.cdol2", &a.cdol2)?;
         if a.flow == Flow::Mchip && cdol1_entries.is_empty() {
             return Err(err("application.cdol1", "an mchip card needs a CDOL1"));
@@ -602,6 +620,7 @@ impl EmvCard {
             (t::IAC_ONLINE, "application.iac_online", &a.iac_online),
             (t::CDOL1, "application.cdol1", &a.cdol1),
             (t::CDOL2, "application.cdol2", &a.cdol2),
+            (torn_drdol_tag(), "application.drdol", &a.drdol),
         ] {
             if let Some(bytes) = opt_hex(field, v)? {
                 tlv::encode(tag, &bytes, &mut rec2);
@@ -721,6 +740,10 @@ impl EmvCard {
             gac_count: 0,
             last_ac: [0; 8],
             present: true,
+            torn_fired: false,
+            silent: false,
+            drdol_entries,
+            torn_gac: None,
         })
     }
 
@@ -864,7 +887,8 @@ impl EmvCard {
         self.gac_count = 0;
         self.atc = self.atc.wrapping_add(1);
         let atc = self.atc.to_be_bytes();
-        if self.app.defect == Some(Defect::TornAfterGpo) {
+        if self.app.defect == Some(Defect::TornAfterGpo) && !self.torn_fired {
+            self.torn_fired = true;
             self.present = false;
         }
         let mut out = Vec::new();
@@ -970,6 +994,7 @@ impl EmvCard {
         // Card risk management: never better than asked; a first GENERATE AC asking for a TC
         // goes online unless the card approves offline.
         let cid = match (requested, second) {
+            _ if self.app.decline => 0x00,
             (0x00, _) => 0x00,
             (0x40, false) if !self.app.offline => 0x80,
             (0x40, _) => 0x40,
@@ -985,7 +1010,11 @@ impl EmvCard {
         let ac_data = self.ac_data(&entries, &cmd.data, atc, &iad);
         let ac = application_cryptogram(self.cvn, &self.mk_ac, &ac_data).unwrap_or([0; 8]);
         self.last_ac = ac;
-        let cda = cmd.p1 & 0x10 != 0 && self.app.oda == OdaMethod::Cda && self.icc_key.is_some();
+        // Book 2 §6.6: no CDA signature on an AAC.
+        let cda = cmd.p1 & 0x10 != 0
+            && cid != 0x00
+            && self.app.oda == OdaMethod::Cda
+            && self.icc_key.is_some();
         let mut out = Vec::new();
         if cda {
             // Book 2 §6.6: the AC only inside the signature; the transaction data hash covers
@@ -1023,7 +1052,45 @@ impl EmvCard {
                 tlv::encode(t::IAD, &iad, o);
             });
         }
-        Response::new(out, 0x9000)
+        let resp = Response::new(out, 0x9000);
+        // A new GENERATE AC replaces any torn one the card remembered.
+        self.torn_gac = None;
+        if !second && self.app.defect == Some(Defect::TornAfterGac) && !self.torn_fired {
+            // The card has counted this transaction and computed its answer, then left. With
+            // a DRDOL it keeps the answer for RECOVER AC.
+            self.torn_fired = true;
+            self.present = false;
+            self.silent = true;
+            if !self.drdol_entries.is_empty() {
+                self.torn_gac = Some((self.drdol_data(&entries, &cmd.data), resp.clone()));
+            }
+        }
+        resp
+    }
+
+    /// The DRDOL data the terminal will send, taken from the CDOL1 data of the GENERATE AC
+    /// (tags the CDOL1 does not carry count as zeros).
+    fn drdol_data(&self, cdol1: &[DolEntry], data: &[u8]) -> Vec<u8> {
+        let values = dol::split(cdol1, data).unwrap_or_default();
+        dol::build(&self.drdol_entries, |tag| {
+            values.iter().find(|(t, _)| *t == tag).map(|(_, v)| *v)
+        })
+    }
+
+    /// RECOVER AC (Book C-2, M/Chip): the torn GENERATE AC's answer, if the DRDOL data
+    /// identifies it; 6985 otherwise.
+    fn recover_ac(&mut self, cmd: &Command) -> Response {
+        if self.selected != Selected::Application || self.app.flow != Flow::Mchip {
+            return Response::new(vec![], 0x6985);
+        }
+        match &self.torn_gac {
+            Some((expected, resp)) if *expected == cmd.data => {
+                let resp = resp.clone();
+                self.torn_gac = None;
+                resp
+            }
+            _ => Response::new(vec![], 0x6985),
+        }
     }
 
     /// INTERNAL AUTHENTICATE (DDA, Book 2 §6.5): signs the DDOL data.
@@ -1099,6 +1166,7 @@ impl EmvCard {
                 }
             }
             (0x80, 0xAE) => self.generate_ac(cmd),
+            (0x80, 0xD0) => self.recover_ac(cmd),
             (0x00, 0x88) => self.internal_authenticate(cmd),
             (0x80, 0xCA) => self.get_data(cmd),
             (0x00 | 0x80, _) => Response::new(vec![], 0x6D00),
@@ -1113,15 +1181,32 @@ impl drivers::VirtualCard for EmvCard {
     }
 
     fn process(&mut self, capdu: &[u8]) -> Vec<u8> {
-        match Command::parse(capdu) {
+        let r = match Command::parse(capdu) {
             Ok(cmd) => self.handle(&cmd).to_bytes(),
             Err(_) => vec![0x67, 0x00],
+        };
+        if std::mem::take(&mut self.silent) {
+            return Vec::new();
         }
+        r
     }
 
     fn present(&self) -> bool {
         self.present
     }
+
+    fn reinsert(&mut self) {
+        // Power-on reset: nothing selected; counters and a torn answer survive.
+        self.present = true;
+        self.silent = false;
+        self.selected = Selected::Nothing;
+        self.gac_count = 0;
+    }
+}
+
+/// DRDOL (9F51).
+fn torn_drdol_tag() -> Tag {
+    Tag::new(0x9F51)
 }
 
 /// The virtual card called `name` from the built-in fleet.

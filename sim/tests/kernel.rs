@@ -25,6 +25,7 @@ fn terminal(floor: u64) -> TerminalConfig {
         zero_amount_allowed: false,
         status_check: false,
         extended_selection: true,
+        emv_mode: Default::default(),
     };
     config.combinations = vec![
         combo(

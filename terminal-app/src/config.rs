@@ -464,6 +464,7 @@ impl Config {
                 zero_amount_allowed: a.zero_amount_allowed,
                 status_check: a.status_check,
                 extended_selection: a.extended_selection,
+                emv_mode: Default::default(),
             });
         }
         let capks = if self.capks.is_empty() {

@@ -345,6 +345,7 @@ impl<R: CardReader> Engine<R> {
             unpredictable_number: overrides
                 .unpredictable_number
                 .unwrap_or_else(unpredictable_number),
+            torn_log: Vec::new(),
         };
         let outcome = match self.run_kernel(input).await {
             Ok(o) => o,
