@@ -321,6 +321,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("korea", include_str!("../profiles/korea.toml")),
     ("russia", include_str!("../profiles/russia.toml")),
     ("mastercard", include_str!("../profiles/mastercard.toml")),
+    (
+        "mastercard-torn",
+        include_str!("../profiles/mastercard-torn.toml"),
+    ),
+    (
+        "mastercard-decline",
+        include_str!("../profiles/mastercard-decline.toml"),
+    ),
     ("unionpay", include_str!("../profiles/unionpay.toml")),
     ("jcb", include_str!("../profiles/jcb.toml")),
     ("amex", include_str!("../profiles/amex.toml")),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use emv::card::KernelId;
-use emv::config::{Combination, TerminalConfig};
+use emv::config::{Combination, EmvModeParams, TerminalConfig};
 
 /// Errors in configuration or amounts typed by a person.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +88,20 @@ impl Default for Config {
                     ttq: Some("22004080".into()),
                     ..AidSection::default()
                 },
+                // Mastercard credit/debit (and Maestro by partial match on the RID would be
+                // too wide: Maestro has its own AID) on kernel 2; no TTQ.
+                AidSection {
+                    aid: "A0000000041010".into(),
+                    kernel: 2,
+                    ttq: None,
+                    ..AidSection::default()
+                },
+                AidSection {
+                    aid: "A0000000043060".into(),
+                    kernel: 2,
+                    ttq: None,
+                    ..AidSection::default()
+                },
             ],
             reader: ReaderSection::default(),
             capks: Vec::new(),
@@ -119,6 +133,9 @@ pub struct TerminalSection {
     pub max_amount: String,
     /// Merchant category code.
     pub mcc: u16,
+    /// Kernel 2 torn transaction log: how long a torn record may be recovered, seconds
+    /// (Book C-2 DF811C, Max Lifetime of Torn Transaction Log Record).
+    pub torn_lifetime_s: u32,
 }
 
 impl Default for TerminalSection {
@@ -134,6 +151,7 @@ impl Default for TerminalSection {
             currency_exponent: 2,
             max_amount: "5000.00".into(),
             mcc: 5999,
+            torn_lifetime_s: 300,
         }
     }
 }
@@ -202,6 +220,23 @@ pub struct AidSection {
     pub status_check: bool,
     /// Use the card's extended selection data (9F29) in the final SELECT.
     pub extended_selection: bool,
+    /// Kernels 2, 4, 5: Terminal Action Code - Default, 10 hex digits.
+    pub tac_default: Option<String>,
+    /// Kernels 2, 4, 5: Terminal Action Code - Denial.
+    pub tac_denial: Option<String>,
+    /// Kernels 2, 4, 5: Terminal Action Code - Online.
+    pub tac_online: Option<String>,
+    /// Kernel 2: Kernel Configuration (DF811B), 2 hex digits.
+    pub kernel_configuration: Option<String>,
+    /// Kernels 2, 4, 5: Terminal Capabilities byte 2 above the CVM limit (DF8118), hex.
+    pub cvm_capability_cvm_required: Option<String>,
+    /// Kernels 2, 4, 5: Terminal Capabilities byte 2 at or below it (DF8119), hex.
+    pub cvm_capability_no_cvm: Option<String>,
+    /// Kernel 2: contactless limit for cards that verify the cardholder themselves
+    /// (DF8125); the `contactless_limit` applies to the others.
+    pub on_device_cvm_limit: Option<String>,
+    /// Kernel 2: Max Number of Torn Transaction Log Records (DF811D); 0 turns recovery off.
+    pub torn_log_max: Option<u8>,
 }
 
 impl Default for AidSection {
@@ -217,6 +252,14 @@ impl Default for AidSection {
             zero_amount_allowed: false,
             status_check: false,
             extended_selection: true,
+            tac_default: None,
+            tac_denial: None,
+            tac_online: None,
+            kernel_configuration: None,
+            cvm_capability_cvm_required: None,
+            cvm_capability_no_cvm: None,
+            on_device_cvm_limit: None,
+            torn_log_max: None,
         }
     }
 }
@@ -235,6 +278,9 @@ pub struct ReaderSection {
     pub sim_processing_ms: u64,
     /// Emulator mode: a virtual card's processing time per cryptographic command, ms.
     pub sim_crypto_ms: u64,
+    /// How many times one transaction may ask for the card (the first tap and each "present
+    /// card again" after Outcome Try Again).
+    pub max_presentations: u32,
 }
 
 impl Default for ReaderSection {
@@ -245,8 +291,61 @@ impl Default for ReaderSection {
             sim_bitrate: 0,
             sim_processing_ms: 0,
             sim_crypto_ms: 0,
+            max_presentations: 3,
         }
     }
+}
+
+/// The kernel 2/4/5 parameters of an `[[aids]]` entry over the defaults of
+/// [`EmvModeParams`].
+fn emv_mode(
+    a: &AidSection,
+    key: &dyn Fn(&str) -> String,
+    exp: u8,
+) -> Result<EmvModeParams, (String, String)> {
+    let mut p = EmvModeParams::default();
+    let bytes =
+        |k: &str, v: &Option<String>, n: usize| -> Result<Option<Vec<u8>>, (String, String)> {
+            v.as_deref()
+                .map(|h| {
+                    emv::util::unhex(h)
+                        .ok()
+                        .filter(|b| b.len() == n)
+                        .ok_or_else(|| (key(k), format!("must be {n} bytes of hex")))
+                })
+                .transpose()
+        };
+    let five = |v: Vec<u8>| <[u8; 5]>::try_from(v).expect("length checked");
+    if let Some(v) = bytes("tac_default", &a.tac_default, 5)? {
+        p.tac_default = five(v);
+    }
+    if let Some(v) = bytes("tac_denial", &a.tac_denial, 5)? {
+        p.tac_denial = five(v);
+    }
+    if let Some(v) = bytes("tac_online", &a.tac_online, 5)? {
+        p.tac_online = five(v);
+    }
+    if let Some(v) = bytes("kernel_configuration", &a.kernel_configuration, 1)? {
+        p.kernel_configuration = v[0];
+    }
+    if let Some(v) = bytes(
+        "cvm_capability_cvm_required",
+        &a.cvm_capability_cvm_required,
+        1,
+    )? {
+        p.cvm_capability_cvm_required = v[0];
+    }
+    if let Some(v) = bytes("cvm_capability_no_cvm", &a.cvm_capability_no_cvm, 1)? {
+        p.cvm_capability_no_cvm_required = v[0];
+    }
+    if let Some(l) = &a.on_device_cvm_limit {
+        p.on_device_cvm_txn_limit =
+            Some(parse_amount(l, exp).map_err(|e| (key("on_device_cvm_limit"), e.to_string()))?);
+    }
+    if let Some(n) = a.torn_log_max {
+        p.torn_log_max = n;
+    }
+    Ok(p)
 }
 
 /// Why an amount typed by a person is refused.
@@ -464,7 +563,7 @@ impl Config {
                 zero_amount_allowed: a.zero_amount_allowed,
                 status_check: a.status_check,
                 extended_selection: a.extended_selection,
-                emv_mode: Default::default(),
+                emv_mode: emv_mode(a, &key, exp)?,
             });
         }
         let capks = if self.capks.is_empty() {

@@ -22,6 +22,7 @@ use emv::config::{TerminalConfig, TxnInput, TxnType};
 use emv::entry::{EntryPoint, Step};
 use emv::outcome::{Outcome, OutcomeKind};
 use emv::tags as t;
+use emv::torn::TornRecord;
 use emv::util::{Date, Time};
 use tokio::sync::{mpsc, watch};
 use zeroize::Zeroizing;
@@ -71,7 +72,13 @@ pub enum EngineEvent {
     CardRead,
     /// Waiting for the host.
     Authorising,
+    /// The kernel asked for the card again (Outcome Try Again): its UI request ("Present
+    /// card again", "See phone").
+    PresentAgain(emv::outcome::UiRequest),
 }
+
+/// Associated data for sealing torn records.
+const TORN_CONTEXT: &[u8] = b"kassa torn record";
 
 /// What the host said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +153,8 @@ pub struct TxnResult {
     /// Why an outcome that is not an error came about without the kernel's reason (a card
     /// removed mid-transaction).
     pub reason: Option<String>,
+    /// How many times the card was presented (more than 1 after Try Again).
+    pub presentations: u32,
     /// Timings.
     pub timing: Timing,
     /// Local date and time of the transaction.
@@ -284,106 +293,133 @@ impl<R: CardReader> Engine<R> {
             host: None,
             error: None,
             reason: None,
+            presentations: 0,
             timing: Timing::default(),
             when,
         };
-        // 1. Wait for the tap.
-        self.emit(EngineEvent::WaitingForCard);
+        // 1-2. Wait for the tap and run the kernel; on Outcome Try Again (Book A §6.2: the
+        // card left, or a phone asks to be presented again) restart at Start B with the same
+        // amount and a new unpredictable number, up to `[reader] max_presentations` taps.
         let card_timeout = Duration::from_millis(self.config.reader.card_timeout_ms);
-        let waited = match cancel.as_mut() {
-            Some(rx) => {
-                tokio::select! {
-                    r = self.reader.wait_for_card(card_timeout) => Some(r),
-                    _ = rx.wait_for(|c| *c) => None,
+        let max_presentations = self.config.reader.max_presentations.max(1);
+        let mut started: Instant;
+        let outcome = loop {
+            result.presentations += 1;
+            if result.presentations == 1 {
+                self.emit(EngineEvent::WaitingForCard);
+            }
+            let waited = match cancel.as_mut() {
+                Some(rx) => {
+                    tokio::select! {
+                        r = self.reader.wait_for_card(card_timeout) => Some(r),
+                        _ = rx.wait_for(|c| *c) => None,
+                    }
                 }
+                None => Some(self.reader.wait_for_card(card_timeout).await),
+            };
+            match waited {
+                None => {
+                    result.outcome = "cancelled".into();
+                    result.journal_state = TxnState::Cancelled;
+                    self.journal
+                        .set_state(id, TxnState::Cancelled, Some("operator"))?;
+                    return Ok(result);
+                }
+                // Asked to present the card again, the cardholder did not: the transaction
+                // ends with the Try Again it already had.
+                Some(Err(e)) if result.presentations > 1 => {
+                    result.outcome = "try_again".into();
+                    result.journal_state = TxnState::Ended;
+                    result.reason = Some(format!("not presented again: {e}"));
+                    self.journal
+                        .set_state(id, TxnState::Ended, Some("not presented again"))?;
+                    return Ok(result);
+                }
+                Some(Err(e)) => {
+                    result.fail(
+                        &mut self.journal,
+                        TxnState::CardError,
+                        Failure::Other,
+                        e.kind.code(),
+                        e.to_string(),
+                    )?;
+                    return Ok(result);
+                }
+                Some(Ok(_)) => {}
             }
-            None => Some(self.reader.wait_for_card(card_timeout).await),
-        };
-        match waited {
-            None => {
-                result.outcome = "cancelled".into();
-                result.journal_state = TxnState::Cancelled;
-                self.journal
-                    .set_state(id, TxnState::Cancelled, Some("operator"))?;
-                return Ok(result);
-            }
-            Some(Err(e)) => {
-                result.fail(
-                    &mut self.journal,
-                    TxnState::CardError,
-                    Failure::Other,
-                    e.kind.code(),
-                    e.to_string(),
-                )?;
-                return Ok(result);
-            }
-            Some(Ok(_)) => {}
-        }
-        self.emit(EngineEvent::CardDetected);
-        let started = Instant::now();
-
-        // 2. The kernel.
-        let input = TxnInput {
-            amount: amount_minor,
-            amount_other: 0,
-            currency,
-            currency_exponent: self.config.terminal.currency_exponent,
-            txn_type: match kind {
-                TxnKind::Sale => TxnType::Purchase,
-                TxnKind::Refund => TxnType::Refund,
-            },
-            date: overrides.date.unwrap_or(Date {
-                year: when.year() as u16,
-                month: when.month() as u8,
-                day: when.day() as u8,
-            }),
-            time: overrides.time.unwrap_or(Time {
-                hour: when.hour() as u8,
-                minute: when.minute() as u8,
-                second: when.second() as u8,
-            }),
-            unpredictable_number: overrides
-                .unpredictable_number
-                .unwrap_or_else(unpredictable_number),
-            torn_log: Vec::new(),
-        };
-        let outcome = match self.run_kernel(input).await {
-            Ok(o) => o,
-            Err(KernelRunError::CardLost(o, detail)) => {
-                // Book A §6.2 / Book B §3.5: the card left during the kernel: the kernel's
-                // Outcome Try Again, "Present card again". The operator or UI starts the next
-                // attempt.
-                result.outcome = "try_again".into();
-                result.journal_state = TxnState::Ended;
-                result.reason = Some(format!("card_lost: {detail}"));
-                result.kernel = Some(o);
-                self.journal
-                    .set_state(id, TxnState::Ended, Some("card_lost"))?;
-                result.timing.card_ms = started.elapsed().as_millis() as u64;
-                result.timing.total_ms = result.timing.card_ms;
-                return Ok(result);
-            }
-            Err(KernelRunError::Reader(e)) => {
-                result.fail(
-                    &mut self.journal,
-                    TxnState::CardError,
-                    Failure::Other,
-                    e.kind.code(),
-                    e.to_string(),
-                )?;
-                result.timing.card_ms = started.elapsed().as_millis() as u64;
-                result.timing.total_ms = result.timing.card_ms;
-                return Ok(result);
-            }
-            Err(KernelRunError::Start(msg)) => {
-                result.fail(
-                    &mut self.journal,
-                    TxnState::CardError,
-                    Failure::Other,
-                    "kernel_start",
-                    msg,
-                )?;
-                return Ok(result);
+            self.emit(EngineEvent::CardDetected);
+            started = Instant::now();
+            let input = TxnInput {
+                amount: amount_minor,
+                amount_other: 0,
+                currency,
+                currency_exponent: self.config.terminal.currency_exponent,
+                txn_type: match kind {
+                    TxnKind::Sale => TxnType::Purchase,
+                    TxnKind::Refund => TxnType::Refund,
+                },
+                date: overrides.date.unwrap_or(Date {
+                    year: when.year() as u16,
+                    month: when.month() as u8,
+                    day: when.day() as u8,
+                }),
+                time: overrides.time.unwrap_or(Time {
+                    hour: when.hour() as u8,
+                    minute: when.minute() as u8,
+                    second: when.second() as u8,
+                }),
+                unpredictable_number: overrides
+                    .unpredictable_number
+                    .unwrap_or_else(unpredictable_number),
+                torn_log: Vec::new(),
+            };
+            let again = result.presentations < max_presentations;
+            match self.run_kernel(input, id).await {
+                Ok(o) if o.kind == OutcomeKind::TryAgain && again => {
+                    self.emit(EngineEvent::PresentAgain(o.ui));
+                    result.kernel = Some(Box::new(o));
+                }
+                Ok(o) => break o,
+                Err(KernelRunError::CardLost(o, _)) if again => {
+                    self.emit(EngineEvent::PresentAgain(o.ui));
+                    result.kernel = Some(o);
+                }
+                Err(KernelRunError::CardLost(o, detail)) => {
+                    // Book A §6.2 / Book B §3.5: the card left during the kernel: the
+                    // kernel's Outcome Try Again, "Present card again", and no more
+                    // presentations are allowed.
+                    result.outcome = "try_again".into();
+                    result.journal_state = TxnState::Ended;
+                    result.reason = Some(format!("card_lost: {detail}"));
+                    result.kernel = Some(o);
+                    self.journal
+                        .set_state(id, TxnState::Ended, Some("card_lost"))?;
+                    result.timing.card_ms = started.elapsed().as_millis() as u64;
+                    result.timing.total_ms = result.timing.card_ms;
+                    return Ok(result);
+                }
+                Err(KernelRunError::Reader(e)) => {
+                    result.fail(
+                        &mut self.journal,
+                        TxnState::CardError,
+                        Failure::Other,
+                        e.kind.code(),
+                        e.to_string(),
+                    )?;
+                    result.timing.card_ms = started.elapsed().as_millis() as u64;
+                    result.timing.total_ms = result.timing.card_ms;
+                    return Ok(result);
+                }
+                Err(KernelRunError::Start(msg)) => {
+                    result.fail(
+                        &mut self.journal,
+                        TxnState::CardError,
+                        Failure::Other,
+                        "kernel_start",
+                        msg,
+                    )?;
+                    return Ok(result);
+                }
             }
         };
         let apdu_timeout = Duration::from_millis(self.config.reader.apdu_timeout_ms);
@@ -581,7 +617,88 @@ impl<R: CardReader> Engine<R> {
         Ok((done, left))
     }
 
-    async fn run_kernel(&mut self, input: TxnInput) -> Result<Outcome, KernelRunError> {
+    /// Runs Entry Point and the kernel against the card in the field. The kernel 2 torn
+    /// transaction log goes in (the live records, unsealed) and what the outcome says about
+    /// it is applied, whichever way the kernel ends.
+    async fn run_kernel(
+        &mut self,
+        mut input: TxnInput,
+        txn_id: i64,
+    ) -> Result<Outcome, KernelRunError> {
+        let torn = self.torn_records();
+        input.torn_log = torn.iter().map(|(_, r)| r.clone()).collect();
+        let r = self.drive_kernel(input).await;
+        match &r {
+            Ok(o) => self.settle_torn(o, &torn, txn_id),
+            Err(KernelRunError::CardLost(o, _)) => self.settle_torn(o, &torn, txn_id),
+            Err(_) => {}
+        }
+        r
+    }
+
+    /// The live torn records: (journal row, record). Records past their lifetime
+    /// (`[terminal] torn_lifetime_s`, Book C-2 DF811C) are dropped; a record that does not
+    /// unseal is dropped with a warning.
+    fn torn_records(&mut self) -> Vec<(i64, TornRecord)> {
+        let oldest = chrono::Utc::now().timestamp() - self.config.terminal.torn_lifetime_s as i64;
+        let rows = match self.journal.torn_live(oldest) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "torn log unreadable");
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for (row, _txn, sealed) in rows {
+            match self
+                .vault
+                .open_sealed(&sealed, TORN_CONTEXT)
+                .ok()
+                .and_then(|plain| TornRecord::from_bytes(&plain))
+            {
+                Some(r) => out.push((row, r)),
+                None => {
+                    tracing::warn!(row, "torn record does not unseal; dropped");
+                    let _ = self.journal.torn_remove(row);
+                }
+            }
+        }
+        out
+    }
+
+    /// Applies the outcome to the torn log: removes the record it settled, stores (sealed)
+    /// the record it created. Failures are logged: the payment itself is not at stake.
+    fn settle_torn(&mut self, o: &Outcome, torn: &[(i64, TornRecord)], txn_id: i64) {
+        if let Some((row, _)) = o.torn_done.and_then(|i| torn.get(i))
+            && let Err(e) = self.journal.torn_remove(*row)
+        {
+            tracing::warn!(error = %e, "torn record not removed");
+        }
+        if let Some(record) = &o.torn_new {
+            let max = self
+                .kernel_config
+                .combinations
+                .iter()
+                .map(|c| c.emv_mode.torn_log_max as usize)
+                .max()
+                .unwrap_or(0);
+            let stored = self
+                .vault
+                .seal(record.as_bytes(), TORN_CONTEXT)
+                .map_err(|e| e.to_string())
+                .and_then(|sealed| {
+                    self.journal
+                        .torn_add(txn_id, &sealed, chrono::Utc::now().timestamp(), max)
+                        .map_err(|e| e.to_string())
+                });
+            match stored {
+                Ok(()) => tracing::info!(txn_id, "torn transaction recorded for recovery"),
+                Err(e) => tracing::warn!(error = %e, "torn record not stored"),
+            }
+        }
+    }
+
+    async fn drive_kernel(&mut self, input: TxnInput) -> Result<Outcome, KernelRunError> {
         let apdu_timeout = Duration::from_millis(self.config.reader.apdu_timeout_ms);
         let mut txn = EntryPoint::new(&self.kernel_config)
             .start(input)

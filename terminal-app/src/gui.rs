@@ -248,5 +248,17 @@ fn show_progress(w: &MainWindow, ev: &EngineEvent) {
             p.set_message("Authorising, please wait".into());
             p.set_detail(String::new().into());
         }
+        // Book A Table 9-5: 21 "Present card again", 20 "See phone for instructions".
+        EngineEvent::PresentAgain(ui) => {
+            p.set_lights(1);
+            p.set_busy(false);
+            if ui.message == emv::outcome::Message::SeePhone {
+                p.set_message("See phone for instructions".into());
+                p.set_detail("Then present it again".into());
+            } else {
+                p.set_message("Present card again".into());
+                p.set_detail("Hold it still until the beep".into());
+            }
+        }
     }
 }

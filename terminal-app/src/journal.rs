@@ -162,6 +162,12 @@ impl Journal {
             CREATE TABLE IF NOT EXISTS counters (
                 name TEXT PRIMARY KEY,
                 value INTEGER NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS torn_log (
+                id INTEGER PRIMARY KEY,
+                created_unix INTEGER NOT NULL,
+                txn_id INTEGER NOT NULL,
+                record BLOB NOT NULL
             );",
         )?;
         // Columns added after the first release of the schema.
@@ -247,6 +253,53 @@ impl Journal {
             "UPDATE transactions SET reversal = 'done', reversal_msg = NULL WHERE id = ?1",
             params![id],
         )?;
+        Ok(())
+    }
+
+    /// Adds a sealed kernel 2 torn record (Book C-2 torn transaction log) for transaction
+    /// `txn_id`, keeping at most `max` records: the oldest go first.
+    pub fn torn_add(
+        &mut self,
+        txn_id: i64,
+        sealed: &[u8],
+        created_unix: i64,
+        max: usize,
+    ) -> Result<(), JournalError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO torn_log (created_unix, txn_id, record) VALUES (?1, ?2, ?3)",
+            params![created_unix, txn_id, sealed],
+        )?;
+        tx.execute(
+            "DELETE FROM torn_log WHERE id NOT IN
+                (SELECT id FROM torn_log ORDER BY id DESC LIMIT ?1)",
+            params![max as i64],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Drops torn records created before `oldest_unix` (their lifetime, DF811C, is over) and
+    /// returns the rest, oldest first: (row id, transaction id, sealed record).
+    pub fn torn_live(
+        &mut self,
+        oldest_unix: i64,
+    ) -> Result<Vec<(i64, i64, Vec<u8>)>, JournalError> {
+        self.conn.execute(
+            "DELETE FROM torn_log WHERE created_unix < ?1",
+            params![oldest_unix],
+        )?;
+        let mut st = self
+            .conn
+            .prepare("SELECT id, txn_id, record FROM torn_log ORDER BY id")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Removes a torn record (recovered or superseded).
+    pub fn torn_remove(&mut self, id: i64) -> Result<(), JournalError> {
+        self.conn
+            .execute("DELETE FROM torn_log WHERE id = ?1", params![id])?;
         Ok(())
     }
 
@@ -386,6 +439,26 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JournalRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn torn_log_keeps_the_newest_and_drops_the_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        let mut j = Journal::open(&path).unwrap();
+        j.torn_add(1, b"first", 1000, 2).unwrap();
+        j.torn_add(2, b"second", 1010, 2).unwrap();
+        j.torn_add(3, b"third", 1020, 2).unwrap();
+        let live = j.torn_live(0).unwrap();
+        let txns: Vec<i64> = live.iter().map(|r| r.1).collect();
+        assert_eq!(txns, vec![2, 3], "at most two, the oldest went");
+        drop(j);
+        let mut j = Journal::open(&path).unwrap();
+        let live = j.torn_live(1015).unwrap();
+        assert_eq!(live.len(), 1, "the one created at 1010 expired");
+        assert_eq!(live[0].2, b"third");
+        j.torn_remove(live[0].0).unwrap();
+        assert!(j.torn_live(0).unwrap().is_empty());
+    }
 
     #[test]
     fn rows_states_and_stan_survive_reopening() {

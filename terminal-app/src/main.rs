@@ -96,6 +96,10 @@ enum Command {
         /// With --trace: replace PAN, track data and names in the trace with test values.
         #[arg(long)]
         mask: bool,
+        /// How many times the virtual cardholder presents the card: 2 (the default) presents
+        /// it once more when the terminal asks ("present card again"); 1 walks away.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10))]
+        taps: u32,
     },
     /// Run the kernel against a recorded APDU trace, then the emulator's host.
     Replay {
@@ -589,6 +593,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             ref trace,
             mask,
             ref host_rules,
+            taps,
         } => pay(
             &paths,
             cfg,
@@ -605,6 +610,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 fault,
                 trace: trace.as_deref(),
                 mask,
+                taps,
             },
         ),
         Command::Replay { ref trace, json } => replay(&paths, cfg, trace, json),
@@ -946,9 +952,12 @@ struct PayArgs<'a> {
     fault: Option<Fault>,
     trace: Option<&'a std::path::Path>,
     mask: bool,
+    taps: u32,
 }
 
-fn pay(paths: &Paths, cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> {
+fn pay(paths: &Paths, mut cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> {
+    // The terminal asks no more often than the virtual cardholder will come back.
+    cfg.reader.max_presentations = cfg.reader.max_presentations.min(args.taps);
     // Bad input first: nothing is started for it.
     let amount_minor = match cfg.amount(args.amount) {
         Ok(a) => a,
@@ -1009,13 +1018,24 @@ fn pay(paths: &Paths, cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> {
         let journal = Journal::open(&paths.journal())
             .with_context(|| format!("journal {}", paths.journal().display()))?;
         let vault = vault::Vault::open(&paths.device_key())?;
+        // The virtual cardholder: presents the card again when the terminal asks.
+        let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
+        let again = tap.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = ev_rx.recv().await {
+                if let engine::EngineEvent::PresentAgain(_) = ev {
+                    again.present_again();
+                }
+            }
+        });
         let mut engine = Engine::new(
             cfg.clone(),
             RecordingReader::new(reader),
             link,
             journal,
             vault,
-        )?;
+        )?
+        .with_events(ev_tx);
         // Tap the card as soon as the terminal is ready for it.
         tap.tap(Box::new(card));
         let result = engine.run(kind, amount_minor, None).await?;

@@ -31,6 +31,8 @@ pub struct PayReport {
     pub timing_ms: TimingPart,
     /// The journal row.
     pub journal: JournalPart,
+    /// How many times the card was presented (2 or more after "present card again").
+    pub presentations: u32,
     /// Failure details when the transaction ended without an outcome.
     pub error: Option<ErrorPart>,
     /// The customer receipt.
@@ -249,6 +251,7 @@ impl PayReport {
                     "none".into()
                 },
             },
+            presentations: r.presentations,
             error: r.error.as_ref().map(|e| ErrorPart {
                 code: e.code.clone(),
                 message: e.message.clone(),

@@ -11,7 +11,6 @@ use serde_json::Value;
 
 /// (card, what is missing, today's outcome).
 const PENDING: &[(&str, &str, &str)] = &[
-    ("mastercard", "kernel 2 (issue 6)", "end_application"),
     ("jcb", "kernel 5 (issue 6)", "end_application"),
     ("amex", "kernel 4 (issue 6)", "end_application"),
     ("discover", "kernel 6 (issue 6)", "end_application"),
@@ -36,7 +35,8 @@ fn floor_limit_config(dir: &Path) -> String {
     std::fs::write(
         &p,
         "[[aids]]\naid = \"A0000000031010\"\nkernel = 3\nfloor_limit = \"20.00\"\n\
-         [[aids]]\naid = \"A0000003330101\"\nkernel = 7\nttq = \"22004080\"\nfloor_limit = \"20.00\"\n",
+         [[aids]]\naid = \"A0000003330101\"\nkernel = 7\nttq = \"22004080\"\nfloor_limit = \"20.00\"\n\
+         [[aids]]\naid = \"A0000000041010\"\nkernel = 2\nfloor_limit = \"20.00\"\n",
     )
     .unwrap();
     p.display().to_string()
@@ -108,11 +108,29 @@ fn fleet_details() {
         ],
     );
     assert_eq!(expired["host"]["response_code"], "54");
+    // Torn after GPO: the terminal asks again, the cardholder presents it again, approved.
     let torn = kassa(
         dir.path(),
         &["pay", "--amount", "12.34", "--card", "visa-torn", "--json"],
     );
+    assert_eq!(torn["outcome"], "approved");
+    assert_eq!(torn["presentations"], 2);
+    // A cardholder who walks away: Try Again stands.
+    let torn = kassa(
+        dir.path(),
+        &[
+            "pay",
+            "--amount",
+            "12.34",
+            "--card",
+            "visa-torn",
+            "--taps",
+            "1",
+            "--json",
+        ],
+    );
     assert_eq!(torn["outcome"], "try_again");
+    assert_eq!(torn["presentations"], 1);
     assert!(torn["reason"].as_str().unwrap().starts_with("card_lost"));
     assert_eq!(torn["journal"]["state"], "ended");
     // Offline approval with fDDA verified by the terminal; the bad signature is declined.
@@ -207,6 +225,8 @@ fn unionpay_torn_card_asks_to_present_again() {
             "12.34",
             "--card-file",
             file.to_str().unwrap(),
+            "--taps",
+            "1",
             "--json",
         ],
     );
@@ -263,4 +283,83 @@ fn fdda_failure_going_online_is_verified_by_the_issuer() {
     assert_eq!(j["emv"]["tsi"], "8000");
     let f55 = j["emv"]["field55"].as_str().unwrap();
     assert!(f55.contains("95050000000000"), "{f55}");
+}
+
+/// Kernel 2 through `kassa pay`: CDA verified by the terminal, the issuer's ARQC check, and a
+/// torn transaction recovered on the second tap with the cryptogram the card already counted.
+#[test]
+fn mastercard_on_kernel_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = kassa(
+        dir.path(),
+        &["pay", "--amount", "12.34", "--card", "mastercard", "--json"],
+    );
+    assert_eq!(j["outcome"], "approved", "{}", j["reason"]);
+    assert_eq!(j["card"]["kernel"], "C-2");
+    assert_eq!(j["card"]["oda"], "cda_ok");
+    assert_eq!(j["card"]["cvm"], "no_cvm");
+    assert_eq!(j["emv"]["cid"], "80");
+    // Over the CVM limit: signature from the CVM list.
+    let j = kassa(
+        dir.path(),
+        &["pay", "--amount", "60.00", "--card", "mastercard", "--json"],
+    );
+    assert_eq!(
+        (j["outcome"].as_str(), j["card"]["cvm"].as_str()),
+        (Some("approved"), Some("signature"))
+    );
+    let trace = dir.path().join("torn.trace");
+    let j = kassa(
+        dir.path(),
+        &[
+            "pay",
+            "--amount",
+            "12.34",
+            "--card",
+            "mastercard-torn",
+            "--trace",
+            trace.to_str().unwrap(),
+            "--mask",
+            "--json",
+        ],
+    );
+    assert_eq!(j["outcome"], "approved", "{}", j["reason"]);
+    assert_eq!(j["presentations"], 2);
+    assert_eq!(j["card"]["oda"], "cda_ok");
+    let t = std::fs::read_to_string(&trace).unwrap();
+    assert!(t.contains("80D00000"), "RECOVER AC in the trace:\n{t}");
+    // Walking away after the tear leaves a sealed torn record; the next tap recovers it.
+    let j = kassa(
+        dir.path(),
+        &[
+            "pay",
+            "--amount",
+            "12.34",
+            "--card",
+            "mastercard-torn",
+            "--taps",
+            "1",
+            "--json",
+        ],
+    );
+    assert_eq!(j["outcome"], "try_again");
+    let db = std::fs::read(dir.path().join("journal.db")).unwrap();
+    assert!(
+        !db.windows(8)
+            .any(|w| w == [0x54, 0x13, 0x33, 0x00, 0x89, 0x01, 0x00, 0x12]),
+        "no plaintext PAN on disk"
+    );
+    let j = kassa(
+        dir.path(),
+        &[
+            "pay",
+            "--amount",
+            "12.34",
+            "--card",
+            "mastercard-decline",
+            "--json",
+        ],
+    );
+    assert_eq!(j["outcome"], "declined");
+    assert_eq!(j["kernel_ui"]["message_id"], "07");
 }
