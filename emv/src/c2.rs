@@ -23,7 +23,7 @@ use crate::card::KernelId;
 use crate::config::{EmvModeParams, TxnType};
 use crate::dol;
 use crate::entry::{Ctx, State, Transition};
-use crate::oda::{self, Crypto, OdaError, RustCrypto};
+use crate::oda::{self, OdaError, RustCrypto};
 use crate::outcome::{
     Cvm, Message, Oda, OdaMethod, Outcome, OutcomeKind, Reason, Status, UiRequest,
 };
@@ -906,37 +906,18 @@ impl AwaitGenAc {
     }
 }
 
-/// CDA verification (Book 2 §6.6.2): recover the ICC key, recover the signature with the
-/// unpredictable number as terminal data, check that the ICC Dynamic Data carries the
-/// returned CID, and that its Transaction Data Hash Code is SHA-1 over the PDOL data, the
-/// CDOL1 data and the response objects other than 9F4B. Returns the Application Cryptogram
-/// from inside the signature.
+/// CDA verification (Book 2 §6.6.2) for this transaction: the ICC key from the records, the
+/// signature over the unpredictable number, the CID, and the transaction data hash over the
+/// PDOL data, the CDOL1 data and the response objects other than 9F4B. Returns the
+/// Application Cryptogram from inside the signature.
 fn verify_cda(ctx: &Ctx, sdad: &[u8], cid: u8, signed_objects: &[u8]) -> Result<[u8; 8], OdaError> {
     let icc = c3::icc_public_key(ctx)?;
     let d = &ctx.data;
-    let un = d.get(t::UNPREDICTABLE_NUMBER).unwrap_or_default();
-    let dyn_data = oda::verify_sdad(&RustCrypto, &icc, sdad, un)?;
-    const WHAT: &str = "ICC dynamic data";
-    let n = *dyn_data.first().ok_or(OdaError::Inconsistent(WHAT))? as usize;
-    // Length, number (2-8 bytes), CID, AC (8), hash code (20).
-    if !(2..=8).contains(&n) || dyn_data.len() < 1 + n + 1 + 8 + 20 {
-        return Err(OdaError::Inconsistent(WHAT));
-    }
-    let signed_cid = dyn_data[1 + n];
-    if signed_cid != cid {
-        return Err(OdaError::Inconsistent(
-            "CID in the signature differs from 9F27",
-        ));
-    }
-    let ac: [u8; 8] = dyn_data[2 + n..10 + n].try_into().expect("length checked");
-    let hash = &dyn_data[10 + n..30 + n];
     let mut input = d.get(torn::PDOL_RELATED_DATA).unwrap_or_default().to_vec();
     input.extend_from_slice(d.get(torn::CDOL1_RELATED_DATA).unwrap_or_default());
     input.extend_from_slice(signed_objects);
-    if RustCrypto.sha1(&input) != hash {
-        return Err(OdaError::Hash("transaction data hash code"));
-    }
-    Ok(ac)
+    let un = d.get(t::UNPREDICTABLE_NUMBER).unwrap_or_default();
+    Ok(oda::verify_cda(&RustCrypto, &icc, sdad, un, cid, &input)?.cryptogram)
 }
 
 fn online_data(d: &TagStore) -> Vec<u8> {

@@ -423,6 +423,50 @@ pub fn verify_fdda(
     verify_sdad_formats(c, icc, sdad, terminal_data, &[0x05, 0x95])
 }
 
+/// What a verified CDA signature yields (Book 2 §6.6.2, Table 22).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdaResult {
+    /// ICC Dynamic Number (9F4C).
+    pub icc_dynamic_number: Vec<u8>,
+    /// The Application Cryptogram from inside the signature.
+    pub cryptogram: [u8; 8],
+}
+
+/// CDA verification (Book 2 §6.6.2): recovers the Signed Dynamic Application Data with the
+/// unpredictable number as terminal data, then checks that the ICC Dynamic Data carries the
+/// CID the card returned in 9F27, and that its Transaction Data Hash Code is SHA-1 of
+/// `hash_input`: the PDOL data, the CDOL1 data (and CDOL2 data on a second GENERATE AC),
+/// then the GENERATE AC response's objects other than 9F4B, in order.
+pub fn verify_cda(
+    c: &dyn Crypto,
+    icc: &IccPublicKey,
+    sdad: &[u8],
+    unpredictable_number: &[u8],
+    cid: u8,
+    hash_input: &[u8],
+) -> Result<CdaResult, OdaError> {
+    const WHAT: &str = "ICC dynamic data";
+    let dd = verify_sdad(c, icc, sdad, unpredictable_number)?;
+    let n = *dd.first().ok_or(OdaError::Inconsistent(WHAT))? as usize;
+    // Number length, number (2-8 bytes), CID, AC (8), transaction data hash code (20).
+    if !(2..=8).contains(&n) || dd.len() < 1 + n + 1 + 8 + 20 {
+        return Err(OdaError::Inconsistent(WHAT));
+    }
+    if dd[1 + n] != cid {
+        return Err(OdaError::Inconsistent(
+            "CID in the signature differs from 9F27",
+        ));
+    }
+    let cryptogram: [u8; 8] = dd[2 + n..10 + n].try_into().expect("length checked");
+    if c.sha1(hash_input) != dd[10 + n..30 + n] {
+        return Err(OdaError::Hash("transaction data hash code"));
+    }
+    Ok(CdaResult {
+        icc_dynamic_number: dd[1..1 + n].to_vec(),
+        cryptogram,
+    })
+}
+
 fn verify_sdad_formats(
     c: &dyn Crypto,
     icc: &IccPublicKey,

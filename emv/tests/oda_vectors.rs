@@ -217,22 +217,33 @@ fn mastercard_chain_dda_and_cda() {
     assert!(oda::verify_sdad(&RustCrypto, &icc, &dda, &h("00000001")).is_err());
     assert!(oda::verify_sdad(&RustCrypto, &icc, &flip(&dda, 50), &h("00000000")).is_err());
 
-    // CDA: GENERATE AC with UN 12345779; ICC dynamic data = number, CID, AC, TDHC.
+    // CDA: GENERATE AC with UN 12345779, no PDOL; the transaction data hash covers the CDOL1
+    // data and the response objects without 9F4B (CID 40, ATC 0010, IAD).
     let cda = h(C_CDA);
-    let dd = oda::verify_sdad(&RustCrypto, &icc, &cda, &h("12345779")).unwrap();
+    let un = h("12345779");
+    let mut input = h(C_CDOL1);
+    input.extend_from_slice(&h(C_RESP));
+    let r = oda::verify_cda(&RustCrypto, &icc, &cda, &un, 0x40, &input).unwrap();
+    assert_eq!(r.icc_dynamic_number.len(), 8);
+    assert_eq!(r.cryptogram.len(), 8);
+    // The same signature from a lower level, as the kernel sees it.
+    let dd = oda::verify_sdad(&RustCrypto, &icc, &cda, &un).unwrap();
     assert_eq!(dd.len(), 0x26);
-    let n = dd[0] as usize;
+    assert_eq!(&dd[10..18], &r.cryptogram);
+    // One byte changed anywhere fails: the signature, the CDOL1 data, the response, the UN,
+    // or a CID other than the signed one.
+    assert!(oda::verify_cda(&RustCrypto, &icc, &flip(&cda, 3), &un, 0x40, &input).is_err());
     assert_eq!(
-        dd[1 + n],
-        0x40,
-        "CID inside the signature = 9F27 in the response"
+        oda::verify_cda(&RustCrypto, &icc, &cda, &un, 0x40, &flip(&input, 12)),
+        Err(OdaError::Hash("transaction data hash code"))
     );
-    use sha1::Digest;
-    let mut hash = sha1::Sha1::new();
-    hash.update(h(C_CDOL1));
-    hash.update(h(C_RESP));
-    let tdhc: [u8; 20] = hash.finalize().into();
-    assert_eq!(&dd[1 + n + 1 + 8..], &tdhc);
+    let last = input.len() - 1;
+    assert!(oda::verify_cda(&RustCrypto, &icc, &cda, &un, 0x40, &flip(&input, last)).is_err());
+    assert!(oda::verify_cda(&RustCrypto, &icc, &cda, &h("12345778"), 0x40, &input).is_err());
+    assert!(matches!(
+        oda::verify_cda(&RustCrypto, &icc, &cda, &un, 0x80, &input),
+        Err(OdaError::Inconsistent(_))
+    ));
     assert!(oda::verify_sdad(&RustCrypto, &icc, &flip(&cda, 3), &h("12345779")).is_err());
 }
 
