@@ -185,8 +185,14 @@ fn preprocess(combo: Combination, input: &TxnInput) -> Preprocessed {
             not_allowed = true;
         }
     }
-    // 3.1.1.8: at or above the contactless transaction limit, not allowed.
-    if combo.contactless_txn_limit.is_some_and(|l| amount >= l) {
+    // 3.1.1.8: at or above the contactless transaction limit, not allowed. Kernel 2 has two
+    // limits (Book C-2 DF8124/DF8125, for cards without and with on-device CVM) and applies
+    // the right one itself once it knows the card: here only the higher one rules out.
+    let limit = match (combo.kernel, combo.emv_mode.on_device_cvm_txn_limit) {
+        (KernelId::C2, Some(od)) => combo.contactless_txn_limit.map(|l| l.max(od)),
+        _ => combo.contactless_txn_limit,
+    };
+    if limit.is_some_and(|l| amount >= l) {
         not_allowed = true;
     }
     // 3.1.1.9: above the floor limit, an online cryptogram is required.

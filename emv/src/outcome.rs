@@ -173,6 +173,31 @@ pub struct UiRequest {
     pub language: Option<Language>,
 }
 
+impl UiRequest {
+    /// User Interface Request Data (Book C-2 DF8116, 22 bytes): message identifier, status,
+    /// hold time (n6, units of 100 ms), language preference (8 bytes, 00-padded), value
+    /// qualifier, value (n12) and currency (n3). Kassa's requests carry no value: qualifier,
+    /// value and currency are zero.
+    pub fn to_c2_bytes(&self) -> [u8; 22] {
+        let mut out = [0u8; 22];
+        out[0] = self.message.id();
+        out[1] = match self.status {
+            Status::NotReady => 0x00,
+            Status::Idle => 0x01,
+            Status::ReadyToRead => 0x02,
+            Status::Processing => 0x03,
+            Status::CardReadSuccessfully => 0x04,
+            Status::ProcessingError => 0x05,
+        };
+        let hold = crate::util::bcd_n(u64::from(self.hold_time_ms / 100), 3).unwrap_or_default();
+        out[2..5].copy_from_slice(&hold);
+        if let Some(l) = self.language {
+            out[5..7].copy_from_slice(l.as_str().as_bytes());
+        }
+        out
+    }
+}
+
 /// A two-letter ISO 639-1 language code, lower case (`"zh"`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Language([u8; 2]);
@@ -401,6 +426,59 @@ pub struct CardSummary {
     pub expiry_yymm: Option<String>,
 }
 
+impl Outcome {
+    /// The Outcome Parameter Set (Book C-2 DF8129, 8 bytes): status, start, online response
+    /// data, CVM, flags (UI request on outcome / on restart, data record, discretionary data,
+    /// receipt), alternate interface preference, field off request, removal timeout.
+    pub fn parameter_set(&self) -> [u8; 8] {
+        const NA: u8 = 0xF0;
+        let status = match self.kind {
+            OutcomeKind::Approved => 0x10,
+            OutcomeKind::Declined => 0x20,
+            OutcomeKind::OnlineRequest => 0x30,
+            OutcomeKind::EndApplication => 0x40,
+            OutcomeKind::SelectNext => 0x50,
+            OutcomeKind::TryAnotherInterface => 0x60,
+            OutcomeKind::TryAgain => 0x70,
+        };
+        let start = match self.kind {
+            OutcomeKind::TryAgain => 0x10,   // B
+            OutcomeKind::SelectNext => 0x20, // C
+            _ => NA,
+        };
+        let decided = matches!(
+            self.kind,
+            OutcomeKind::Approved | OutcomeKind::OnlineRequest | OutcomeKind::Declined
+        );
+        let cvm = if decided {
+            match self.cvm {
+                Cvm::NoCvm => 0x00,
+                Cvm::Signature => 0x10,
+                Cvm::OnlinePin => 0x20,
+                Cvm::ConsumerDevice => 0x30,
+            }
+        } else {
+            NA
+        };
+        let mut flags = 0x80; // a UI request comes with every Kassa outcome
+        if self.kind == OutcomeKind::TryAgain {
+            flags |= 0x40;
+        }
+        if decided {
+            flags |= 0x20;
+        }
+        if self.cvm == Cvm::Signature && decided {
+            flags |= 0x08;
+        }
+        let alternate = if self.kind == OutcomeKind::TryAnotherInterface {
+            0x10
+        } else {
+            NA
+        };
+        [status, start, NA, cvm, flags, alternate, 0xFF, 0x00]
+    }
+}
+
 /// The result of a kernel run.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -428,4 +506,46 @@ pub struct Outcome {
     /// Kernel 2: the index (in [`crate::config::TxnInput::torn_log`]) of a record this
     /// transaction settled (recovered, or superseded): the caller removes it.
     pub torn_done: Option<usize>,
+}
+
+#[cfg(test)]
+mod c2_encoding_tests {
+    use super::*;
+
+    #[test]
+    fn outcome_parameter_set_and_ui_request_bytes() {
+        let ui = UiRequest {
+            message: Message::PresentCardAgain,
+            status: Status::ReadyToRead,
+            hold_time_ms: 1300,
+            language: Language::parse(b"ZH"),
+        };
+        let b = ui.to_c2_bytes();
+        assert_eq!(&b[..7], &[0x21, 0x02, 0x00, 0x00, 0x13, b'z', b'h']);
+        assert!(b[7..].iter().all(|&x| x == 0));
+        let mut o = Outcome {
+            kind: OutcomeKind::TryAgain,
+            ui,
+            reason: Reason::CardLost,
+            cvm: Cvm::NoCvm,
+            oda: Oda::NotPerformed,
+            card: None,
+            data: TagStore::new(),
+            online_data: Vec::new(),
+            torn_new: None,
+            torn_done: None,
+        };
+        assert_eq!(
+            o.parameter_set(),
+            [0x70, 0x10, 0xF0, 0xF0, 0xC0, 0xF0, 0xFF, 0x00]
+        );
+        o.kind = OutcomeKind::OnlineRequest;
+        o.cvm = Cvm::Signature;
+        assert_eq!(
+            o.parameter_set(),
+            [0x30, 0xF0, 0xF0, 0x10, 0xA8, 0xF0, 0xFF, 0x00]
+        );
+        o.kind = OutcomeKind::TryAnotherInterface;
+        assert_eq!(o.parameter_set()[5], 0x10);
+    }
 }

@@ -440,3 +440,37 @@ fn strip(r: &[u8], template: emv::tlv::Tag, tag: emv::tlv::Tag) -> Vec<u8> {
     out.extend_from_slice(&r[r.len() - 2..]);
     out
 }
+
+#[test]
+fn on_device_cvm_and_its_own_limit() {
+    // A phone: AIP byte 1 b2 "on-device cardholder verification supported".
+    let phone = |s: String| s.replace("aip = \"1980\"", "aip = \"1B80\"");
+    let mut cfg = terminal(0);
+    cfg.combinations[1].contactless_txn_limit = Some(5_000);
+    cfg.combinations[1].emv_mode.on_device_cvm_txn_limit = Some(100_000);
+    // Over the CVM limit: the phone verified the cardholder (CVM Results 01 00 02).
+    let o = run(&cfg, 6_000, &mut card(phone));
+    assert_eq!(
+        (o.kind, o.cvm),
+        (OutcomeKind::OnlineRequest, Cvm::ConsumerDevice),
+        "{}",
+        o.reason
+    );
+    assert_eq!(o.data.get(t::CVM_RESULTS), Some(&[0x01, 0x00, 0x02][..]));
+    assert!(issuer_approves(&o, 6_000));
+    // Under it: no CVM (3F 00 02).
+    let o = run(&cfg, 1_000, &mut card(phone));
+    assert_eq!(o.data.get(t::CVM_RESULTS), Some(&[0x3F, 0x00, 0x02][..]));
+    // A plastic card over its own limit (50.00) but under the phone limit: the kernel ends it
+    // after reading the card, there being no other application.
+    let o = run(&cfg, 6_000, &mut card(same));
+    assert_eq!(
+        (o.kind, o.reason),
+        (OutcomeKind::TryAnotherInterface, Reason::AmountNotAllowed)
+    );
+    // The kernel does not support on-device CVM: the phone is treated like a card.
+    let mut no_odcvm = cfg.clone();
+    no_odcvm.combinations[1].emv_mode.kernel_configuration = 0x80;
+    let o = run(&no_odcvm, 6_000, &mut card(phone));
+    assert_eq!(o.kind, OutcomeKind::TryAnotherInterface);
+}

@@ -52,6 +52,8 @@ pub struct KernelUiPart {
     pub hold_time_ms: u32,
     /// The card's preferred language (5F2D) for the message, or null.
     pub language: Option<String>,
+    /// The same request as Book C-2 User Interface Request Data (DF8116), hex.
+    pub request_data: String,
 }
 
 /// `transaction`.
@@ -118,6 +120,8 @@ pub struct EmvPart {
     pub un: Option<String>,
     /// Field 55 as sent, hex.
     pub field55: Option<String>,
+    /// The kernel's outcome as Book C-2's Outcome Parameter Set (DF8129), hex.
+    pub outcome_parameter_set: String,
 }
 
 /// `host`.
@@ -191,6 +195,7 @@ impl PayReport {
                 atc: g(t::ATC),
                 un: g(t::UNPREDICTABLE_NUMBER),
                 field55: (!o.online_data.is_empty()).then(|| hex(&o.online_data)),
+                outcome_parameter_set: hex(&o.parameter_set()),
             }
         });
         let kernel_ui = kernel.map(|o| KernelUiPart {
@@ -199,6 +204,7 @@ impl PayReport {
             status: o.ui.status.name().to_string(),
             hold_time_ms: o.ui.hold_time_ms,
             language: o.ui.language.map(|l| l.to_string()),
+            request_data: hex(&o.ui.to_c2_bytes()),
         });
         let reason = match (&r.error, kernel, &r.host) {
             _ if r.reason.is_some() => r.reason.clone(),

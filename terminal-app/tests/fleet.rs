@@ -299,6 +299,12 @@ fn mastercard_on_kernel_2() {
     assert_eq!(j["card"]["oda"], "cda_ok");
     assert_eq!(j["card"]["cvm"], "no_cvm");
     assert_eq!(j["emv"]["cid"], "80");
+    // The kernel's Online Request as a C-2 Outcome Parameter Set and UI Request Data.
+    assert_eq!(j["emv"]["outcome_parameter_set"], "30F0F000A0F0FF00");
+    assert_eq!(
+        j["kernel_ui"]["request_data"],
+        format!("1B04000000656E{}", "00".repeat(15))
+    );
     // Over the CVM limit: signature from the CVM list.
     let j = kassa(
         dir.path(),
