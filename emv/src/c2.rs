@@ -1,4 +1,15 @@
-//! Kernel 2 (EMV Contactless Book C-2, Mastercard), EMV (M/Chip) mode.
+//! Kernel 2 (EMV Contactless Book C-2, Mastercard), EMV (M/Chip) mode, and the EMV modes of
+//! kernel 4 (Book C-4, American Express ExpressPay) and kernel 5 (Book C-5, JCB), which share
+//! its shape: GPO, records, terminal checks, one GENERATE AC with CDA.
+//!
+//! Where kernels 4 and 5 differ ([`Flavour`]):
+//! - C-4 sends the Enhanced Contactless Reader Capabilities (9F6E) and Contactless Reader
+//!   Capabilities (9F6D) in the PDOL data; a TC where an ARQC was asked for is a decline.
+//! - C-5 sends the Terminal Interchange Profile (9F53) and Terminal Compatibility Indicator
+//!   (9F52); the card chooses the CVM and reports it in the Cardholder Verification Status
+//!   (9F50) with GENERATE AC; 57 (not 5A) is mandatory; 6986 asks to see the phone, 6984 for
+//!   another interface. Legacy mode (format 1 GPO) is not supported.
+//! - Torn transaction recovery and on-device CVM from the AIP are kernel 2's alone.
 //!
 //! ```text
 //! activate     GET PROCESSING OPTIONS with the PDOL data            (C-2 §3.2, S1-S3)
@@ -70,6 +81,77 @@ pub(crate) fn is_gen_ac_kernel(k: KernelId) -> bool {
     matches!(k, KernelId::C2 | KernelId::C4 | KernelId::C5)
 }
 
+/// Which of the GENERATE AC kernels runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flavour {
+    /// Kernel 2, Mastercard.
+    Mastercard,
+    /// Kernel 4, American Express.
+    Amex,
+    /// Kernel 5, JCB.
+    Jcb,
+}
+
+fn flavour(ctx: &Ctx) -> Flavour {
+    match ctx.kernel() {
+        KernelId::C4 => Flavour::Amex,
+        KernelId::C5 => Flavour::Jcb,
+        _ => Flavour::Mastercard,
+    }
+}
+
+/// Whether the amount needs a CVM (at or above the Reader CVM Required Limit).
+fn cvm_required_now(ctx: &Ctx) -> bool {
+    ctx.selected_pre().is_some_and(|p| p.cvm_required)
+}
+
+/// The terminal data kernels 4 and 5 put in the PDOL data.
+fn kernel_terminal_data(ctx: &mut Ctx, p: &EmvModeParams) {
+    let cvm_required = cvm_required_now(ctx);
+    match flavour(ctx) {
+        Flavour::Mastercard => {}
+        Flavour::Amex => {
+            // Book C-4 Table 4-4, Enhanced Contactless Reader Capabilities: byte 1 b5 EMV
+            // partial online mode; byte 2 b6 signature (b7 online PIN when Kassa has a PIN
+            // pad); byte 3 b7 CVM required; byte 4 kernel version 2.7 (011).
+            let sig = p.cvm_capability_cvm_required & 0x20;
+            let pin = p.cvm_capability_cvm_required & 0x40;
+            let ercc = [
+                0x10,
+                sig | pin,
+                if cvm_required { 0x40 } else { 0x00 },
+                0x03,
+            ];
+            ctx.data.insert(Tag::new(0x9F6E), ercc.to_vec());
+            // Book C-4 Table 4-2: EMV and mag-stripe capable reader, b4 CVM required.
+            ctx.data.insert(
+                Tag::new(0x9F6D),
+                vec![if cvm_required { 0xC8 } else { 0xC0 }],
+            );
+        }
+        Flavour::Jcb => {
+            // Book C-5, Terminal Interchange Profile: byte 1 b8 CVM required, b7 signature,
+            // b6 online PIN, b5 on-device CVM; byte 2 b8 issuer update (not supported).
+            let mut tip0 = 0u8;
+            if cvm_required {
+                tip0 |= 0x80;
+            }
+            if p.cvm_capability_cvm_required & 0x20 != 0 {
+                tip0 |= 0x40;
+            }
+            if p.cvm_capability_cvm_required & 0x40 != 0 {
+                tip0 |= 0x20;
+            }
+            if p.kernel_configuration & 0x20 != 0 {
+                tip0 |= 0x10;
+            }
+            ctx.data.insert(Tag::new(0x9F53), vec![tip0, 0x00, 0x00]);
+            // Terminal Compatibility Indicator: b2 EMV mode (no mag-stripe mode).
+            ctx.data.insert(Tag::new(0x9F52), vec![0x02]);
+        }
+    }
+}
+
 fn params(ctx: &Ctx) -> EmvModeParams {
     ctx.selected_pre()
         .map(|p| p.combo.emv_mode.clone())
@@ -94,6 +176,8 @@ pub(crate) fn activate(ctx: &mut Ctx) -> Transition {
     if p.kernel_configuration & 0x40 != 0 {
         return Transition::Finish(ctx.end_application(Reason::MagStripeNotSupported));
     }
+    kernel_terminal_data(ctx, &p);
+    let kernel = ctx.kernel().0;
     let data = match ctx.data.get(t::PDOL).map(<[u8]>::to_vec) {
         Some(pdol) => {
             let entries = match dol::parse(&pdol) {
@@ -105,7 +189,9 @@ pub(crate) fn activate(ctx: &mut Ctx) -> Transition {
             if dol::data_len(&entries) > 252 {
                 return Transition::Finish(ctx.end_application(Reason::BadData(t::PDOL)));
             }
-            dol::build(&entries, |tag| match t::info(tag) {
+            // Only terminal data, as this kernel names it (9F6E is card data for kernel 2,
+            // the reader's capabilities for kernel 4).
+            dol::build(&entries, |tag| match t::lookup(tag, kernel, None) {
                 Some(i) if i.source == t::Source::Card => None,
                 _ => ctx.data.get(tag),
             })
@@ -138,6 +224,14 @@ impl AwaitGpo {
         }
         let mut gpo = TagStore::new();
         match tlv::parse(&resp.data).next() {
+            // Book C-5: a format 1 response selects legacy mode, which Kassa does not run.
+            Some(Ok(o)) if o.tag() == t::RESPONSE_FORMAT1 && flavour(ctx) == Flavour::Jcb => {
+                return Transition::Finish(ctx.outcome(
+                    OutcomeKind::EndApplication,
+                    Reason::MagStripeNotSupported,
+                    ui(Message::TryAnotherCard, Status::NotReady, 1500),
+                ));
+            }
             // Format 1: AIP (2 bytes) || AFL.
             Some(Ok(o)) if o.tag() == t::RESPONSE_FORMAT1 && o.encoded_len() == resp.data.len() => {
                 let v = o.value();
@@ -211,7 +305,9 @@ fn cda_status(ctx: &Ctx) -> bool {
 /// Whether the card and the kernel both support on-device cardholder verification (AIP byte
 /// 1 b2, Kernel Configuration b6).
 fn on_device_cvm(ctx: &Ctx, p: &EmvModeParams) -> bool {
-    ctx.data.get(t::AIP).is_some_and(|a| a[0] & 0x02 != 0) && p.kernel_configuration & 0x20 != 0
+    flavour(ctx) == Flavour::Mastercard
+        && ctx.data.get(t::AIP).is_some_and(|a| a[0] & 0x02 != 0)
+        && p.kernel_configuration & 0x20 != 0
 }
 
 fn amount(ctx: &Ctx) -> u64 {
@@ -246,13 +342,31 @@ pub(crate) fn after_records(ctx: &mut Ctx) -> Transition {
         }
         return crate::entry::FinalSelect::next(remaining, ctx);
     }
-    // S456.16-17: mandatory data.
-    for tag in [t::EXPIRY, t::PAN, t::CDOL1] {
+    // S456.16-17: mandatory data (kernel 5: 8C, 57, 5F24, else Select Next).
+    let fl = flavour(ctx);
+    let mandatory: &[Tag] = if fl == Flavour::Jcb {
+        &[t::CDOL1, t::TRACK2, t::EXPIRY]
+    } else {
+        &[t::EXPIRY, t::PAN, t::CDOL1]
+    };
+    for &tag in mandatory {
         if !ctx.data.contains(tag) {
+            if fl == Flavour::Jcb && !ctx.remaining.is_empty() {
+                let remaining = std::mem::take(&mut ctx.remaining);
+                return crate::entry::FinalSelect::next(remaining, ctx);
+            }
             return Transition::Finish(ctx.end_application(Reason::MissingData(tag)));
         }
     }
-    if crate::card::Pan::from_cn(ctx.data.get(t::PAN).unwrap_or_default()).is_none() {
+    let pan_ok = match ctx.data.get(t::PAN) {
+        Some(pan) => crate::card::Pan::from_cn(pan).is_some(),
+        None => ctx
+            .data
+            .get(t::TRACK2)
+            .and_then(crate::card::Track2::parse)
+            .is_some(),
+    };
+    if !pan_ok {
         return Transition::Finish(ctx.end_application(Reason::BadData(t::PAN)));
     }
     // S456.24-27: CDA prerequisites. A missing certificate or CA key is a CDA failure now;
@@ -297,8 +411,13 @@ pub(crate) fn after_records(ctx: &mut Ctx) -> Transition {
     }
     // S456.35: processing restrictions (Book 3 §10.4).
     processing_restrictions(ctx);
-    // S456.36: cardholder verification.
-    let cvm = select_cvm(ctx, on_device, cvm_required);
+    // S456.36: cardholder verification (kernel 5: the card decides, see 9F50 after
+    // GENERATE AC).
+    let cvm = if fl == Flavour::Jcb {
+        Cvm::NoCvm
+    } else {
+        select_cvm(ctx, on_device, cvm_required)
+    };
     // S456.37-38: terminal risk management, floor limit.
     if pre
         .as_ref()
@@ -307,12 +426,14 @@ pub(crate) fn after_records(ctx: &mut Ctx) -> Transition {
     {
         tvr::set_tvr(&mut ctx.data, tvr::FLOOR_LIMIT_EXCEEDED);
     }
-    // S456.39: terminal action analysis.
+    // S456.39: terminal action analysis. (Refunds run it too: Kassa sends refunds online,
+    // so an AAC-only refund flow is not used for any kernel.)
     let ac = terminal_action_analysis(ctx, &p);
     let ctx_cvm = cvm;
     // S456.43-48: a torn record for this card? Then RECOVER AC first.
     let drdol = ctx.data.get(torn::DRDOL).map(<[u8]>::to_vec);
-    if p.torn_log_max > 0
+    if fl == Flavour::Mastercard
+        && p.torn_log_max > 0
         && drdol.as_ref().is_some_and(|d| !d.is_empty())
         && let Some(index) = find_torn(ctx)
         && let Some(record) = ctx.torn_log[index].data()
@@ -716,14 +837,31 @@ impl AwaitGenAc {
                 ui(Message::TryAnotherCard, Status::NotReady, 1500),
             )
         };
-        if resp.sw != 0x9000 {
-            return end(
-                ctx,
-                Reason::StatusWord {
-                    ins: 0xAE,
-                    sw: resp.sw,
-                },
-            );
+        let fl = flavour(ctx);
+        match (fl, resp.sw) {
+            (_, 0x9000) => {}
+            // Book C-5: the phone wants the cardholder: see phone, present again.
+            (Flavour::Jcb, 0x6986) => {
+                return ctx.outcome(
+                    OutcomeKind::TryAgain,
+                    Reason::StatusWord {
+                        ins: 0xAE,
+                        sw: resp.sw,
+                    },
+                    ui(Message::SeePhone, Status::NotReady, 1300),
+                );
+            }
+            (Flavour::Jcb, 0x6984) => {
+                return ctx.outcome(
+                    OutcomeKind::TryAnotherInterface,
+                    Reason::StatusWord {
+                        ins: 0xAE,
+                        sw: resp.sw,
+                    },
+                    ui(Message::InsertOrSwipe, Status::ProcessingError, 2000),
+                );
+            }
+            (_, sw) => return end(ctx, Reason::StatusWord { ins: 0xAE, sw }),
         }
         // Format 1 (80): CID, ATC, AC, IAD. Format 2 (77): BER-TLV.
         let mut r = TagStore::new();
@@ -784,6 +922,14 @@ impl AwaitGenAc {
             _ => 0,
         };
         if returned == 0xC0 || rank(returned) > rank(requested) {
+            // Kernels 4 and 5 decline a cryptogram above the request; kernel 2 ends.
+            if fl != Flavour::Mastercard && returned != 0xC0 {
+                return ctx.outcome(
+                    OutcomeKind::Declined,
+                    Reason::WrongCryptogramType,
+                    ui(Message::NotAuthorised, Status::CardReadSuccessfully, 1500),
+                );
+            }
             return end(ctx, Reason::WrongCryptogramType);
         }
         for (tag, v) in r.iter() {
@@ -795,6 +941,14 @@ impl AwaitGenAc {
         if self.p1 & CDA_REQUESTED != 0 && returned != AAC {
             // S910.34/37: CDA asked for, TC or ARQC returned: the signature must be there.
             let Some(sdad) = r.get(t::SDAD).map(<[u8]>::to_vec) else {
+                if fl == Flavour::Jcb {
+                    // Book C-5: CDA asked for, no signature: declined.
+                    return ctx.outcome(
+                        OutcomeKind::Declined,
+                        Reason::MissingData(t::SDAD),
+                        ui(Message::NotAuthorised, Status::CardReadSuccessfully, 1500),
+                    );
+                }
                 return end(ctx, Reason::MissingData(t::SDAD));
             };
             match verify_cda(ctx, &sdad, cid, &signed_objects) {
@@ -831,7 +985,19 @@ impl AwaitGenAc {
         if !ctx.data.contains(t::APPLICATION_CRYPTOGRAM) && returned != AAC {
             return end(ctx, Reason::MissingData(t::APPLICATION_CRYPTOGRAM));
         }
-        let cvm = self.cvm;
+        let mut cvm = self.cvm;
+        if fl == Flavour::Jcb && returned != AAC {
+            match jcb_cvm(ctx) {
+                Ok(c) => cvm = c,
+                Err(reason) => {
+                    return ctx.outcome(
+                        OutcomeKind::Declined,
+                        reason,
+                        ui(Message::NotAuthorised, Status::CardReadSuccessfully, 1500),
+                    );
+                }
+            }
+        }
         let mut o = match returned {
             TC => {
                 let mut o = ctx.outcome(
@@ -906,6 +1072,32 @@ impl AwaitGenAc {
     }
 }
 
+/// Book C-5 (EMV mode): the CVM the card chose, from the Cardholder Verification Status
+/// (9F50) it returned with GENERATE AC, checked against what the Terminal Interchange Profile
+/// offered. Sets CVM Results.
+fn jcb_cvm(ctx: &mut Ctx) -> Result<Cvm, Reason> {
+    let tip = ctx
+        .data
+        .get(Tag::new(0x9F53))
+        .and_then(|v| v.first().copied())
+        .unwrap_or(0);
+    let status = ctx
+        .data
+        .get(Tag::new(0x9F50))
+        .and_then(|v| v.first().copied())
+        .unwrap_or(0);
+    let (cvm, results) = match status & 0xF0 {
+        0x00 if tip & 0x80 != 0 => return Err(Reason::CvmNotPossible),
+        0x00 => (Cvm::NoCvm, [0x3F, 0x00, 0x02]),
+        0x10 if tip & 0x40 != 0 => (Cvm::Signature, [0x1E, 0x00, 0x00]),
+        0x20 if tip & 0x20 != 0 => (Cvm::OnlinePin, [0x02, 0x00, 0x00]),
+        0x30 if tip & 0x10 != 0 => (Cvm::ConsumerDevice, [0x01, 0x00, 0x02]),
+        _ => return Err(Reason::CvmNotPossible),
+    };
+    ctx.data.insert(t::CVM_RESULTS, results.to_vec());
+    Ok(cvm)
+}
+
 /// CDA verification (Book 2 §6.6.2) for this transaction: the ICC key from the records, the
 /// signature over the unpredictable number, the CID, and the transaction data hash over the
 /// PDOL data, the CDOL1 data and the response objects other than 9F4B. Returns the
@@ -933,6 +1125,9 @@ fn online_data(d: &TagStore) -> Vec<u8> {
 /// The card left while GENERATE AC was outstanding (Book C-2 S9.11-9.15): a torn record, when
 /// the card has a DRDOL and torn recovery is on. `None` otherwise.
 pub(crate) fn torn_record(ctx: &Ctx) -> Option<TornRecord> {
+    if flavour(ctx) != Flavour::Mastercard {
+        return None;
+    }
     let p = params(ctx);
     let drdol = ctx.data.get(torn::DRDOL)?;
     if p.torn_log_max == 0 || drdol.is_empty() {

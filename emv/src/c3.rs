@@ -82,6 +82,9 @@ pub(crate) fn activate(ctx: &mut Ctx) -> Transition {
             _ => ctx.data.get(tag),
         }
     });
+    // Kernel 6 signs offline approvals over the PDOL data and the GPO response.
+    ctx.data
+        .insert(crate::torn::PDOL_RELATED_DATA, data.clone());
     Transition::Send(
         State::C3Gpo(AwaitGpo),
         Command::get_processing_options(&data),
@@ -151,15 +154,30 @@ impl AwaitGpo {
         if let Err(e) = gpo.absorb(template.value(), |_| false) {
             return Transition::Finish(ctx.end_application(Reason::MalformedResponse(e)));
         }
+        // Kernel 6 (D-PAS): an offline approval carries its AC inside the signature (9F4B)
+        // instead of 9F26; the response objects other than 9F4B are what it signs.
+        let dpas = ctx.kernel() == crate::card::KernelId::C6;
+        let signed_tc = dpas && !gpo.contains(t::APPLICATION_CRYPTOGRAM) && gpo.contains(t::SDAD);
         for tag in [t::AIP, t::APPLICATION_CRYPTOGRAM, t::CID, t::ATC, t::IAD] {
+            if tag == t::APPLICATION_CRYPTOGRAM && signed_tc {
+                continue;
+            }
             if !gpo.contains(tag) {
                 return Transition::Finish(ctx.end_application(Reason::MissingData(tag)));
+            }
+        }
+        if dpas {
+            ctx.signed_objects.clear();
+            for o in template.children().flatten().filter(|o| o.tag() != t::SDAD) {
+                let start = o.offset() - template.value_offset();
+                ctx.signed_objects
+                    .extend_from_slice(&template.value()[start..start + o.encoded_len()]);
             }
         }
         if gpo.get(t::AIP).map(<[u8]>::len) != Some(2) {
             return Transition::Finish(ctx.end_application(Reason::BadData(t::AIP)));
         }
-        if gpo.get(t::APPLICATION_CRYPTOGRAM).map(<[u8]>::len) != Some(8) {
+        if !signed_tc && gpo.get(t::APPLICATION_CRYPTOGRAM).map(<[u8]>::len) != Some(8) {
             return Transition::Finish(
                 ctx.end_application(Reason::BadData(t::APPLICATION_CRYPTOGRAM)),
             );
@@ -325,7 +343,11 @@ impl ReadRecords {
 /// and the issuer recomputes the cryptogram over the TVR in field 55, so a TVR changed after
 /// GPO would make a genuine cryptogram fail.
 fn complete(ctx: &Ctx) -> Outcome {
-    let mut o = decide(ctx);
+    let mut o = if ctx.kernel() == crate::card::KernelId::C6 {
+        decide_dpas(ctx)
+    } else {
+        decide(ctx)
+    };
     if o.reason == Reason::Expired {
         tvr::set_tvr(&mut o.data, tvr::EXPIRED_APPLICATION);
     }
@@ -335,10 +357,124 @@ fn complete(ctx: &Ctx) -> Outcome {
     if o.oda != Oda::NotPerformed {
         tvr::set_tsi(&mut o.data, tvr::TSI_ODA_PERFORMED);
     }
-    if o.oda.failed() {
-        tvr::set_tvr(&mut o.data, tvr::DDA_FAILED);
+    match o.oda {
+        Oda::Failed(OdaMethod::Cda) => tvr::set_tvr(&mut o.data, tvr::CDA_FAILED),
+        Oda::Failed(_) => tvr::set_tvr(&mut o.data, tvr::DDA_FAILED),
+        _ => {}
     }
     o
+}
+
+/// Kernel 6 (Book C-6, Discover D-PAS) after the last record. The card decided in GPO: an
+/// AAC is a decline; an ARQC goes online with the CVM the Card Processing Requirements (9F71,
+/// byte 1: b8 online PIN, b7 signature) and the TTQ allow; a TC must come signed (CDA format,
+/// Book 2 §6.6, over the PDOL data and the GPO response objects other than 9F4B), within its
+/// expiry date, and only when the reader did not require an online cryptogram.
+///
+/// Written from public descriptions of C-6 (the requirement text was not available): D-PAS
+/// consumer device CVM and the CPR's "go online / switch interface if CDA failed" bits are not
+/// interpreted; a failed signature declines.
+fn decide_dpas(ctx: &Ctx) -> Outcome {
+    let d = &ctx.data;
+    let Some(cid) = d.get(t::CID).and_then(|v| v.first().copied()) else {
+        return ctx.end_application(Reason::MissingData(t::CID));
+    };
+    let ui = |message, status, hold_time_ms| UiRequest {
+        message,
+        status,
+        hold_time_ms,
+        language: None,
+    };
+    let declined = |reason, oda| {
+        let mut o = ctx.outcome(
+            OutcomeKind::Declined,
+            reason,
+            ui(Message::NotAuthorised, Status::CardReadSuccessfully, 1500),
+        );
+        o.oda = oda;
+        o
+    };
+    // The CPR's first byte plays the CTQ's part in the CVM choice.
+    let cpr = d
+        .get(Tag::new(0x9F71))
+        .and_then(|v| v.first().copied())
+        .unwrap_or(0);
+    let cvm = choose_cvm_with(ctx, Some(&[cpr, 0x00]), cid & 0xC0 == 0x80);
+    match cid & 0xC0 {
+        0x80 => match cvm {
+            Some(cvm) => {
+                let mut o = ctx.outcome(
+                    OutcomeKind::OnlineRequest,
+                    Reason::None,
+                    ui(
+                        Message::AuthorisingPleaseWait,
+                        Status::CardReadSuccessfully,
+                        0,
+                    ),
+                );
+                o.cvm = cvm;
+                o.online_data = online_data(d);
+                o
+            }
+            None => declined(Reason::CvmNotPossible, Oda::NotPerformed),
+        },
+        0x40 => {
+            let online_required = d.get(t::TTQ).is_some_and(|q| q[1] & 0x80 != 0);
+            if online_required {
+                return declined(Reason::WrongCryptogramType, Oda::NotPerformed);
+            }
+            if expired_card(ctx) {
+                return declined(Reason::Expired, Oda::NotPerformed);
+            }
+            let Some(sdad) = d.get(t::SDAD) else {
+                return declined(
+                    Reason::OdaFailed("offline approval without a signature".into()),
+                    Oda::Failed(OdaMethod::Cda),
+                );
+            };
+            let verified = icc_public_key(ctx).and_then(|icc| {
+                let mut input = d
+                    .get(crate::torn::PDOL_RELATED_DATA)
+                    .unwrap_or_default()
+                    .to_vec();
+                input.extend_from_slice(&ctx.signed_objects);
+                let un = d.get(t::UNPREDICTABLE_NUMBER).unwrap_or_default();
+                crate::oda::verify_cda(&crate::oda::RustCrypto, &icc, sdad, un, cid, &input)
+            });
+            match verified {
+                Ok(r) => match cvm {
+                    Some(cvm) => {
+                        let mut o = ctx.outcome(
+                            OutcomeKind::Approved,
+                            Reason::None,
+                            ui(
+                                if cvm == Cvm::Signature {
+                                    Message::ApprovedSign
+                                } else {
+                                    Message::Approved
+                                },
+                                Status::CardReadSuccessfully,
+                                1500,
+                            ),
+                        );
+                        o.data
+                            .insert(t::APPLICATION_CRYPTOGRAM, r.cryptogram.to_vec());
+                        o.cvm = cvm;
+                        o.oda = Oda::Succeeded(OdaMethod::Cda);
+                        o.online_data = online_data(&o.data);
+                        o
+                    }
+                    None => declined(Reason::CvmNotPossible, Oda::Succeeded(OdaMethod::Cda)),
+                },
+                Err(e) => declined(
+                    Reason::OdaFailed(e.to_string()),
+                    Oda::Failed(OdaMethod::Cda),
+                ),
+            }
+        }
+        0x00 => declined(Reason::CardDeclined, Oda::NotPerformed),
+        _ => ctx.end_application(Reason::BadData(t::CID)),
+    }
 }
 
 /// The decision of Book C-3 §5.4-§5.7 (see [`complete`]).
@@ -570,9 +706,14 @@ fn fdda(ctx: &Ctx) -> Result<Option<()>, crate::oda::OdaError> {
 /// `online` says whether the transaction goes online (online PIN needs it; a consumer device
 /// CVM without 9F69 is accepted only online).
 fn choose_cvm(ctx: &Ctx, online: bool) -> Option<Cvm> {
+    choose_cvm_with(ctx, ctx.data.get(t::CTQ), online)
+}
+
+/// [`choose_cvm`] with the card's qualifiers given (the CTQ, or kernel 6's CPR).
+fn choose_cvm_with(ctx: &Ctx, ctq: Option<&[u8]>, online: bool) -> Option<Cvm> {
     let d = &ctx.data;
     let ttq = d.get(t::TTQ).unwrap_or(&[0, 0, 0, 0]);
-    let ctq = d.get(t::CTQ).filter(|v| v.len() >= 2);
+    let ctq = ctq.filter(|v| v.len() >= 2);
     let cvm_required = ctx.selected_pre().is_some_and(|p| p.cvm_required)
         || ttq.get(1).is_some_and(|b| b & 0x40 != 0);
     let online_pin_supported = ttq[0] & 0x04 != 0;

@@ -29,7 +29,14 @@ pub const PPSE: &[u8] = b"2PAY.SYS.DDF01";
 pub const MAX_COMMANDS: usize = 64;
 
 /// Kernels this crate implements. Combinations for other kernels are ignored at start.
-pub const IMPLEMENTED_KERNELS: &[KernelId] = &[KernelId::C2, KernelId::C3, KernelId::C7];
+pub const IMPLEMENTED_KERNELS: &[KernelId] = &[
+    KernelId::C2,
+    KernelId::C3,
+    KernelId::C4,
+    KernelId::C5,
+    KernelId::C6,
+    KernelId::C7,
+];
 
 /// Errors in the caller's input to [`EntryPoint::start`] (not card errors: those are
 /// outcomes).
@@ -148,6 +155,7 @@ impl EntryPoint {
                 oda_records: Vec::new(),
                 remaining: Vec::new(),
                 torn_log: input.torn_log,
+                signed_objects: Vec::new(),
             },
             state: Some(State::Start),
             assembler: Assembler::default(),
@@ -243,6 +251,8 @@ pub(crate) struct Ctx {
     pub remaining: Vec<Candidate>,
     /// The caller's torn transaction log (kernel 2).
     pub torn_log: Vec<crate::torn::TornRecord>,
+    /// Kernel 6: the GPO response objects a signed offline approval covers.
+    pub signed_objects: Vec<u8>,
 }
 
 impl Ctx {
@@ -555,7 +565,7 @@ impl FinalSelect {
         // Start D: kernel activation (§3.4). Kernel 7 (UnionPay qPBOC) shares kernel 3's
         // state machine with its own rules where they differ.
         match kernel {
-            KernelId::C3 | KernelId::C7 => c3::activate(ctx),
+            KernelId::C3 | KernelId::C6 | KernelId::C7 => c3::activate(ctx),
             k if c2::is_gen_ac_kernel(k) => c2::activate(ctx),
             other => Transition::Finish(ctx.end_application(Reason::KernelNotSupported(other))),
         }

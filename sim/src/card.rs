@@ -90,6 +90,9 @@ pub enum Flow {
     Qvsdc,
     /// M/Chip and EMV mode: GPO gives AIP and AFL, GENERATE AC gives the cryptogram.
     Mchip,
+    /// Discover D-PAS (kernel 6): the cryptogram in the GPO response with the Card Processing
+    /// Requirements (9F71); an offline approval is signed (CDA over the GPO response).
+    Dpas,
 }
 
 /// Offline data authentication the card supports.
@@ -180,6 +183,9 @@ pub struct ApplicationProfile {
     pub aip: String,
     /// Card Transaction Qualifiers (9F6C), hex (qvsdc).
     pub ctq: Option<String>,
+    /// Card Processing Requirements (9F71), hex (dpas): byte 1 b8 online PIN, b7 signature
+    /// when a CVM is required.
+    pub cpr: Option<String>,
     /// Form factor indicator (9F6E), hex.
     pub form_factor: Option<String>,
     /// Cryptogram version: visa-10, visa-18, mastercard-16, mastercard-17, mastercard-20,
@@ -528,7 +534,7 @@ impl EmvCard {
         if a.flow == Flow::Mchip && cdol1_entries.is_empty() {
             return Err(err("application.cdol1", "an mchip card needs a CDOL1"));
         }
-        if a.flow == Flow::Qvsdc && pdol.is_none() {
+        if matches!(a.flow, Flow::Qvsdc | Flow::Dpas) && pdol.is_none() {
             return Err(err(
                 "application.pdol",
                 "a qvsdc card needs a PDOL with the TTQ",
@@ -972,6 +978,58 @@ impl EmvCard {
                     o.extend_from_slice(&self.gpo_extra);
                 });
             }
+            Flow::Dpas => {
+                let ttq = Self::dol_value(&self.pdol_entries, &data, t::TTQ, 4);
+                let online_required = ttq[1] & 0x80 != 0;
+                let cid = if self.app.decline {
+                    0x00
+                } else if self.app.offline && !online_required {
+                    0x40
+                } else {
+                    0x80
+                };
+                let iad = self.iad_for(cid >> 6, 0b10);
+                let ac_data = self.ac_data(&self.pdol_entries, &data, atc, &iad);
+                let ac = application_cryptogram(self.cvn, &self.mk_ac, &ac_data).unwrap_or([0; 8]);
+                self.last_ac = ac;
+                let cpr = self
+                    .app
+                    .cpr
+                    .as_deref()
+                    .and_then(|c| unhex(c).ok())
+                    .unwrap_or(vec![0x40, 0x00]);
+                let mut objs = Vec::new();
+                tlv::encode(t::AIP, &self.aip, &mut objs);
+                tlv::encode(t::AFL, &self.afl, &mut objs);
+                tlv::encode(t::ATC, &atc, &mut objs);
+                tlv::encode(t::CID, &[cid], &mut objs);
+                tlv::encode(t::IAD, &iad, &mut objs);
+                tlv::encode(Tag::new(0x9F71), &cpr, &mut objs);
+                // An offline approval carries its AC only inside a CDA-format signature whose
+                // transaction data hash covers the PDOL data and the other response objects.
+                let signed = (cid == 0x40 && self.app.oda == OdaMethod::Cda)
+                    .then(|| {
+                        let icc = self.icc_key.as_ref()?;
+                        let mut h = sha1::Sha1::new();
+                        sha1::Digest::update(&mut h, &data);
+                        sha1::Digest::update(&mut h, &objs);
+                        let tdhc: [u8; 20] = sha1::Digest::finalize(h).into();
+                        let mut dyn_data = vec![0x02, atc[0], atc[1], cid];
+                        dyn_data.extend_from_slice(&ac);
+                        dyn_data.extend_from_slice(&tdhc);
+                        let un =
+                            Self::dol_value(&self.pdol_entries, &data, t::UNPREDICTABLE_NUMBER, 4);
+                        Some(self.corrupt(emvpki::sdad(icc, &dyn_data, &un)))
+                    })
+                    .flatten();
+                tlv::encode_constructed(t::RESPONSE_FORMAT2, &mut out, |o| {
+                    o.extend_from_slice(&objs);
+                    match &signed {
+                        Some(sdad) => tlv::encode(t::SDAD, sdad, o),
+                        None => tlv::encode(t::APPLICATION_CRYPTOGRAM, &ac, o),
+                    }
+                });
+            }
         }
         Response::new(out, 0x9000)
     }
@@ -1018,6 +1076,18 @@ impl EmvCard {
         let ac_data = self.ac_data(&entries, &cmd.data, atc, &iad);
         let ac = application_cryptogram(self.cvn, &self.mk_ac, &ac_data).unwrap_or([0; 8]);
         self.last_ac = ac;
+        // A JCB card (kernel 5) chooses the CVM from the Terminal Interchange Profile and says
+        // so in the Cardholder Verification Status (9F50): signature when a CVM is required
+        // and the reader takes signatures, otherwise none.
+        let mut cv_status = Vec::new();
+        if self.app.kernel_id.as_deref() == Some("05") {
+            let tip = Self::dol_value(&self.pdol_entries, &self.pdol_data, Tag::new(0x9F53), 3);
+            let status = match tip[0] {
+                t if t & 0x80 != 0 && t & 0x40 != 0 => 0x10,
+                _ => 0x00,
+            };
+            tlv::encode(Tag::new(0x9F50), &[status], &mut cv_status);
+        }
         // Book 2 §6.6: no CDA signature on an AAC.
         let cda = cmd.p1 & 0x10 != 0
             && cid != 0x00
@@ -1031,6 +1101,7 @@ impl EmvCard {
             tlv::encode(t::CID, &[cid], &mut resp_objs);
             tlv::encode(t::ATC, &atc, &mut resp_objs);
             tlv::encode(t::IAD, &iad, &mut resp_objs);
+            resp_objs.extend_from_slice(&cv_status);
             let mut h = sha1::Sha1::new();
             sha1::Digest::update(&mut h, &self.pdol_data);
             sha1::Digest::update(&mut h, &self.cdol1_data);
@@ -1058,6 +1129,7 @@ impl EmvCard {
                 tlv::encode(t::ATC, &atc, o);
                 tlv::encode(t::APPLICATION_CRYPTOGRAM, &ac, o);
                 tlv::encode(t::IAD, &iad, o);
+                o.extend_from_slice(&cv_status);
             });
         }
         let resp = Response::new(out, 0x9000);

@@ -233,7 +233,20 @@ fn cda_signature_and_transaction_data_hash() {
 
 #[test]
 fn dda_internal_authenticate() {
-    let mut card = builtin_card("discover").unwrap().unwrap();
+    // A Discover-keyed card (65537 keys) in EMV mode with DDA.
+    let text = sim::card::builtin_profile_text("discover")
+        .unwrap()
+        .replace(
+            "flow = \"dpas\"",
+            "flow = \"mchip\"\ncdol1 = \"9F0206 9F3704\"",
+        )
+        .replace(
+            "pdol = \"9F6604 9F0206 9F0306 9F1A02 9505 5F2A02 9A03 9C01 9F3704\"",
+            "pdol = \"9F3501\"",
+        )
+        .replace("oda = \"cda\"", "oda = \"dda\"");
+    let mut card =
+        sim::card::EmvCard::from_profile(&sim::card::parse_profile("dda", &text).unwrap()).unwrap();
     select(&mut card, "A0000001523010");
     let g = gpo(&mut card, &h("22"));
     let mut gs = TagStore::new();

@@ -102,6 +102,25 @@ impl Default for Config {
                     ttq: None,
                     ..AidSection::default()
                 },
+                AidSection {
+                    aid: "A00000002501".into(),
+                    kernel: 4,
+                    ttq: None,
+                    ..AidSection::default()
+                },
+                AidSection {
+                    aid: "A0000000651010".into(),
+                    kernel: 5,
+                    ttq: None,
+                    ..AidSection::default()
+                },
+                // Discover D-PAS (and Diners, same RID) on kernel 6 with a TTQ.
+                AidSection {
+                    aid: "A0000001523010".into(),
+                    kernel: 6,
+                    ttq: Some("22004000".into()),
+                    ..AidSection::default()
+                },
             ],
             reader: ReaderSection::default(),
             capks: Vec::new(),

@@ -10,11 +10,7 @@ use std::process::Command;
 use serde_json::Value;
 
 /// (card, what is missing, today's outcome).
-const PENDING: &[(&str, &str, &str)] = &[
-    ("jcb", "kernel 5 (issue 6)", "end_application"),
-    ("amex", "kernel 4 (issue 6)", "end_application"),
-    ("discover", "kernel 6 (issue 6)", "end_application"),
-];
+const PENDING: &[(&str, &str, &str)] = &[];
 
 fn kassa(data: &Path, args: &[&str]) -> Value {
     let o = Command::new(env!("CARGO_BIN_EXE_kassa"))
@@ -36,7 +32,10 @@ fn floor_limit_config(dir: &Path) -> String {
         &p,
         "[[aids]]\naid = \"A0000000031010\"\nkernel = 3\nfloor_limit = \"20.00\"\n\
          [[aids]]\naid = \"A0000003330101\"\nkernel = 7\nttq = \"22004080\"\nfloor_limit = \"20.00\"\n\
-         [[aids]]\naid = \"A0000000041010\"\nkernel = 2\nfloor_limit = \"20.00\"\n",
+         [[aids]]\naid = \"A0000000041010\"\nkernel = 2\nfloor_limit = \"20.00\"\n\
+         [[aids]]\naid = \"A00000002501\"\nkernel = 4\nfloor_limit = \"20.00\"\n\
+         [[aids]]\naid = \"A0000000651010\"\nkernel = 5\nfloor_limit = \"20.00\"\n\
+         [[aids]]\naid = \"A0000001523010\"\nkernel = 6\nttq = \"22004000\"\nfloor_limit = \"20.00\"\n",
     )
     .unwrap();
     p.display().to_string()
@@ -368,4 +367,25 @@ fn mastercard_on_kernel_2() {
     );
     assert_eq!(j["outcome"], "declined");
     assert_eq!(j["kernel_ui"]["message_id"], "07");
+}
+
+/// Kernels 4, 5 and 6 through `kassa pay` with the default configuration.
+#[test]
+fn amex_jcb_and_discover_kernels() {
+    let dir = tempfile::tempdir().unwrap();
+    for (card, kernel, oda) in [
+        ("amex", "C-4", "cda_ok"),
+        ("jcb", "C-5", "cda_ok"),
+        ("discover", "C-6", "not_performed"),
+    ] {
+        let j = kassa(
+            dir.path(),
+            &["pay", "--amount", "60.00", "--card", card, "--json"],
+        );
+        assert_eq!(j["outcome"], "approved", "{card}: {}", j["reason"]);
+        assert_eq!(j["card"]["kernel"], kernel, "{card}");
+        assert_eq!(j["card"]["oda"], oda, "{card}");
+        // Over the CVM limit each ends with a signature (CVM list, 9F50, CPR).
+        assert_eq!(j["card"]["cvm"], "signature", "{card}");
+    }
 }
