@@ -307,3 +307,123 @@ fn discover_signs_its_offline_approvals() {
         (OutcomeKind::Declined, Oda::Failed(OdaMethod::Cda))
     );
 }
+
+/// Every response of a transaction, mangled in turn (status word, truncation, a flipped byte,
+/// no data, no answer), through every kernel: the kernel always reaches an outcome within its
+/// command budget, and never approves offline without offline data authentication succeeding.
+#[test]
+fn every_mangled_response_reaches_an_outcome() {
+    let mut cfg = terminal(2000);
+    let (base, _) = emv::testdata::terminal_and_input(0);
+    let mut extra = base.combinations.clone(); // Visa, kernel 3
+    extra[0].floor_limit = Some(2000);
+    cfg.combinations.extend(extra);
+    cfg.combinations.push(Combination {
+        aid: vec![0xA0, 0, 0, 0, 4, 0x10, 0x10],
+        kernel: KernelId::C2,
+        ttq: None,
+        ..cfg.combinations[0].clone()
+    });
+    cfg.combinations.push(Combination {
+        aid: vec![0xA0, 0, 0, 3, 0x33, 1, 1],
+        kernel: KernelId::C7,
+        ttq: Some([0x22, 0x00, 0x40, 0x80]),
+        ..cfg.combinations[0].clone()
+    });
+    let offline = |s: String| {
+        if s.contains("offline = true") {
+            s
+        } else {
+            s.replace("[keys]", "offline = true\n\n[keys]")
+        }
+    };
+    let mut runs = 0;
+    for name in [
+        "mastercard",
+        "amex",
+        "jcb",
+        "discover",
+        "visa-offline",
+        "unionpay",
+    ] {
+        let (o, sent) = tap(&cfg, 1234, &mut card(name, offline));
+        assert_eq!(o.kind, OutcomeKind::Approved, "{name} unmangled: {}", o.reason);
+        for at in 0..sent.len() {
+            for mutation in 0..7 {
+                let mut n = 0;
+                let mut c = Mutated {
+                    inner: card(name, offline),
+                    f: move |r: Vec<u8>| {
+                        n += 1;
+                        if n - 1 != at {
+                            return r;
+                        }
+                        let (data, sw) = r.split_at(r.len() - 2);
+                        match mutation {
+                            0 => vec![0x6F, 0x00],
+                            1 => [&data[..data.len() / 2], sw].concat(),
+                            2 => vec![0x90, 0x00],
+                            3 | 4 | 5 if !data.is_empty() => {
+                                let mut d = data.to_vec();
+                                let i = [1, d.len() / 2, d.len() - 1][mutation - 3];
+                                let last = d.len() - 1;
+                                d[i.min(last)] ^= 0x5A;
+                                [&d[..], sw].concat()
+                            }
+                            6 => Vec::new(),
+                            _ => r,
+                        }
+                    },
+                };
+                let o = run_lossy(&cfg, 1234, &mut c);
+                runs += 1;
+                if o.kind == OutcomeKind::Approved {
+                    assert!(
+                        matches!(o.oda, Oda::Succeeded(_)),
+                        "{name}: response {at} mutation {mutation} approved offline with {:?}",
+                        o.oda
+                    );
+                }
+            }
+        }
+    }
+    assert!(runs > 150, "{runs}");
+}
+
+/// A card whose n-th response a test rewrites.
+struct Mutated<F: FnMut(Vec<u8>) -> Vec<u8> + Send> {
+    inner: EmvCard,
+    f: F,
+}
+
+impl<F: FnMut(Vec<u8>) -> Vec<u8> + Send> VirtualCard for Mutated<F> {
+    fn uid(&self) -> Vec<u8> {
+        self.inner.uid()
+    }
+    fn process(&mut self, capdu: &[u8]) -> Vec<u8> {
+        let r = self.inner.process(capdu);
+        (self.f)(r)
+    }
+}
+
+/// Like [`run`], with an empty answer reported as the card lost.
+fn run_lossy(config: &TerminalConfig, amount: u64, card: &mut dyn VirtualCard) -> Outcome {
+    let mut input = emv::testdata::terminal_and_input(amount).1;
+    input.unpredictable_number = [0x0A, 0x0B, 0x0C, 0x0D];
+    let mut txn = EntryPoint::new(config).start(input).unwrap();
+    let mut step = txn.begin();
+    for _ in 0..100 {
+        match step {
+            Step::Transmit(cmd) => {
+                let r = card.process(&cmd.to_bytes().unwrap());
+                step = if r.is_empty() {
+                    txn.on_card_lost()
+                } else {
+                    txn.on_response(&r)
+                };
+            }
+            Step::Outcome(o) => return *o,
+        }
+    }
+    panic!("the kernel did not finish");
+}
