@@ -363,7 +363,7 @@ fn every_mangled_response_reaches_an_outcome() {
                             0 => vec![0x6F, 0x00],
                             1 => [&data[..data.len() / 2], sw].concat(),
                             2 => vec![0x90, 0x00],
-                            3 | 4 | 5 if !data.is_empty() => {
+                            3..=5 if !data.is_empty() => {
                                 let mut d = data.to_vec();
                                 let i = [1, d.len() / 2, d.len() - 1][mutation - 3];
                                 let last = d.len() - 1;
