@@ -147,7 +147,8 @@ pub struct HostConfig {
 }
 
 /// What happened to a request, as the ledger keeps it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EntryStatus {
     /// Approved (or advised).
     Approved,
@@ -162,7 +163,7 @@ pub enum EntryStatus {
 }
 
 /// One request as the host saw it. The PAN is masked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LedgerEntry {
     /// Request MTI.
     pub mti: u16,
@@ -214,6 +215,29 @@ struct Shared {
     cfg: HostConfig,
     state: Arc<Mutex<State>>,
     sequence: AtomicU32,
+    /// Where the ledger is kept across restarts, if anywhere.
+    ledger_file: Option<std::path::PathBuf>,
+}
+
+/// Reads a ledger file written by a simulator started with a ledger file. A missing file is an
+/// empty ledger.
+pub fn read_ledger(path: &std::path::Path) -> std::io::Result<Vec<LedgerEntry>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes the ledger atomically (a temporary file, then rename): a reader never sees half of
+/// it, and a simulator killed mid-write keeps the previous version.
+fn write_ledger(path: &std::path::Path, ledger: &[LedgerEntry]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let json = serde_json::to_vec_pretty(ledger)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    std::fs::write(&tmp, json)?;
+    std::fs::rename(&tmp, path)
 }
 
 impl HostSim {
@@ -224,10 +248,29 @@ impl HostSim {
         tls: ServerConfig,
         cfg: HostConfig,
     ) -> std::io::Result<HostSim> {
+        Self::start_with_ledger(listen, tls, cfg, None).await
+    }
+
+    /// [`start`](Self::start), keeping the ledger in `ledger_file` (JSON, rewritten after
+    /// every request; an existing file is loaded first, so a restarted simulator remembers
+    /// what it approved, reversed and was advised of).
+    pub async fn start_with_ledger(
+        listen: &str,
+        tls: ServerConfig,
+        cfg: HostConfig,
+        ledger_file: Option<std::path::PathBuf>,
+    ) -> std::io::Result<HostSim> {
+        let ledger = match &ledger_file {
+            Some(p) => read_ledger(p)?,
+            None => Vec::new(),
+        };
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let acceptor = TlsAcceptor::from(Arc::new(tls));
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State {
+            ledger,
+            ..State::default()
+        }));
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_micros())
@@ -237,6 +280,7 @@ impl HostSim {
             cfg,
             state: state.clone(),
             sequence: AtomicU32::new(seed),
+            ledger_file,
         });
         let task = tokio::spawn(async move {
             loop {
@@ -309,6 +353,15 @@ async fn serve(tcp: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) -> st
             }
         };
         let d = decide(&request, &shared);
+        if let Some(path) = &shared.ledger_file {
+            let state = match shared.state.lock() {
+                Ok(s) => s,
+                Err(p) => p.into_inner(),
+            };
+            if let Err(e) = write_ledger(path, &state.ledger) {
+                tracing::warn!(error = %e, path = %path.display(), "ledger not written");
+            }
+        }
         if !d.delay.is_zero() {
             tokio::time::sleep(d.delay).await;
         }

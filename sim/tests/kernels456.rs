@@ -347,7 +347,12 @@ fn every_mangled_response_reaches_an_outcome() {
         "unionpay",
     ] {
         let (o, sent) = tap(&cfg, 1234, &mut card(name, offline));
-        assert_eq!(o.kind, OutcomeKind::Approved, "{name} unmangled: {}", o.reason);
+        assert_eq!(
+            o.kind,
+            OutcomeKind::Approved,
+            "{name} unmangled: {}",
+            o.reason
+        );
         for at in 0..sent.len() {
             for mutation in 0..7 {
                 let mut n = 0;

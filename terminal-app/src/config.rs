@@ -179,7 +179,10 @@ impl Default for TerminalSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AcquirerSection {
-    /// `host:port` of the acquirer. Ignored in emulator mode, which starts its own host.
+    /// Start the built-in acquirer/issuer simulator in-process (emulator mode). False: connect
+    /// to `address` (a real acquirer, or a separate `kassa host-sim`).
+    pub simulator: bool,
+    /// `host:port` of the acquirer. Ignored while `simulator` is true.
     pub address: String,
     /// Name the host certificate must carry.
     pub server_name: String,
@@ -202,6 +205,7 @@ pub struct AcquirerSection {
 impl Default for AcquirerSection {
     fn default() -> Self {
         AcquirerSection {
+            simulator: true,
             address: "127.0.0.1:8583".into(),
             server_name: "127.0.0.1".into(),
             dialect: "bcd87".into(),

@@ -67,6 +67,8 @@ pub struct EmulatorEnv {
     /// The virtual card profiles.
     pub profiles: Vec<Profile>,
     fault: Option<Fault>,
+    /// Talking to an acquirer outside this process (`[acquirer] simulator = false`).
+    external: bool,
 }
 
 impl std::fmt::Debug for EmulatorEnv {
@@ -108,6 +110,8 @@ impl EmulatorEnv {
             rules,
         };
         let (host, host_address) = match fault {
+            // An external acquirer or `kassa host-sim` process: no simulator here.
+            _ if !cfg.acquirer.simulator => (None, cfg.acquirer.address.clone()),
             Some(Fault::HostDown) => {
                 // A port that was free a moment ago and has nobody listening now.
                 let l = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -141,6 +145,7 @@ impl EmulatorEnv {
             host_address,
             profiles,
             fault,
+            external: !cfg.acquirer.simulator,
         })
     }
 
@@ -148,17 +153,45 @@ impl EmulatorEnv {
     pub fn link(&self, cfg: &Config) -> anyhow::Result<Link> {
         let dialect =
             acquirer::iso8583::dialect(&cfg.acquirer.dialect).context("acquirer.dialect")?;
+        let creds = if self.external {
+            self.external_credentials(cfg)?
+        } else {
+            self.pki.terminal_credentials()
+        };
         Ok(Link::new(
             LinkConfig {
                 address: self.host_address.clone(),
-                server_name: "127.0.0.1".into(),
+                server_name: if self.external {
+                    cfg.acquirer.server_name.clone()
+                } else {
+                    "127.0.0.1".into()
+                },
                 connect_timeout: Duration::from_millis(cfg.acquirer.connect_timeout_ms),
                 response_timeout: Duration::from_millis(cfg.acquirer.response_timeout_ms),
                 dialect,
                 allow_tls12: cfg.acquirer.allow_tls12,
             },
-            &self.pki.terminal_credentials(),
+            &creds,
         )?)
+    }
+
+    /// The terminal's credentials for an external acquirer: `[acquirer] ca`, `certificate`,
+    /// `key` where given, else the data directory's PKI.
+    fn external_credentials(&self, cfg: &Config) -> anyhow::Result<acquirer::Credentials> {
+        let own = self.pki.terminal_credentials();
+        let read = |p: &Option<std::path::PathBuf>, fallback: Vec<u8>| -> anyhow::Result<Vec<u8>> {
+            match p {
+                Some(path) => {
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+                }
+                None => Ok(fallback),
+            }
+        };
+        Ok(acquirer::Credentials {
+            ca_pem: read(&cfg.acquirer.ca, own.ca_pem.clone())?,
+            cert_pem: read(&cfg.acquirer.certificate, own.cert_pem.clone())?,
+            key_pem: zeroize::Zeroizing::new(read(&cfg.acquirer.key, own.key_pem.to_vec())?),
+        })
     }
 
     /// A fresh virtual card by name, with the environment's card fault applied.

@@ -137,6 +137,9 @@ enum Command {
         /// Also know the issuer keys of these card profiles.
         #[arg(long, value_name = "PATH")]
         card_file: Vec<PathBuf>,
+        /// Keep the ledger in FILE (JSON, rewritten after every request, loaded at start).
+        #[arg(long, value_name = "FILE")]
+        ledger: Option<PathBuf>,
     },
     /// Measure: `kassa bench host` (authorization round trips and simulator throughput).
     Bench {
@@ -416,6 +419,7 @@ fn host_sim(
     dialect: &str,
     for_secs: Option<u64>,
     card_files: &[PathBuf],
+    ledger_file: Option<PathBuf>,
 ) -> anyhow::Result<u8> {
     let Some(dialect) = acquirer::iso8583::dialect(dialect) else {
         eprintln!("kassa host-sim: unknown dialect {dialect:?} (bcd87, ascii87)");
@@ -448,7 +452,7 @@ fn host_sim(
     let rt = runtime()?;
     rt.block_on(async {
         let tls = pki.host_server_config(&pki.ca_cert)?;
-        let host = sim::HostSim::start(
+        let host = sim::HostSim::start_with_ledger(
             listen,
             tls,
             sim::HostConfig {
@@ -457,6 +461,7 @@ fn host_sim(
                 fault: None,
                 rules,
             },
+            ledger_file,
         )
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -554,6 +559,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             ref dialect,
             for_secs,
             ref card_file,
+            ref ledger,
         } => {
             return host_sim(
                 listen,
@@ -562,6 +568,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 dialect,
                 for_secs,
                 card_file,
+                ledger.clone(),
             );
         }
         _ => {}
