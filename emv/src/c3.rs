@@ -8,7 +8,7 @@
 //! an AAC. The checks it performs leave their TVR/TSI bits (Book 3 Annex C5/C6) in the data
 //! and in field 55.
 //!
-//! Not yet here: Visa's "ODA for online" fDDA, issuer update processing, MSD.
+//! Not yet here: issuer update processing, MSD.
 
 use crate::apdu::{Command, Response};
 use crate::card::{Pan, Track2};
@@ -541,8 +541,7 @@ fn decide(ctx: &Ctx) -> Outcome {
         // AAC (or the RFU value): declined.
         0x00 => decline(Reason::CardDeclined, Oda::NotPerformed),
         0xC0 => decline(Reason::BadData(t::CID), Oda::NotPerformed),
-        // ARQC: online. (fDDA on online transactions belongs to Visa's separate "ODA for
-        // online" rules, not to base C-3; a 9F4B next to an ARQC is not verified.) Kernel 7
+        // ARQC: online (with Visa's ODA for online authorisations below). Kernel 7
         // checks the expiry date for every cryptogram type: an expired card goes online only
         // when the card asks for it.
         0x80 if ctx.kernel() == crate::card::KernelId::C7
@@ -551,10 +550,30 @@ fn decide(ctx: &Ctx) -> Outcome {
         {
             decline(Reason::Expired, Oda::NotPerformed)
         }
-        0x80 => match choose_cvm(ctx, true) {
-            Some(cvm) => online(cvm, Oda::NotPerformed, Reason::None),
-            None => decline(Reason::CvmNotPossible, Oda::NotPerformed),
-        },
+        0x80 => {
+            // Visa "ODA for Online Authorisations" (TTQ byte 1 bit 1, Book C-3 Annex A;
+            // VCPS): a reader that sets it verifies the fDDA signature a card returns next
+            // to its ARQC, and declines when it fails rather than sending a card that
+            // failed authentication to the issuer. Other kernels here (C-6, C-7) and
+            // readers without the bit leave a 9F4B next to an ARQC unverified.
+            let mut oda = Oda::NotPerformed;
+            if ctx.kernel() == crate::card::KernelId::C3 && ttq[0] & 0x01 != 0 {
+                match fdda(ctx) {
+                    Ok(Some(())) => oda = Oda::Succeeded(OdaMethod::Fdda),
+                    Ok(None) => {}
+                    Err(e) => {
+                        return decline(
+                            Reason::OdaFailed(e.to_string()),
+                            Oda::Failed(OdaMethod::Fdda),
+                        );
+                    }
+                }
+            }
+            match choose_cvm(ctx, true) {
+                Some(cvm) => online(cvm, oda, Reason::None),
+                None => decline(Reason::CvmNotPossible, oda),
+            }
+        }
         // TC: offline approval, if processing restrictions and fDDA allow it.
         _ => {
             // Book C-3 §5.5 (processing restrictions, for a TC): an expired or absent

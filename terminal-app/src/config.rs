@@ -271,7 +271,7 @@ impl Default for AidSection {
             contactless_limit: Some("1000.00".into()),
             floor_limit: Some("0.00".into()),
             cvm_limit: Some("50.00".into()),
-            ttq: Some("22004000".into()),
+            ttq: Some("23004000".into()),
             zero_amount_allowed: false,
             status_check: false,
             extended_selection: true,
