@@ -78,6 +78,14 @@ pub fn tdes_encrypt(key: &Key16, block: [u8; 8]) -> [u8; 8] {
     b.into()
 }
 
+/// Two-key triple DES decryption (EDE) of one block.
+pub fn tdes_decrypt(key: &Key16, block: [u8; 8]) -> [u8; 8] {
+    let c = TdesEde2::new(&key.0.into());
+    let mut b = Block::<TdesEde2>::from(block);
+    c.decrypt_block(&mut b);
+    b.into()
+}
+
 /// Sets odd parity on every byte of a DES key (Book 2 A1.4.1 step 3).
 pub fn set_odd_parity(key: &mut [u8]) {
     for b in key {

@@ -80,6 +80,9 @@ pub struct CardProfile {
     pub language: String,
     /// Initial application transaction counter.
     pub atc: u16,
+    /// Offline PIN (4 to 12 digits), for VERIFY and the issuer's PIN CHANGE script. Test
+    /// data only; held zeroizing in the card.
+    pub pin: Option<String>,
 }
 
 /// How the card runs a transaction.
@@ -234,6 +237,11 @@ pub struct KeyProfile {
     pub issuer_key: Option<String>,
     /// ICC RSA key (name of a file in sim/keys/), for DDA, fDDA and CDA.
     pub icc_key: Option<String>,
+    /// Issuer master key for secure messaging integrity (IMK-SMI), 32 hex digits: issuer
+    /// script commands must carry a MAC under the derived key (see [`crate::script`]).
+    pub imk_smi: Option<String>,
+    /// Issuer master key for secure messaging confidentiality (IMK-SMC), 32 hex digits.
+    pub imk_smc: Option<String>,
 }
 
 /// A profile that cannot become a card.
@@ -424,6 +432,9 @@ enum Selected {
     Application,
 }
 
+/// PIN Try Limit: the PIN try counter after a correct PIN or an unblock.
+const PIN_TRY_LIMIT: u8 = 3;
+
 /// A virtual card.
 pub struct EmvCard {
     name: String,
@@ -442,6 +453,11 @@ pub struct EmvCard {
     cvn: Cvn,
     iad_template: Vec<u8>,
     mk_ac: Key16,
+    /// Secure-messaging master keys, when the profile has IMK-SMI and IMK-SMC.
+    sm_keys: Option<crate::script::SmKeys>,
+    /// Offline PIN and its try counter (9F17).
+    pin: Option<zeroize::Zeroizing<String>>,
+    pin_tries: u8,
     icc_key: Option<RsaKey>,
     atc: u16,
     uid: Vec<u8>,
@@ -581,6 +597,30 @@ impl EmvCard {
             let mut k = *mk_ac.expose();
             k[15] ^= 0x02;
             mk_ac = Key16::new(k);
+        }
+        let sm_key = |field: &str, v: &Option<String>| -> Result<Option<Key16>, ProfileError> {
+            v.as_deref()
+                .map(|x| {
+                    let imk =
+                        Key16::from_hex(x).ok_or_else(|| err(field, "must be 32 hex digits"))?;
+                    derive_icc_master_key(&imk, &c.pan, c.psn)
+                        .ok_or_else(|| err("card.pan", "must be digits"))
+                })
+                .transpose()
+        };
+        let sm_keys = match (
+            sm_key("keys.imk_smi", &p.keys.imk_smi)?,
+            sm_key("keys.imk_smc", &p.keys.imk_smc)?,
+        ) {
+            (Some(mk_smi), Some(mk_smc)) => Some(crate::script::SmKeys { mk_smi, mk_smc }),
+            (None, None) => None,
+            (None, Some(_)) => return Err(err("keys.imk_smi", "is needed with keys.imk_smc")),
+            (Some(_), None) => return Err(err("keys.imk_smc", "is needed with keys.imk_smi")),
+        };
+        if let Some(pin) = &c.pin
+            && crate::script::pin_block(pin).is_err()
+        {
+            return Err(err("card.pin", "must be 4 to 12 digits"));
         }
         let expiry = hex_field(name, "card.expiry", &c.expiry)?;
         if emv::util::Date::from_bcd(&expiry).is_none() {
@@ -745,6 +785,9 @@ impl EmvCard {
             cvn,
             iad_template,
             mk_ac,
+            sm_keys,
+            pin: c.pin.clone().map(zeroize::Zeroizing::new),
+            pin_tries: PIN_TRY_LIMIT,
             icc_key,
             atc: c.atc,
             uid,
@@ -1197,7 +1240,7 @@ impl EmvCard {
         let value = match tag.raw() {
             0x9F36 => self.atc.to_be_bytes().to_vec(),
             0x9F13 => self.atc.saturating_sub(1).to_be_bytes().to_vec(),
-            0x9F17 => vec![3],
+            0x9F17 => vec![self.pin_tries],
             0x9F4F => vec![
                 0x9A, 0x03, 0x9F, 0x21, 0x03, 0x9F, 0x02, 0x06, 0x5F, 0x2A, 0x02, 0x9F, 0x36, 0x02,
             ],
@@ -1206,6 +1249,65 @@ impl EmvCard {
         let mut out = Vec::new();
         tlv::encode(tag, &value, &mut out);
         Response::new(out, 0x9000)
+    }
+
+    /// VERIFY with a plaintext PIN (Book 3 §6.5.12, P2 = 80): 9000, 63Cx with the tries
+    /// left, 6983 when the try counter is exhausted.
+    fn verify_pin(&mut self, cmd: &Command) -> Response {
+        let Some(pin) = &self.pin else {
+            return Response::new(vec![], 0x6A81);
+        };
+        if cmd.p2 != 0x80 || cmd.data.len() != 8 {
+            return Response::new(vec![], 0x6A86);
+        }
+        if self.pin_tries == 0 {
+            return Response::new(vec![], 0x6983);
+        }
+        let ok = crate::script::pin_block(pin).is_ok_and(|b| b[..] == cmd.data[..]);
+        if ok {
+            self.pin_tries = PIN_TRY_LIMIT;
+            Response::new(vec![], 0x9000)
+        } else {
+            self.pin_tries -= 1;
+            Response::new(vec![], 0x63C0 | u16::from(self.pin_tries))
+        }
+    }
+
+    /// Issuer script commands with secure messaging (Book 3 §6.5; Book 2 §9): only inside a
+    /// transaction that produced a cryptogram, and only with a MAC over that transaction's
+    /// ATC and cryptogram (6988 otherwise).
+    fn issuer_script(&mut self, cmd: &Command) -> Response {
+        let Some(keys) = &self.sm_keys else {
+            return Response::new(vec![], 0x6D00);
+        };
+        if self.selected != Selected::Application || self.last_ac == [0; 8] {
+            return Response::new(vec![], 0x6985);
+        }
+        let ctx = crate::script::ScriptContext {
+            atc: self.atc.to_be_bytes(),
+            ac: self.last_ac,
+        };
+        let header = [cmd.cla, cmd.ins, cmd.p1, cmd.p2];
+        match crate::script::open_script_command(header, &cmd.data, keys, &ctx) {
+            Err(crate::script::ScriptError::BadMac) => Response::new(vec![], 0x6988),
+            Err(_) => Response::new(vec![], 0x6700),
+            Ok(new_pin) => {
+                match (cmd.ins, cmd.p2) {
+                    (0x1E, _) => self.app.status = AppStatus::Blocked,
+                    (0x18, _) => self.app.status = AppStatus::Active,
+                    (0x24, 0x00) => self.pin_tries = PIN_TRY_LIMIT,
+                    (0x24, 0x02) => {
+                        if self.pin.is_none() {
+                            return Response::new(vec![], 0x6A81);
+                        }
+                        self.pin = new_pin;
+                        self.pin_tries = PIN_TRY_LIMIT;
+                    }
+                    _ => return Response::new(vec![], 0x6A86),
+                }
+                Response::new(vec![], 0x9000)
+            }
+        }
     }
 
     fn handle(&mut self, cmd: &Command) -> Response {
@@ -1220,6 +1322,8 @@ impl EmvCard {
                         return Response::new(vec![], 0x6A81);
                     }
                     self.selected = Selected::Application;
+                    // A new transaction: scripts need its own cryptogram.
+                    self.last_ac = [0; 8];
                     Response::new(self.adf_fci(), 0x9000)
                 } else {
                     self.selected = Selected::Nothing;
@@ -1249,7 +1353,9 @@ impl EmvCard {
             (0x80, 0xD0) => self.recover_ac(cmd),
             (0x00, 0x88) => self.internal_authenticate(cmd),
             (0x80, 0xCA) => self.get_data(cmd),
-            (0x00 | 0x80, _) => Response::new(vec![], 0x6D00),
+            (0x00, 0x20) => self.verify_pin(cmd),
+            (0x84, 0x1E | 0x18 | 0x24) => self.issuer_script(cmd),
+            (0x00 | 0x80 | 0x84, _) => Response::new(vec![], 0x6D00),
             _ => Response::new(vec![], 0x6E00),
         }
     }

@@ -10,6 +10,7 @@ pub mod host;
 pub mod keys;
 pub mod pki;
 pub mod rsa;
+pub mod script;
 pub mod transport;
 
 pub use card::{CardFault, EmvCard, Profile, builtin_card, builtin_profiles};

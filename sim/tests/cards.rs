@@ -273,3 +273,83 @@ fn dda_internal_authenticate() {
     );
     assert!(oda::verify_sdad(&RustCrypto, &icc, &sdad, &h("12345679")).is_err());
 }
+
+/// Issuer scripts with secure messaging (Book 2 §9, Book 3 §6.5): the issuer side builds the
+/// commands from IMK-SMI/IMK-SMC, the card derives its own keys from the same IMKs and checks
+/// the MAC over the transaction's ATC and ARQC.
+#[test]
+fn issuer_scripts_with_secure_messaging() {
+    use emv::crypto::{Key16, derive_icc_master_key};
+    use sim::script::{ScriptCommand, ScriptContext, SmKeys, build_script_command, pin_block};
+    use zeroize::Zeroizing;
+
+    let mut card = builtin_card("visa").unwrap().unwrap();
+    let keys = SmKeys {
+        mk_smi: derive_icc_master_key(
+            &Key16::from_hex("89ABCDEF0123456776543210FEDCBA98").unwrap(),
+            "4761739001010119",
+            1,
+        )
+        .unwrap(),
+        mk_smc: derive_icc_master_key(
+            &Key16::from_hex("76543210FEDCBA9889ABCDEF01234567").unwrap(),
+            "4761739001010119",
+            1,
+        )
+        .unwrap(),
+    };
+    let verify = |card: &mut dyn VirtualCard, pin: &str| {
+        let mut c = h("0020008008");
+        c.extend_from_slice(&pin_block(pin).unwrap()[..]);
+        let r = card.process(&c);
+        u16::from_be_bytes([r[r.len() - 2], r[r.len() - 1]])
+    };
+    // Three wrong PINs block the PIN; the right one is then refused too.
+    assert_eq!(verify(&mut card, "9999"), 0x63C2);
+    assert_eq!(verify(&mut card, "9999"), 0x63C1);
+    assert_eq!(verify(&mut card, "9999"), 0x63C0);
+    assert_eq!(verify(&mut card, "1234"), 0x6983);
+
+    // Outside a transaction a script is refused.
+    select(&mut card, "A0000000031010");
+    let sw = |r: Vec<u8>| u16::from_be_bytes([r[r.len() - 2], r[r.len() - 1]]);
+    let ctx0 = ScriptContext {
+        atc: [0, 1],
+        ac: [0; 8],
+    };
+    let cmd = build_script_command(&ScriptCommand::PinUnblock, &keys, &ctx0).unwrap();
+    assert_eq!(sw(card.process(&cmd)), 0x6985);
+
+    // An online transaction: the ARQC comes with the GPO response.
+    let r = gpo(&mut card, &visa_pdol_data("22004000"));
+    let ctx = ScriptContext {
+        atc: tlv::find(&r, t::ATC).unwrap().unwrap().try_into().unwrap(),
+        ac: tlv::find(&r, t::APPLICATION_CRYPTOGRAM)
+            .unwrap()
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    };
+    // A MAC for another transaction, or with one bit changed: 6988, nothing changes.
+    let stale = ScriptContext { atc: [0, 1], ..ctx };
+    let cmd = build_script_command(&ScriptCommand::PinUnblock, &keys, &stale).unwrap();
+    assert_eq!(sw(card.process(&cmd)), 0x6988);
+    let mut cmd = build_script_command(&ScriptCommand::PinUnblock, &keys, &ctx).unwrap();
+    let last = cmd.len() - 1;
+    cmd[last] ^= 0x80;
+    assert_eq!(sw(card.process(&cmd)), 0x6988);
+    assert_eq!(ok(card.process(&h("80CA9F1700"))), h("9F170100"));
+    // PIN unblock, then a PIN change enciphered under SMC.
+    let cmd = build_script_command(&ScriptCommand::PinUnblock, &keys, &ctx).unwrap();
+    assert_eq!(sw(card.process(&cmd)), 0x9000);
+    assert_eq!(ok(card.process(&h("80CA9F1700"))), h("9F170103"));
+    let change = ScriptCommand::PinChange(Zeroizing::new("24680".into()));
+    let cmd = build_script_command(&change, &keys, &ctx).unwrap();
+    assert_eq!(sw(card.process(&cmd)), 0x9000);
+    assert_eq!(verify(&mut card, "1234"), 0x63C2);
+    assert_eq!(verify(&mut card, "24680"), 0x9000);
+    // Application block: the next SELECT answers 6A81.
+    let cmd = build_script_command(&ScriptCommand::ApplicationBlock, &keys, &ctx).unwrap();
+    assert_eq!(sw(card.process(&cmd)), 0x9000);
+    assert_eq!(sw(card.process(&h("00A4040007A000000003101000"))), 0x6A81);
+}
