@@ -416,7 +416,14 @@ fn oda_for_online_authorisations() {
     assert_eq!(good["emv"]["tsi"], "8000");
     let bad = kassa(
         dir.path(),
-        &["pay", "--amount", "12.34", "--card", "visa-badsig", "--json"],
+        &[
+            "pay",
+            "--amount",
+            "12.34",
+            "--card",
+            "visa-badsig",
+            "--json",
+        ],
     );
     assert_eq!(bad["outcome"], "declined");
     assert_eq!(bad["card"]["oda"], "fdda_failed");
