@@ -25,6 +25,26 @@ impl ProcessingCode {
     }
 }
 
+/// POS condition code (ISO 8583:1987 field 25).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PosCondition {
+    /// 00: normal presentment.
+    #[default]
+    Normal,
+    /// 06: pre-authorization request (the amount is held, a completion settles it).
+    PreAuthorization,
+}
+
+impl PosCondition {
+    /// Field 25.
+    pub fn field25(self) -> &'static str {
+        match self {
+            PosCondition::Normal => "00",
+            PosCondition::PreAuthorization => "06",
+        }
+    }
+}
+
 /// An authorization request (MTI 0100) from a contactless chip transaction.
 ///
 /// `Debug` never shows the PAN in full, nor track 2 or the expiry.
@@ -51,6 +71,8 @@ pub struct AuthorizationRequest {
     pub pos_entry_mode: String,
     /// Card sequence number (field 23).
     pub psn: Option<u8>,
+    /// POS condition code (field 25).
+    pub pos_condition: PosCondition,
     /// Track 2 equivalent, digits with `=` (field 35).
     pub track2: Option<Zeroizing<String>>,
     /// Terminal ID, 8 characters (field 41).
@@ -132,7 +154,7 @@ impl AuthorizationRequest {
         if let Some(psn) = self.psn {
             m.set_str(23, &format!("{psn:03}"));
         }
-        m.set_str(25, "00");
+        m.set_str(25, self.pos_condition.field25());
         if let Some(t2) = &self.track2 {
             m.set_str(35, t2);
         }
@@ -223,6 +245,28 @@ pub fn advice(original: &Message, auth_code: &str, repeat: bool) -> Message {
     let mut m = original.clone();
     m.mti = if repeat { 221 } else { 220 };
     m.set_str(38, auth_code);
+    m
+}
+
+/// The completion (0220) of a pre-authorization (ISO 8583:1987 §4.3.8, as acquirers use it
+/// for hotels and car hire): the pre-authorization's card, terminal and EMV fields, a new STAN
+/// and transmission time, the final amount, the pre-authorization's approval code in field 38
+/// and field 90 naming it. No card is present: the host settles the final amount against the
+/// hold.
+pub fn completion(
+    preauth: &Message,
+    auth_code: &str,
+    amount_minor: u64,
+    stan: u32,
+    transmission: &str,
+) -> Message {
+    let mut m = preauth.clone();
+    m.mti = 220;
+    m.set_str(4, &format!("{amount_minor:012}"))
+        .set_str(7, transmission)
+        .set_str(11, &format!("{:06}", stan % 1_000_000))
+        .set_str(38, auth_code)
+        .set_str(90, &original_data_elements(preauth));
     m
 }
 
@@ -371,6 +415,11 @@ pub fn response_text(code: &str) -> &'static str {
         "95" => "Reconcile error",
         "94" => "Duplicate transmission",
         "96" => "System malfunction",
+        // EMV authorisation response codes the terminal sets itself (Book 4 §A6).
+        "Y1" => "Offline approved",
+        "Y3" => "Approved offline, host unreachable",
+        "Z1" => "Offline declined",
+        "Z3" => "Declined offline, host unreachable",
         _ => "Declined",
     }
 }
@@ -391,6 +440,7 @@ mod tests {
             expiry_yymm: Some(Zeroizing::new("3012".into())),
             pos_entry_mode: "072".into(),
             psn: Some(1),
+            pos_condition: PosCondition::Normal,
             track2: Some(Zeroizing::new("4761739001010119=30122011234567899".into())),
             terminal_id: "KASSA001".into(),
             merchant_id: "KASSA-DEMO".into(),
@@ -463,6 +513,29 @@ mod tests {
         assert_eq!(action("51"), Action::InsufficientFunds);
         assert_eq!(action("96"), Action::TryLater);
         assert_eq!(action("05"), Action::Decline);
+    }
+
+    #[test]
+    fn preauthorization_and_completion() {
+        let mut r = req();
+        r.pos_condition = PosCondition::PreAuthorization;
+        let pre = r.to_message().unwrap();
+        assert_eq!(pre.get_str(25).unwrap(), "06");
+        let c = completion(&pre, "AB12CD", 15000, 43, "1130093000");
+        assert_eq!(c.mti, 220);
+        assert_eq!(c.get_str(4).unwrap(), "000000015000");
+        assert_eq!(c.get_str(11).unwrap(), "000043");
+        assert_eq!(c.get_str(7).unwrap(), "1130093000");
+        assert_eq!(c.get_str(38).unwrap(), "AB12CD");
+        assert_eq!(c.get_str(25).unwrap(), "06");
+        // Field 90 names the pre-authorization: 0100, its STAN 000042, its time.
+        assert_eq!(
+            c.get_str(90).unwrap(),
+            "010000004211291200000000000000000000000000"
+        );
+        let bytes = c.encode(&crate::iso8583::BCD87).unwrap();
+        let back = Message::decode(&bytes, &crate::iso8583::BCD87).unwrap();
+        assert_eq!(back.get_str(90), c.get_str(90));
     }
 
     #[test]

@@ -42,6 +42,7 @@ fn request(o: &Outcome, amount: u64, stan: u32) -> AuthorizationRequest {
         expiry_yymm: card.expiry_yymm.clone().map(Zeroizing::new),
         pos_entry_mode: "072".into(),
         psn: card.psn,
+        pos_condition: acquirer::messages::PosCondition::Normal,
         track2: Some(Zeroizing::new(track2.expose_digits(true))),
         terminal_id: "KASSA001".into(),
         merchant_id: "KASSA-DEMO".into(),
