@@ -178,6 +178,14 @@ impl Message {
         self.set(n, value.as_bytes().to_vec())
     }
 
+    /// Removes field `n` (its bytes are overwritten first).
+    pub fn remove(&mut self, n: u8) -> &mut Self {
+        if let Some(mut v) = self.fields.remove(&n) {
+            zeroize::Zeroize::zeroize(&mut v);
+        }
+        self
+    }
+
     /// Field `n`'s value.
     pub fn get(&self, n: u8) -> Option<&[u8]> {
         self.fields.get(&n).map(Vec::as_slice)

@@ -187,6 +187,12 @@ pub struct LedgerEntry {
     pub reason: String,
     /// True once included in a reconciled batch.
     pub settled: bool,
+    /// A pre-authorization (0100 with POS condition code 06): funds held, not settled itself.
+    #[serde(default)]
+    pub preauth: bool,
+    /// A pre-authorization a completion (0220 naming it in field 90) has settled.
+    #[serde(default)]
+    pub completed: bool,
 }
 
 /// A running host simulator.
@@ -492,6 +498,8 @@ fn decide(req: &Message, shared: &Shared) -> Decision {
         status: EntryStatus::Administrative,
         reason: String::new(),
         settled: false,
+        preauth: matches!(req.mti, 100 | 200) && req.get_str(25).as_deref() == Some("06"),
+        completed: false,
     };
     let mut state = match shared.state.lock() {
         Ok(s) => s,
@@ -641,7 +649,38 @@ fn decide(req: &Message, shared: &Shared) -> Decision {
                     Vec::new(),
                 )
             } else {
-                ("00".into(), "advice recorded".to_string(), Vec::new())
+                // A completion names its pre-authorization in field 90: the hold is released
+                // and the completed amount charged instead.
+                let original = req
+                    .get_str(90)
+                    .and_then(|f| f.get(4..10).map(str::to_string));
+                let preauth = original.and_then(|o| {
+                    state.ledger.iter_mut().rev().find(|e| {
+                        e.preauth
+                            && e.terminal_id == tid
+                            && e.stan == o
+                            && e.status == EntryStatus::Approved
+                    })
+                });
+                match preauth {
+                    Some(p) if p.completed => {
+                        entry.status = EntryStatus::Declined;
+                        (
+                            "94".into(),
+                            "pre-authorization already completed".to_string(),
+                            Vec::new(),
+                        )
+                    }
+                    Some(p) => {
+                        p.completed = true;
+                        let held = p.amount_minor;
+                        if let Some(b) = state.balances.get_mut(&pan) {
+                            *b = (*b + held).saturating_sub(amount);
+                        }
+                        ("00".into(), "completion recorded".to_string(), Vec::new())
+                    }
+                    None => ("00".into(), "advice recorded".to_string(), Vec::new()),
+                }
             }
         }
         400 | 401 => {
@@ -678,9 +717,11 @@ fn decide(req: &Message, shared: &Shared) -> Decision {
             ("00".into(), reason, Vec::new())
         }
         500 => {
+            // Pre-authorizations are not settled themselves: their completions are.
             let mine = |e: &&mut LedgerEntry| {
                 e.terminal_id == tid
                     && !e.settled
+                    && !e.preauth
                     && e.status == EntryStatus::Approved
                     && matches!(e.mti, 100 | 200 | 220 | 221)
             };

@@ -95,6 +95,7 @@ fn sample_request() -> anyhow::Result<AuthorizationRequest> {
         expiry_yymm: c.expiry_yymm.clone().map(Zeroizing::new),
         pos_entry_mode: "072".into(),
         psn: c.psn,
+        pos_condition: acquirer::messages::PosCondition::Normal,
         track2: Some(Zeroizing::new(track2.expose_digits(true))),
         terminal_id: "KASSA001".into(),
         merchant_id: "KASSA-BENCH".into(),

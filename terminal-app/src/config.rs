@@ -54,6 +54,130 @@ pub struct Config {
     /// Certification authority public keys for offline data authentication. Empty means the
     /// Kassa test CAs (emulator mode); a device must list its acquirer's keys.
     pub capks: Vec<CapkSection>,
+    /// Store-and-forward: approving while the host is unreachable.
+    pub offline: OfflineSection,
+    /// Supervisor PIN and lock-out.
+    pub operator: OperatorSection,
+}
+
+/// `[terminal] mode`: what kind of device this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// A merchant's countertop terminal: sale, refund, void, pre-authorization, end of day.
+    #[default]
+    Countertop,
+    /// A taxi driver's battery handheld: fare plus tip, store-and-forward through dead zones,
+    /// the reader idles between transactions (no busy polling).
+    Taxi,
+}
+
+/// `[offline]`: store-and-forward. When the host cannot be reached before the request
+/// leaves, a sale the card would let go online (ODA not failed, card not expired, CVM done)
+/// is approved offline (response code Y3) within these caps, and forwarded as an advice
+/// (0220) when the link returns. Refunds, pre-authorizations and completions are never
+/// approved offline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OfflineSection {
+    /// Allowed at all. Default: true in taxi mode, false on a countertop.
+    pub enabled: Option<bool>,
+    /// Largest single offline approval ("25.00").
+    pub max_amount: String,
+    /// Largest total of offline approvals not yet forwarded.
+    pub max_total: String,
+    /// Most offline approvals not yet forwarded.
+    pub max_count: u32,
+    /// Schemes allowed offline (visa, mastercard, amex, jcb, discover, unionpay).
+    pub schemes: Vec<String>,
+}
+
+impl Default for OfflineSection {
+    fn default() -> Self {
+        OfflineSection {
+            enabled: None,
+            max_amount: "50.00".into(),
+            max_total: "250.00".into(),
+            max_count: 20,
+            schemes: ["visa", "mastercard", "amex", "jcb", "discover", "unionpay"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+/// `[operator]`: the supervisor PIN that unreferenced refunds need.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OperatorSection {
+    /// The supervisor PIN's hash, `pbkdf2-sha256$ITERATIONS$SALT$HASH` (from `kassa tool
+    /// pin-hash`). Without it, unreferenced refunds are refused.
+    pub supervisor_pin: Option<String>,
+    /// Wrong PINs in a row before the lock-out.
+    pub max_pin_failures: u32,
+    /// Lock-out after too many wrong PINs, seconds.
+    pub lockout_s: u64,
+}
+
+impl Default for OperatorSection {
+    fn default() -> Self {
+        OperatorSection {
+            supervisor_pin: None,
+            max_pin_failures: 3,
+            lockout_s: 900,
+        }
+    }
+}
+
+/// PBKDF2 iterations for a new supervisor PIN hash.
+pub const PIN_HASH_ITERATIONS: u32 = 100_000;
+
+/// Hashes a supervisor PIN for `[operator] supervisor_pin` (PBKDF2-HMAC-SHA256, random salt).
+pub fn hash_pin(pin: &str) -> Result<String, String> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| format!("no random source: {e}"))?;
+    let mut out = [0u8; 32];
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        std::num::NonZeroU32::new(PIN_HASH_ITERATIONS).expect("non-zero"),
+        &salt,
+        pin.as_bytes(),
+        &mut out,
+    );
+    Ok(format!(
+        "pbkdf2-sha256${PIN_HASH_ITERATIONS}${}${}",
+        emv::util::hex(&salt),
+        emv::util::hex(&out)
+    ))
+}
+
+/// Parses a supervisor PIN hash: (iterations, salt, hash).
+fn parse_pin_hash(s: &str) -> Option<(std::num::NonZeroU32, Vec<u8>, Vec<u8>)> {
+    let mut parts = s.split('$');
+    if parts.next()? != "pbkdf2-sha256" {
+        return None;
+    }
+    let iterations = std::num::NonZeroU32::new(parts.next()?.parse().ok()?)?;
+    let salt = emv::util::unhex(parts.next()?).ok()?;
+    let hash = emv::util::unhex(parts.next()?).ok()?;
+    if parts.next().is_some() || salt.len() < 8 || hash.len() != 32 {
+        return None;
+    }
+    Some((iterations, salt, hash))
+}
+
+/// Checks a PIN against a hash from [`hash_pin`] (constant time).
+pub fn verify_pin(hash: &str, pin: &str) -> bool {
+    parse_pin_hash(hash).is_some_and(|(iterations, salt, want)| {
+        ring::pbkdf2::verify(
+            ring::pbkdf2::PBKDF2_HMAC_SHA256,
+            iterations,
+            &salt,
+            pin.as_bytes(),
+            &want,
+        )
+        .is_ok()
+    })
 }
 
 /// One `[[capks]]` entry: a CA public key (EMV Book 2 §5.1; check sum per Book 2 §11.2).
@@ -124,6 +248,8 @@ impl Default for Config {
             ],
             reader: ReaderSection::default(),
             capks: Vec::new(),
+            offline: OfflineSection::default(),
+            operator: OperatorSection::default(),
         }
     }
 }
@@ -155,6 +281,14 @@ pub struct TerminalSection {
     /// Kernel 2 torn transaction log: how long a torn record may be recovered, seconds
     /// (Book C-2 DF811C, Max Lifetime of Torn Transaction Log Record).
     pub torn_lifetime_s: u32,
+    /// `countertop` or `taxi`.
+    pub mode: Mode,
+    /// Tips before the tap (percentages or an amount). Default: true in taxi mode.
+    pub tips: Option<bool>,
+    /// The tip percentages the screen offers.
+    pub tip_presets: Vec<u8>,
+    /// How far a completion may exceed its pre-authorization, percent.
+    pub completion_tolerance_pct: u8,
 }
 
 impl Default for TerminalSection {
@@ -171,6 +305,10 @@ impl Default for TerminalSection {
             max_amount: "5000.00".into(),
             mcc: 5999,
             torn_lifetime_s: 300,
+            mode: Mode::Countertop,
+            tips: None,
+            tip_presets: vec![10, 15, 20],
+            completion_tolerance_pct: 15,
         }
     }
 }
@@ -518,6 +656,49 @@ impl Config {
         if self.aids.is_empty() {
             return Err(invalid("aids", "at least one AID is needed".into()));
         }
+        for (key, v) in [
+            ("offline.max_amount", &self.offline.max_amount),
+            ("offline.max_total", &self.offline.max_total),
+        ] {
+            parse_amount(v, t.currency_exponent).map_err(|e| invalid(key, e.to_string()))?;
+        }
+        for s in &self.offline.schemes {
+            if !["visa", "mastercard", "amex", "jcb", "discover", "unionpay"].contains(&s.as_str())
+            {
+                return Err(invalid(
+                    "offline.schemes",
+                    format!(
+                        "unknown scheme {s:?} (visa, mastercard, amex, jcb, discover, unionpay)"
+                    ),
+                ));
+            }
+        }
+        if let Some(h) = &self.operator.supervisor_pin
+            && parse_pin_hash(h).is_none()
+        {
+            return Err(invalid(
+                "operator.supervisor_pin",
+                "must be a hash from `kassa tool pin-hash` (pbkdf2-sha256$...)".into(),
+            ));
+        }
+        if self.operator.max_pin_failures == 0 {
+            return Err(invalid(
+                "operator.max_pin_failures",
+                "must be above zero".into(),
+            ));
+        }
+        if t.completion_tolerance_pct > 100 {
+            return Err(invalid(
+                "terminal.completion_tolerance_pct",
+                "must be 0-100".into(),
+            ));
+        }
+        if t.tip_presets.iter().any(|p| *p == 0 || *p > 100) {
+            return Err(invalid(
+                "terminal.tip_presets",
+                "percentages must be 1-100".into(),
+            ));
+        }
         self.terminal_config().map_err(|(k, m)| invalid(&k, m))?;
         Ok(())
     }
@@ -529,6 +710,25 @@ impl Config {
             processing: std::time::Duration::from_millis(self.reader.sim_processing_ms),
             crypto: std::time::Duration::from_millis(self.reader.sim_crypto_ms),
         }
+    }
+
+    /// Store-and-forward allowed (`[offline] enabled`, by default on in taxi mode).
+    pub fn offline_enabled(&self) -> bool {
+        self.offline
+            .enabled
+            .unwrap_or(self.terminal.mode == Mode::Taxi)
+    }
+
+    /// Tips allowed (`[terminal] tips`, by default on in taxi mode).
+    pub fn tips_enabled(&self) -> bool {
+        self.terminal
+            .tips
+            .unwrap_or(self.terminal.mode == Mode::Taxi)
+    }
+
+    /// An `[offline]` amount in minor units (checked by [`Config::check`]).
+    pub fn offline_amount(&self, text: &str) -> u64 {
+        parse_amount(text, self.terminal.currency_exponent).unwrap_or(0)
     }
 
     /// The maximum amount in minor units.

@@ -50,6 +50,11 @@ impl Paths {
     pub fn journal(&self) -> PathBuf {
         self.data_dir.join("journal.db")
     }
+
+    /// The emulator's host simulator ledger (JSON, masked PANs only).
+    pub fn host_ledger(&self) -> PathBuf {
+        self.data_dir.join("host-ledger.json")
+    }
 }
 
 /// A running emulator environment.
@@ -131,9 +136,16 @@ impl EmulatorEnv {
                     }
                     _ => pki.host_server_config(&pki.ca_cert)?,
                 };
-                let host = HostSim::start("127.0.0.1:0", tls, host_config)
-                    .await
-                    .context("starting the host simulator")?;
+                // The simulated acquirer remembers across runs, like a real one: voids,
+                // completions and the end-of-day close meet the transactions they refer to.
+                let host = HostSim::start_with_ledger(
+                    "127.0.0.1:0",
+                    tls,
+                    host_config,
+                    Some(paths.host_ledger()),
+                )
+                .await
+                .context("starting the host simulator")?;
                 let addr = host.local_addr().to_string();
                 (Some(host), addr)
             }

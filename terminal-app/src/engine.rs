@@ -1,13 +1,22 @@
-//! The transaction engine: one payment from amount to receipt.
+//! The transaction engine: one payment from amount to receipt, and the operations on earlier
+//! ones (void, completion, forwarding what the host is owed).
 //!
 //! ```text
-//! journal: started --> wait for card --> kernel (APDUs through the reader)
-//!   --> card_read --> [online request] journal: authorising --> Link::exchange
-//!   --> approved | declined | host_unreachable | reversal_pending --> receipt
+//! idle --> amount (refused: journal `refused` + reason) --> journal: started
+//!   --> card (wait for the tap, kernel APDUs; Try Again restarts here) --> card_read
+//!   --> [kernel approved offline] offline_approved, advice owed
+//!   --> [online request] owed reversals and advices first; the request and its reversal
+//!       sealed; journal: authorising --> Link::exchange
+//!   --> approved | declined (answer recorded atomically with the reversal disarmed)
+//!     | reversal_pending (sent, no usable answer, or the operator cancelled)
+//!     | offline_approved (not sent, store-and-forward allowed) | host_unreachable
+//!   --> result --> receipt (stored in the journal before printing, then marked printed)
 //! ```
 //! The journal is written before each step that cannot be undone: the row exists before the
-//! card is read, and the state is `authorising` before the request leaves, so a crash or a
-//! timeout after that point leaves a transaction that recovery knows to reverse.
+//! card is read, and the state is `authorising` with the reversal armed before the request
+//! leaves, so a crash or a timeout after that point leaves a transaction that recovery knows
+//! to reverse. Every wait has a limit: the tap (`[reader] card_timeout_ms`), each APDU
+//! (`apdu_timeout_ms`), the connection and the answer (`[acquirer]` timeouts).
 
 use std::time::{Duration, Instant};
 
@@ -28,7 +37,7 @@ use tokio::sync::{mpsc, watch};
 use zeroize::Zeroizing;
 
 use crate::config::Config;
-use crate::journal::{CardFacts, Journal, JournalError, TxnState};
+use crate::journal::{CardFacts, HostRecord, Journal, JournalError, TxnState};
 
 /// The kind of transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +46,10 @@ pub enum TxnKind {
     Sale,
     /// A refund.
     Refund,
+    /// A pre-authorization: the amount is held (POS condition 06), a completion settles it.
+    PreAuth,
+    /// The completion of a pre-authorization (0220, no card).
+    Completion,
 }
 
 impl TxnKind {
@@ -45,7 +58,32 @@ impl TxnKind {
         match self {
             TxnKind::Sale => "sale",
             TxnKind::Refund => "refund",
+            TxnKind::PreAuth => "preauth",
+            TxnKind::Completion => "completion",
         }
+    }
+}
+
+/// What a transaction refers to, beyond its kind and amount.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TxnExtras {
+    /// The journal row this one refers to (a refund's sale).
+    pub original_id: Option<i64>,
+    /// Tip included in the amount (taxi mode), minor units.
+    pub tip_minor: u64,
+}
+
+/// Test hook for the crash test (docs/CLI.md, "Testing hooks"): when the environment
+/// variable `KASSA_TEST_PAUSE_AT` names `point`, prints `KASSA_PAUSED <point>` on stderr and
+/// stops there (the test then kills the process with SIGKILL). Points: `started`,
+/// `card_read`, `authorising`, `answered`, `approved`, `offline_approved`, `receipt_stored`,
+/// `reversal_sent`, `advice_sent`, `void_armed`, `completion_queued`.
+pub fn pause_point(point: &str) {
+    if std::env::var("KASSA_TEST_PAUSE_AT").is_ok_and(|p| p == point) {
+        use std::io::Write;
+        eprintln!("KASSA_PAUSED {point}");
+        let _ = std::io::stderr().flush();
+        std::thread::sleep(Duration::from_secs(600));
     }
 }
 
@@ -100,6 +138,8 @@ pub struct HostAnswer {
 /// Failure classes, which decide the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
+    /// Refused by the terminal's own rules: bad input (exit code 2).
+    Refused,
     /// The host could not be reached or did not answer (exit code 3).
     Host,
     /// Reader, card, journal or anything else (exit code 1).
@@ -159,6 +199,11 @@ pub struct TxnResult {
     pub timing: Timing,
     /// Local date and time of the transaction.
     pub when: chrono::DateTime<chrono::Local>,
+    /// Approved by the terminal without the host (card offline approval, store-and-forward):
+    /// the response code it set (Y1, Y3) and its approval code. An advice is owed.
+    pub offline: Option<(String, String)>,
+    /// What it refers to and its tip.
+    pub extras: TxnExtras,
 }
 
 impl TxnResult {
@@ -184,6 +229,43 @@ impl TxnResult {
     /// True when the money moved (approved).
     pub fn approved(&self) -> bool {
         self.outcome == "approved"
+    }
+
+    /// A transaction refused before any card or host was involved (bad amount, refund above
+    /// the original, wrong supervisor PIN...), recorded in the journal as `refused`.
+    pub fn refused(
+        journal: &mut Journal,
+        kind: TxnKind,
+        amount_minor: u64,
+        currency: u16,
+        extras: TxnExtras,
+        code: &str,
+        message: String,
+    ) -> Result<TxnResult, JournalError> {
+        let id = journal.begin(kind.name(), amount_minor, currency, 0)?;
+        journal.set_details(id, extras.original_id, extras.tip_minor)?;
+        journal.set_state(id, TxnState::Refused, Some(code))?;
+        Ok(TxnResult {
+            outcome: "refused".into(),
+            kind,
+            amount_minor,
+            stan: 0,
+            journal_id: id,
+            journal_state: TxnState::Refused,
+            kernel: None,
+            host: None,
+            error: Some(TxnError {
+                failure: Failure::Refused,
+                code: code.to_string(),
+                message,
+            }),
+            reason: None,
+            presentations: 0,
+            timing: Timing::default(),
+            when: chrono::Local::now(),
+            offline: None,
+            extras,
+        })
     }
 }
 
@@ -273,6 +355,21 @@ impl<R: CardReader> Engine<R> {
         &mut self,
         kind: TxnKind,
         amount_minor: u64,
+        cancel: Option<watch::Receiver<bool>>,
+        overrides: Overrides,
+    ) -> Result<TxnResult, JournalError> {
+        self.run_full(kind, amount_minor, TxnExtras::default(), cancel, overrides)
+            .await
+    }
+
+    /// Runs one card transaction (sale, refund or pre-authorization). The caller has checked
+    /// the amount and what the transaction refers to; `cancel` turning true stops it at any
+    /// step (while the request is out, the request is reversed).
+    pub async fn run_full(
+        &mut self,
+        kind: TxnKind,
+        amount_minor: u64,
+        extras: TxnExtras,
         mut cancel: Option<watch::Receiver<bool>>,
         overrides: Overrides,
     ) -> Result<TxnResult, JournalError> {
@@ -282,6 +379,10 @@ impl<R: CardReader> Engine<R> {
         let id = self
             .journal
             .begin(kind.name(), amount_minor, currency, stan)?;
+        if extras != TxnExtras::default() {
+            self.journal
+                .set_details(id, extras.original_id, extras.tip_minor)?;
+        }
         let mut result = TxnResult {
             outcome: String::new(),
             kind,
@@ -296,7 +397,10 @@ impl<R: CardReader> Engine<R> {
             presentations: 0,
             timing: Timing::default(),
             when,
+            offline: None,
+            extras,
         };
+        pause_point("started");
         // 1-2. Wait for the tap and run the kernel; on Outcome Try Again (Book A §6.2: the
         // card left, or a phone asks to be presented again) restart at Start B with the same
         // amount and a new unpredictable number, up to `[reader] max_presentations` taps.
@@ -355,8 +459,8 @@ impl<R: CardReader> Engine<R> {
                 currency,
                 currency_exponent: self.config.terminal.currency_exponent,
                 txn_type: match kind {
-                    TxnKind::Sale => TxnType::Purchase,
                     TxnKind::Refund => TxnType::Refund,
+                    _ => TxnType::Purchase,
                 },
                 date: overrides.date.unwrap_or(Date {
                     year: when.year() as u16,
@@ -425,11 +529,16 @@ impl<R: CardReader> Engine<R> {
         let apdu_timeout = Duration::from_millis(self.config.reader.apdu_timeout_ms);
         let _ = self.reader.wait_for_removal(apdu_timeout).await;
         result.timing.card_ms = started.elapsed().as_millis() as u64;
+        let masked = outcome
+            .card
+            .as_ref()
+            .and_then(|c| c.pan.as_ref())
+            .map(|p| p.masked());
         if let Some(card) = &outcome.card {
             self.journal.set_card(
                 id,
                 &CardFacts {
-                    pan_masked: card.pan.as_ref().map(|p| p.masked()),
+                    pan_masked: masked.clone(),
                     scheme: Some(card.scheme.name().to_string()),
                     aid: Some(emv::util::hex(&card.aid)),
                 },
@@ -437,11 +546,77 @@ impl<R: CardReader> Engine<R> {
         }
         self.journal.set_state(id, TxnState::CardRead, None)?;
         self.emit(EngineEvent::CardRead);
+        pause_point("card_read");
 
-        // 3. Offline outcomes end here.
+        // A referenced refund goes back to the card that paid.
+        if kind == TxnKind::Refund
+            && let Some(orig) = extras.original_id
+        {
+            let paid_with = self.journal.get(orig)?.and_then(|r| r.pan_masked);
+            if paid_with.is_none() || paid_with != masked {
+                result.kernel = Some(Box::new(outcome));
+                result.fail(
+                    &mut self.journal,
+                    TxnState::Refused,
+                    Failure::Refused,
+                    "refund_card_mismatch",
+                    format!("transaction {orig} was paid with another card"),
+                )?;
+                return Ok(result);
+            }
+        }
+        if cancel.as_ref().is_some_and(|rx| *rx.borrow()) {
+            result.kernel = Some(Box::new(outcome));
+            result.outcome = "cancelled".into();
+            result.journal_state = TxnState::Cancelled;
+            self.journal
+                .set_state(id, TxnState::Cancelled, Some("operator"))?;
+            return Ok(result);
+        }
+
+        // 3. Offline outcomes end here. A card's offline approval is owed to the host as an
+        // advice (the clearing record with the TC).
         if outcome.kind != OutcomeKind::OnlineRequest {
+            if outcome.kind == OutcomeKind::Approved {
+                let code = format!("Y1{:04}", stan % 10_000);
+                let sealed = self
+                    .authorization_request(&outcome, kind, amount_minor, stan, when)
+                    .ok()
+                    .and_then(|r| r.to_message().ok())
+                    .and_then(|m| {
+                        let advice = acquirer::messages::advice(&m, &code, false);
+                        self.seal_message(&advice, id)
+                    });
+                result.kernel = Some(Box::new(outcome));
+                result.timing.total_ms = started.elapsed().as_millis() as u64;
+                result.outcome = "approved".into();
+                match sealed {
+                    Some(sealed) => {
+                        self.journal.record_offline(
+                            id,
+                            "Y1",
+                            &code,
+                            &sealed,
+                            "card approved offline",
+                        )?;
+                        result.journal_state = TxnState::OfflineApproved;
+                        result.offline = Some(("Y1".into(), code));
+                    }
+                    None => {
+                        // No clearing record can be built (no PAN): approved by the card,
+                        // nothing to forward.
+                        self.journal.set_state(
+                            id,
+                            TxnState::Approved,
+                            Some("card approved offline"),
+                        )?;
+                        result.journal_state = TxnState::Approved;
+                    }
+                }
+                pause_point("offline_approved");
+                return Ok(result);
+            }
             let (state, name) = match outcome.kind {
-                OutcomeKind::Approved => (TxnState::Approved, "approved"),
                 OutcomeKind::Declined => (TxnState::Declined, "declined"),
                 other => (TxnState::Ended, other.name()),
             };
@@ -469,6 +644,7 @@ impl<R: CardReader> Engine<R> {
                 return Ok(result);
             }
         };
+        let offline_check = self.offline_allowed(&outcome, kind, amount_minor);
         result.kernel = Some(Box::new(outcome));
         let message = match request.to_message() {
             Ok(m) => m,
@@ -483,29 +659,55 @@ impl<R: CardReader> Engine<R> {
                 return Ok(result);
             }
         };
-        // Reversals owed from earlier transactions go first (ISO 8583 practice: the host must
-        // see them before new business from this terminal).
-        let _ = self.send_pending_reversals().await;
+        // What earlier transactions owe the host goes first (ISO 8583 practice: the host must
+        // see advices and reversals before new business from this terminal).
+        let _ = self.sync().await;
         // The reversal is stored, sealed, before the request leaves: if the answer never comes,
-        // even across a crash, the journal knows what to reverse.
+        // even across a crash, the journal knows what to reverse. The request itself is kept
+        // for a void (without card data) or a completion (a pre-authorization, sealed).
         let reversal = acquirer::messages::reversal(&message, false);
-        let sealed = reversal
-            .encode(self.link.config().dialect)
-            .ok()
-            .and_then(|bytes| self.vault.seal(&bytes, &id.to_be_bytes()).ok());
+        let sealed = self.seal_message(&reversal, id);
+        let keep = if kind == TxnKind::PreAuth {
+            self.seal_message(&message, id)
+        } else {
+            self.seal_message(&void_template(&message), id)
+        };
         if let Some(s) = &sealed {
             self.journal.arm_reversal(id, s)?;
         }
         self.journal.set_state(id, TxnState::Authorising, None)?;
         self.emit(EngineEvent::Authorising);
+        pause_point("authorising");
         let host_started = Instant::now();
-        let exchange = self.link.exchange(&message).await;
+        let exchange = match cancel.as_mut() {
+            Some(rx) => {
+                tokio::select! {
+                    r = self.link.exchange(&message) => Some(r),
+                    _ = rx.wait_for(|c| *c) => None,
+                }
+            }
+            None => Some(self.link.exchange(&message).await),
+        };
         result.timing.host_ms = host_started.elapsed().as_millis() as u64;
-        let answered = matches!(&exchange, Ok(ex) if AuthorizationResponse::from_message(&ex.response).is_ok());
-        let not_sent = matches!(&exchange, Err(e) if !e.request_sent);
-        if answered || not_sent {
-            self.journal.disarm_reversal(id)?;
-        }
+        let Some(exchange) = exchange else {
+            // Cancelled while the request was out: it may have reached the host. The
+            // connection is dropped (a late answer is never read) and the request reversed.
+            self.link.close().await;
+            result.fail(
+                &mut self.journal,
+                TxnState::ReversalPending,
+                Failure::Other,
+                "operator_cancelled",
+                "cancelled by the operator while authorising; the request is reversed".into(),
+            )?;
+            result.outcome = "cancelled".into();
+            let _ = self.send_pending_reversals().await;
+            if let Some(r) = self.journal.get(id)? {
+                result.journal_state = state_from_name(&r.state);
+            }
+            result.timing.total_ms = started.elapsed().as_millis() as u64;
+            return Ok(result);
+        };
         match exchange {
             Ok(ex) => {
                 let answer = match AuthorizationResponse::from_message(&ex.response) {
@@ -523,20 +725,23 @@ impl<R: CardReader> Engine<R> {
                         return Ok(result);
                     }
                 };
-                self.journal.set_host(
-                    id,
-                    &answer.response_code,
-                    answer.auth_code.as_deref(),
-                    answer.rrn.as_deref(),
-                )?;
+                pause_point("answered");
                 let approved = answer.approved();
                 let state = if approved {
                     TxnState::Approved
                 } else {
                     TxnState::Declined
                 };
-                self.journal
-                    .set_state(id, state, Some(&format!("rc {}", answer.response_code)))?;
+                self.journal.record_answer(
+                    id,
+                    &HostRecord {
+                        response_code: &answer.response_code,
+                        auth_code: answer.auth_code.as_deref(),
+                        rrn: answer.rrn.as_deref(),
+                    },
+                    state,
+                    if approved { keep.as_deref() } else { None },
+                )?;
                 result.outcome = state.name().to_string();
                 result.journal_state = state;
                 result.host = Some(HostAnswer {
@@ -547,16 +752,60 @@ impl<R: CardReader> Engine<R> {
                     tls_version: ex.tls_version,
                     icc_data: answer.icc_data,
                 });
+                if approved {
+                    pause_point("approved");
+                }
+            }
+            Err(e) if !e.request_sent => {
+                // Nothing left the terminal: store-and-forward if the rules allow it.
+                match offline_check {
+                    Ok(()) => {
+                        let code = format!("Y3{:04}", stan % 10_000);
+                        let advice = acquirer::messages::advice(&message, &code, false);
+                        match self.seal_message(&advice, id) {
+                            Some(sealed) => {
+                                self.journal.record_offline(
+                                    id,
+                                    "Y3",
+                                    &code,
+                                    &sealed,
+                                    &format!("store-and-forward: {}", e.kind.code()),
+                                )?;
+                                result.outcome = "approved".into();
+                                result.journal_state = TxnState::OfflineApproved;
+                                result.offline = Some(("Y3".into(), code));
+                                result.reason =
+                                    Some(format!("approved offline: {}", e.kind.code()));
+                                pause_point("offline_approved");
+                            }
+                            None => {
+                                self.journal.record_unreachable(id, e.kind.code())?;
+                                result.fail(
+                                    &mut self.journal,
+                                    TxnState::HostUnreachable,
+                                    Failure::Host,
+                                    e.kind.code(),
+                                    e.to_string(),
+                                )?;
+                            }
+                        }
+                    }
+                    Err(why) => {
+                        self.journal.record_unreachable(id, e.kind.code())?;
+                        result.fail(
+                            &mut self.journal,
+                            TxnState::HostUnreachable,
+                            Failure::Host,
+                            e.kind.code(),
+                            format!("{e} (not approved offline: {why})"),
+                        )?;
+                    }
+                }
             }
             Err(e) => {
-                let state = if e.request_sent {
-                    TxnState::ReversalPending
-                } else {
-                    TxnState::HostUnreachable
-                };
                 result.fail(
                     &mut self.journal,
-                    state,
+                    TxnState::ReversalPending,
                     Failure::Host,
                     e.kind.code(),
                     e.to_string(),
@@ -564,6 +813,347 @@ impl<R: CardReader> Engine<R> {
             }
         }
         result.timing.total_ms = started.elapsed().as_millis() as u64;
+        Ok(result)
+    }
+
+    /// Seals an ISO 8583 message for the journal under the device key, bound to the row.
+    fn seal_message(&self, m: &acquirer::Message, id: i64) -> Option<Vec<u8>> {
+        let bytes = Zeroizing::new(m.encode(self.link.config().dialect).ok()?);
+        self.vault.seal(&bytes, &id.to_be_bytes()).ok()
+    }
+
+    /// Opens a message sealed by [`seal_message`](Self::seal_message).
+    fn open_message(&self, sealed: &[u8], id: i64) -> Result<acquirer::Message, String> {
+        let plain = self
+            .vault
+            .open_sealed(sealed, &id.to_be_bytes())
+            .map_err(|e| format!("unreadable: {e}"))?;
+        acquirer::Message::decode(&plain, self.link.config().dialect)
+            .map_err(|e| format!("undecodable: {e}"))
+    }
+
+    /// Store-and-forward rules (`[offline]`): may this transaction, whose request could not
+    /// be sent, be approved by the terminal? Card risk: offline data authentication did not
+    /// fail, the card has not expired, the CVM was done (online PIN cannot be), and the kernel
+    /// asked for online only because of the terminal's limits. Err names the reason.
+    fn offline_allowed(&self, o: &Outcome, kind: TxnKind, amount: u64) -> Result<(), String> {
+        let cfg = &self.config;
+        if !cfg.offline_enabled() {
+            return Err("offline_disabled".into());
+        }
+        if kind != TxnKind::Sale {
+            return Err(format!("offline_not_for_{}", kind.name()));
+        }
+        let scheme = o.card.as_ref().map(|c| c.scheme.name()).unwrap_or("other");
+        if !cfg.offline.schemes.iter().any(|s| s == scheme) {
+            return Err(format!("offline_scheme_{scheme}"));
+        }
+        if amount > cfg.offline_amount(&cfg.offline.max_amount) {
+            return Err("offline_amount_cap".into());
+        }
+        let (count, total) = self.journal.offline_exposure().map_err(|e| e.to_string())?;
+        if count + 1 > cfg.offline.max_count as u64 {
+            return Err("offline_count_cap".into());
+        }
+        if total + amount > cfg.offline_amount(&cfg.offline.max_total) {
+            return Err("offline_total_cap".into());
+        }
+        if matches!(o.oda, emv::outcome::Oda::Failed(_)) {
+            return Err("offline_oda_failed".into());
+        }
+        if emv::tvr::tvr_has(&o.data, emv::tvr::EXPIRED_APPLICATION)
+            || emv::tvr::tvr_has(&o.data, emv::tvr::CVM_NOT_SUCCESSFUL)
+        {
+            return Err("offline_card_risk".into());
+        }
+        if o.cvm == emv::outcome::Cvm::OnlinePin {
+            return Err("offline_online_pin".into());
+        }
+        Ok(())
+    }
+
+    /// Sends every advice the journal owes (0220, repeats as 0221) until the host
+    /// acknowledges it; the sealed copy is then erased. Returns (acknowledged, still pending).
+    pub async fn send_pending_advices(&mut self) -> Result<(usize, usize), JournalError> {
+        let pending = self.journal.pending_advices()?;
+        let total = pending.len();
+        let (mut done, mut left) = (0, 0);
+        for (id, sealed, attempts) in pending {
+            let mut msg = match self.open_message(&sealed, id) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.journal.advice_attempt(id, &e)?;
+                    left += 1;
+                    continue;
+                }
+            };
+            if attempts > 0 {
+                msg.mti = 221;
+            }
+            // Counted before it leaves: an advice with no attempt has certainly never reached
+            // the host (a void may then withdraw it).
+            self.journal.advice_attempt(id, "sending")?;
+            match self.link.exchange(&msg).await {
+                Ok(ex) => {
+                    pause_point("advice_sent");
+                    let rc = ex.response.get_str(39).unwrap_or_default();
+                    if rc == "00" {
+                        let rrn = ex.response.get_str(37);
+                        self.journal.advice_done(id, &rc, rrn.as_deref())?;
+                    } else {
+                        self.journal.advice_refused(id, &rc)?;
+                    }
+                    done += 1;
+                }
+                Err(e) => {
+                    self.journal
+                        .note(id, &format!("advice_unacknowledged {}", e.kind.code()))?;
+                    // The host is not answering: the rest would fail the same way.
+                    left = total - done;
+                    break;
+                }
+            }
+        }
+        Ok((done, left))
+    }
+
+    /// Everything the host is owed, in order: advices, then reversals. Advices go first so
+    /// that the void of an offline approval whose advice was still owed reaches the host
+    /// after the advice it cancels, never before.
+    pub async fn sync(&mut self) -> Result<SyncReport, JournalError> {
+        let (advices_done, advices_left) = self.send_pending_advices().await?;
+        let (reversals_done, reversals_left) = self.send_pending_reversals().await?;
+        Ok(SyncReport {
+            reversals_done,
+            reversals_left,
+            advices_done,
+            advices_left,
+        })
+    }
+
+    /// Voids transaction `id` (approved, in the open batch): an advice never sent is
+    /// withdrawn; otherwise the request is reversed (0400) and the row is `void_pending` until
+    /// the host acknowledges, then `voided`. Refusals carry a reason code.
+    pub async fn void(
+        &mut self,
+        id: i64,
+    ) -> Result<Result<TxnState, (String, String)>, JournalError> {
+        let refuse = |code: &str, msg: String| Ok(Err((code.to_string(), msg)));
+        let Some(row) = self.journal.get(id)? else {
+            return refuse("not_found", format!("no transaction {id}"));
+        };
+        if row.batch != self.journal.current_batch()? {
+            return refuse(
+                "settled",
+                format!("transaction {id} was settled with batch {}", row.batch),
+            );
+        }
+        match row.state.as_str() {
+            "approved" | "offline_approved" => {}
+            "voided" | "void_pending" => {
+                return refuse(
+                    "already_voided",
+                    format!("transaction {id} is already voided"),
+                );
+            }
+            other => {
+                return refuse(
+                    "not_voidable",
+                    format!("transaction {id} is {other}: only approved transactions are voided"),
+                );
+            }
+        }
+        if row.txn_type == "preauth" && self.journal.completion_of(id)?.is_some() {
+            return refuse(
+                "preauth_completed",
+                format!("pre-authorization {id} is completed: void the completion"),
+            );
+        }
+        if row.advice == "pending" && self.journal.advice_attempts(id)? == 0 {
+            // Never sent: nothing reached the host, nothing to reverse.
+            self.journal.arm_void(id, None)?;
+            return Ok(Ok(TxnState::Voided));
+        }
+        // Otherwise the host has (or may have) it: reverse. An advice still owed is sent
+        // before the reversal by `sync`.
+        let Some(sealed) = self.journal.request_msg(id)? else {
+            return refuse(
+                "no_request",
+                format!("transaction {id} has no stored request to reverse"),
+            );
+        };
+        let original = match self.open_message(&sealed, id) {
+            Ok(m) => m,
+            Err(e) => return refuse("no_request", format!("transaction {id}: {e}")),
+        };
+        let reversal = acquirer::messages::reversal(&original, false);
+        let Some(sealed_reversal) = self.seal_message(&reversal, id) else {
+            return refuse("seal_failed", "the reversal could not be sealed".into());
+        };
+        self.journal.arm_void(id, Some(&sealed_reversal))?;
+        pause_point("void_armed");
+        let _ = self.send_pending_reversals().await?;
+        let state = self
+            .journal
+            .get(id)?
+            .map(|r| state_from_name(&r.state))
+            .unwrap_or(TxnState::VoidPending);
+        Ok(Ok(state))
+    }
+
+    /// Completes pre-authorization `preauth_id` with the final amount (0220 naming it, no
+    /// card): within `[terminal] completion_tolerance_pct` above the held amount, once.
+    pub async fn complete(
+        &mut self,
+        preauth_id: i64,
+        amount_minor: u64,
+    ) -> Result<TxnResult, JournalError> {
+        let extras = TxnExtras {
+            original_id: Some(preauth_id),
+            tip_minor: 0,
+        };
+        let currency = self.config.terminal.currency;
+        let refuse = |j: &mut Journal, code: &str, msg: String| {
+            TxnResult::refused(
+                j,
+                TxnKind::Completion,
+                amount_minor,
+                currency,
+                extras,
+                code,
+                msg,
+            )
+        };
+        let Some(pre) = self.journal.get(preauth_id)? else {
+            return refuse(
+                &mut self.journal,
+                "not_found",
+                format!("no transaction {preauth_id}"),
+            );
+        };
+        if pre.txn_type != "preauth" || pre.state != "approved" {
+            return refuse(
+                &mut self.journal,
+                "not_completable",
+                format!(
+                    "transaction {preauth_id} is a {} in state {}: only approved pre-authorizations complete",
+                    pre.txn_type, pre.state
+                ),
+            );
+        }
+        if let Some(c) = self.journal.completion_of(preauth_id)? {
+            return refuse(
+                &mut self.journal,
+                "already_completed",
+                format!("pre-authorization {preauth_id} was completed by transaction {c}"),
+            );
+        }
+        let tolerance = self.config.terminal.completion_tolerance_pct as u64;
+        let ceiling = pre.amount_minor + pre.amount_minor * tolerance / 100;
+        if amount_minor > ceiling {
+            return refuse(
+                &mut self.journal,
+                "completion_over_preauth",
+                format!(
+                    "the completion exceeds the pre-authorized {} by more than {tolerance}%",
+                    ui::amount::format_minor(
+                        pre.amount_minor,
+                        self.config.terminal.currency_exponent
+                    )
+                ),
+            );
+        }
+        let Some(original) = self
+            .journal
+            .request_msg(preauth_id)?
+            .and_then(|s| self.open_message(&s, preauth_id).ok())
+        else {
+            return refuse(
+                &mut self.journal,
+                "no_request",
+                format!("pre-authorization {preauth_id} has no stored request"),
+            );
+        };
+        let when = chrono::Local::now();
+        let stan = self.journal.next_stan()?;
+        let id = self
+            .journal
+            .begin(TxnKind::Completion.name(), amount_minor, currency, stan)?;
+        self.journal.set_details(id, Some(preauth_id), 0)?;
+        self.journal.set_card(
+            id,
+            &CardFacts {
+                pan_masked: pre.pan_masked.clone(),
+                scheme: pre.scheme.clone(),
+                aid: pre.aid.clone(),
+            },
+        )?;
+        let auth = pre.auth_code.clone().unwrap_or_else(|| "000000".into());
+        let transmission = when
+            .with_timezone(&chrono::Utc)
+            .format("%m%d%H%M%S")
+            .to_string();
+        let msg =
+            acquirer::messages::completion(&original, &auth, amount_minor, stan, &transmission);
+        let mut result = TxnResult {
+            outcome: String::new(),
+            kind: TxnKind::Completion,
+            amount_minor,
+            stan,
+            journal_id: id,
+            journal_state: TxnState::Started,
+            kernel: None,
+            host: None,
+            error: None,
+            reason: None,
+            presentations: 0,
+            timing: Timing::default(),
+            when,
+            offline: None,
+            extras,
+        };
+        let Some(sealed) = self.seal_message(&msg, id) else {
+            result.fail(
+                &mut self.journal,
+                TxnState::Ended,
+                Failure::Other,
+                "seal_failed",
+                "the completion could not be sealed".into(),
+            )?;
+            return Ok(result);
+        };
+        // Queued before it is sent: from here the completion is owed to the host and a crash
+        // or a dead link only delays it (repeated as 0221).
+        self.journal
+            .queue_advice(id, TxnState::Approved, &auth, &sealed, "completion")?;
+        pause_point("completion_queued");
+        let started = Instant::now();
+        let _ = self.sync().await;
+        result.timing.host_ms = started.elapsed().as_millis() as u64;
+        result.timing.total_ms = result.timing.host_ms;
+        let row = self.journal.get(id)?;
+        let state = row
+            .as_ref()
+            .map(|r| state_from_name(&r.state))
+            .unwrap_or(TxnState::Approved);
+        result.journal_state = state;
+        result.outcome = match state {
+            TxnState::Approved => "approved".into(),
+            other => other.name().into(),
+        };
+        if let Some(r) = row {
+            result.host = r.response_code.as_ref().map(|rc| HostAnswer {
+                response_text: response_text(rc).to_string(),
+                response_code: rc.clone(),
+                auth_code: r.auth_code.clone(),
+                rrn: r.rrn.clone(),
+                tls_version: String::new(),
+                icc_data: Vec::new(),
+            });
+            if r.advice == "pending" {
+                result.reason = Some("completion queued: the host is not reachable".into());
+            }
+        }
         Ok(result)
     }
 
@@ -591,7 +1181,11 @@ impl<R: CardReader> Engine<R> {
             if attempts > 0 {
                 msg.mti = 401;
             }
-            match self.link.exchange(&msg).await {
+            let exchange = self.link.exchange(&msg).await;
+            if exchange.is_ok() {
+                pause_point("reversal_sent");
+            }
+            match exchange {
                 Ok(ex) if ex.response.get_str(39).as_deref() == Some("00") => {
                     self.journal.reversal_done(id)?;
                     done += 1;
@@ -741,8 +1335,8 @@ impl<R: CardReader> Engine<R> {
         let utc = when.with_timezone(&chrono::Utc);
         Ok(AuthorizationRequest {
             processing: match kind {
-                TxnKind::Sale => ProcessingCode::Purchase,
                 TxnKind::Refund => ProcessingCode::Refund,
+                _ => ProcessingCode::Purchase,
             },
             pan: Zeroizing::new(pan.expose().to_string()),
             amount_minor,
@@ -754,6 +1348,11 @@ impl<R: CardReader> Engine<R> {
             // 07: contactless chip; 2: the terminal cannot take a PIN yet.
             pos_entry_mode: "072".into(),
             psn: card.psn,
+            pos_condition: if kind == TxnKind::PreAuth {
+                acquirer::messages::PosCondition::PreAuthorization
+            } else {
+                acquirer::messages::PosCondition::Normal
+            },
             track2: track2.map(|t2| Zeroizing::new(t2.expose_digits(true))),
             terminal_id: self.config.terminal.terminal_id.clone(),
             merchant_id: self.config.terminal.merchant_id.clone(),
@@ -761,6 +1360,52 @@ impl<R: CardReader> Engine<R> {
             icc_data: o.online_data.clone(),
         })
     }
+}
+
+/// What `sync` sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Reversals the host acknowledged.
+    pub reversals_done: usize,
+    /// Reversals still owed.
+    pub reversals_left: usize,
+    /// Advices the host acknowledged (or refused).
+    pub advices_done: usize,
+    /// Advices still owed.
+    pub advices_left: usize,
+}
+
+/// The request kept for a void: the original without card data (PAN, expiry, track 2, EMV
+/// data). A reversal needs only the STAN, amount, terminal and field 90.
+fn void_template(m: &acquirer::Message) -> acquirer::Message {
+    let mut t = m.clone();
+    t.remove(2).remove(14).remove(35).remove(55);
+    t
+}
+
+/// The journal state named `name`.
+pub fn state_from_name(name: &str) -> TxnState {
+    use TxnState::*;
+    [
+        Started,
+        CardRead,
+        Authorising,
+        Approved,
+        Declined,
+        Ended,
+        CardError,
+        HostUnreachable,
+        ReversalPending,
+        Cancelled,
+        Reversed,
+        OfflineApproved,
+        Voided,
+        VoidPending,
+        Refused,
+    ]
+    .into_iter()
+    .find(|s| s.name() == name)
+    .unwrap_or(Ended)
 }
 
 enum KernelRunError {

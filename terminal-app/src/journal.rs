@@ -45,6 +45,16 @@ pub enum TxnState {
     Cancelled,
     /// The host acknowledged the reversal of a request whose answer never came.
     Reversed,
+    /// The host could not be reached and the terminal approved offline (store-and-forward):
+    /// an advice is owed to the host (`advice` says whether it went).
+    OfflineApproved,
+    /// The operator voided it and the host acknowledged (or, offline, it never left).
+    Voided,
+    /// A void was asked for; its reversal waits for the host's acknowledgement.
+    VoidPending,
+    /// Refused before any card or host was involved (bad amount, refund above the original,
+    /// wrong supervisor PIN...): `reason` is the code.
+    Refused,
 }
 
 impl TxnState {
@@ -62,6 +72,10 @@ impl TxnState {
             TxnState::ReversalPending => "reversal_pending",
             TxnState::Cancelled => "cancelled",
             TxnState::Reversed => "reversed",
+            TxnState::OfflineApproved => "offline_approved",
+            TxnState::Voided => "voided",
+            TxnState::VoidPending => "void_pending",
+            TxnState::Refused => "refused",
         }
     }
 }
@@ -101,6 +115,27 @@ pub struct JournalRow {
     pub reversal: String,
     /// Every state with its time, one per line.
     pub history: String,
+    /// The transaction this one refers to (a refund's sale, a completion's pre-authorization).
+    pub original_id: Option<i64>,
+    /// Tip included in `amount_minor` (taxi mode), minor units.
+    pub tip_minor: u64,
+    /// The batch it belongs to (closed by `kassa report z`).
+    pub batch: i64,
+    /// Store-and-forward advice: `none`, `pending` or `done`.
+    pub advice: String,
+    /// When the customer receipt was printed (RFC 3339), if it was.
+    pub printed_at: Option<String>,
+}
+
+/// The host's answer as the journal keeps it.
+#[derive(Debug, Clone, Copy)]
+pub struct HostRecord<'a> {
+    /// Response code (field 39).
+    pub response_code: &'a str,
+    /// Authorization code (field 38).
+    pub auth_code: Option<&'a str>,
+    /// Retrieval reference number (field 37).
+    pub rrn: Option<&'a str>,
 }
 
 /// The card facts the journal keeps (masked).
@@ -163,6 +198,12 @@ impl Journal {
                 name TEXT PRIMARY KEY,
                 value INTEGER NOT NULL
             );
+            CREATE TABLE IF NOT EXISTS batches (
+                id INTEGER PRIMARY KEY,
+                closed_at TEXT NOT NULL,
+                totals TEXT NOT NULL,
+                response_code TEXT
+            );
             CREATE TABLE IF NOT EXISTS torn_log (
                 id INTEGER PRIMARY KEY,
                 created_unix INTEGER NOT NULL,
@@ -178,6 +219,18 @@ impl Journal {
         for (name, decl) in [
             ("reversal_msg", "BLOB"),
             ("reversal_attempts", "INTEGER NOT NULL DEFAULT 0"),
+            ("original_id", "INTEGER"),
+            ("tip_minor", "INTEGER NOT NULL DEFAULT 0"),
+            ("batch", "INTEGER NOT NULL DEFAULT 1"),
+            ("advice", "TEXT NOT NULL DEFAULT 'none'"),
+            ("advice_msg", "BLOB"),
+            ("advice_attempts", "INTEGER NOT NULL DEFAULT 0"),
+            // The sealed request of an approved transaction, kept until its batch closes: a
+            // void reverses it, a completion refers to it.
+            ("request_msg", "BLOB"),
+            ("printed_at", "TEXT"),
+            // The customer receipt as laid out before printing (masked PAN only), for reprints.
+            ("receipt", "TEXT"),
         ] {
             if !columns.iter().any(|c| c == name) {
                 conn.execute_batch(&format!(
@@ -191,15 +244,26 @@ impl Journal {
     }
 
     /// After a crash: a transaction left in `authorising` with its reversal armed may have
-    /// reached the host, so its reversal becomes pending.
+    /// reached the host, so its reversal becomes pending; one that never got that far
+    /// (`started`, `card_read`, or `authorising` before the reversal was armed) sent nothing
+    /// and ends as `ended` with reason `interrupted`. Advices and reversals already owed stay
+    /// owed; the engine sends them.
     fn recover(&mut self) -> Result<(), JournalError> {
         let t = now();
-        self.conn.execute(
+        let tx = self.conn.transaction()?;
+        tx.execute(
             "UPDATE transactions SET state = 'reversal_pending', reversal = 'pending', updated_at = ?1,
                 reason = 'interrupted', history = history || ?1 || ' reversal_pending interrupted' || char(10)
              WHERE state = 'authorising' AND reversal_msg IS NOT NULL",
             params![t],
         )?;
+        tx.execute(
+            "UPDATE transactions SET state = 'ended', updated_at = ?1,
+                reason = 'interrupted', history = history || ?1 || ' ended interrupted' || char(10)
+             WHERE state IN ('started', 'card_read', 'authorising') AND advice != 'pending'",
+            params![t],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -209,15 +273,6 @@ impl Journal {
         self.conn.execute(
             "UPDATE transactions SET reversal_msg = ?2 WHERE id = ?1",
             params![id, sealed],
-        )?;
-        Ok(())
-    }
-
-    /// Forgets the armed reversal (the host answered, or never got the request).
-    pub fn disarm_reversal(&mut self, id: i64) -> Result<(), JournalError> {
-        self.conn.execute(
-            "UPDATE transactions SET reversal_msg = NULL WHERE id = ?1",
-            params![id],
         )?;
         Ok(())
     }
@@ -245,14 +300,22 @@ impl Journal {
         Ok(())
     }
 
-    /// The host acknowledged the reversal: the transaction is reversed and the sealed message
-    /// is erased.
+    /// The host acknowledged the reversal: the transaction is reversed (or voided, when the
+    /// reversal was a void) and the sealed messages are erased, in one SQLite transaction.
     pub fn reversal_done(&mut self, id: i64) -> Result<(), JournalError> {
-        self.set_state(id, TxnState::Reversed, Some("reversal acknowledged"))?;
-        self.conn.execute(
-            "UPDATE transactions SET reversal = 'done', reversal_msg = NULL WHERE id = ?1",
-            params![id],
+        let t = now();
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE transactions SET
+                state = CASE WHEN state = 'void_pending' THEN 'voided' ELSE 'reversed' END,
+                reason = CASE WHEN state = 'void_pending' THEN 'void acknowledged' ELSE 'reversal acknowledged' END,
+                reversal = 'done', reversal_msg = NULL, request_msg = NULL, updated_at = ?2,
+                history = history || ?2 || ' ' ||
+                    CASE WHEN state = 'void_pending' THEN 'voided' ELSE 'reversed' END || char(10)
+             WHERE id = ?1",
+            params![id, t],
         )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -341,12 +404,417 @@ impl Journal {
         stan: u32,
     ) -> Result<i64, JournalError> {
         let t = now();
+        let batch = self.current_batch()?;
         self.conn.execute(
-            "INSERT INTO transactions(created_at, updated_at, txn_type, amount_minor, currency, stan, state, history)
-             VALUES(?1, ?1, ?2, ?3, ?4, ?5, 'started', ?6)",
-            params![t, txn_type, amount_minor as i64, currency, stan, format!("{t} started\n")],
+            "INSERT INTO transactions(created_at, updated_at, txn_type, amount_minor, currency, stan, state, history, batch)
+             VALUES(?1, ?1, ?2, ?3, ?4, ?5, 'started', ?6, ?7)",
+            params![t, txn_type, amount_minor as i64, currency, stan, format!("{t} started\n"), batch],
         )?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records what a transaction refers to and its tip.
+    pub fn set_details(
+        &mut self,
+        id: i64,
+        original_id: Option<i64>,
+        tip_minor: u64,
+    ) -> Result<(), JournalError> {
+        self.conn.execute(
+            "UPDATE transactions SET original_id = ?2, tip_minor = ?3 WHERE id = ?1",
+            params![id, original_id, tip_minor as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The open batch's number (1 until the first close).
+    pub fn current_batch(&self) -> Result<i64, JournalError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM counters WHERE name = 'batch'", [], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .unwrap_or(1))
+    }
+
+    /// Closes the open batch with its totals (JSON) and the host's answer, and opens the next:
+    /// one SQLite transaction. The requests kept for voids and completions are erased.
+    pub fn close_batch(
+        &mut self,
+        totals_json: &str,
+        response_code: Option<&str>,
+    ) -> Result<i64, JournalError> {
+        let batch = self.current_batch()?;
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO batches(id, closed_at, totals, response_code) VALUES(?1, ?2, ?3, ?4)",
+            params![batch, now(), totals_json, response_code],
+        )?;
+        tx.execute(
+            "INSERT INTO counters(name, value) VALUES('batch', ?1)
+             ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            params![batch + 1],
+        )?;
+        // Pre-authorizations stay open across batches (a hotel stay): their requests stay
+        // until completed or voided.
+        tx.execute(
+            "UPDATE transactions SET request_msg = NULL WHERE batch = ?1 AND txn_type != 'preauth'",
+            params![batch],
+        )?;
+        tx.commit()?;
+        Ok(batch)
+    }
+
+    /// The rows of batch `batch`, oldest first.
+    pub fn batch_rows(&self, batch: i64) -> Result<Vec<JournalRow>, JournalError> {
+        let mut st = self
+            .conn
+            .prepare(&format!("{SELECT} WHERE batch = ?1 ORDER BY id"))?;
+        let rows = st.query_map(params![batch], row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every row, oldest first (exports).
+    pub fn all(&self) -> Result<Vec<JournalRow>, JournalError> {
+        let mut st = self.conn.prepare(&format!("{SELECT} ORDER BY id"))?;
+        let rows = st.query_map([], row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records the host's answer and the state it leads to, and disarms the reversal, in one
+    /// SQLite transaction: a crash leaves either the armed reversal of an unanswered request
+    /// or the recorded answer, never an answered request with nothing to show for it.
+    /// `keep_request` is the sealed request kept for a later void or completion.
+    pub fn record_answer(
+        &mut self,
+        id: i64,
+        answer: &HostRecord<'_>,
+        state: TxnState,
+        keep_request: Option<&[u8]>,
+    ) -> Result<(), JournalError> {
+        let t = now();
+        let reason = format!("rc {}", answer.response_code);
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE transactions SET response_code = ?2, auth_code = ?3, rrn = ?4,
+                reversal_msg = NULL, request_msg = ?5, state = ?6, reason = ?7, updated_at = ?8,
+                history = history || ?8 || ' ' || ?6 || ' ' || ?7 || char(10)
+             WHERE id = ?1",
+            params![
+                id,
+                answer.response_code,
+                answer.auth_code,
+                answer.rrn,
+                keep_request,
+                state.name(),
+                reason,
+                t
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The host could not be reached before the request left: disarms the reversal and moves
+    /// to `host_unreachable`, atomically.
+    pub fn record_unreachable(&mut self, id: i64, reason: &str) -> Result<(), JournalError> {
+        let t = now();
+        self.conn.execute(
+            "UPDATE transactions SET reversal_msg = NULL, state = 'host_unreachable', reason = ?2,
+                updated_at = ?3, history = history || ?3 || ' host_unreachable ' || ?2 || char(10)
+             WHERE id = ?1",
+            params![id, reason, t],
+        )?;
+        Ok(())
+    }
+
+    /// The terminal approved without the host (a card's offline approval, or store-and-forward
+    /// while the host is unreachable): state `offline_approved` with the response code the
+    /// terminal set (Y1, Y3), its approval code and the sealed advice owed to the host, which
+    /// is also the request a void would reverse. One SQLite transaction.
+    pub fn record_offline(
+        &mut self,
+        id: i64,
+        response_code: &str,
+        auth_code: &str,
+        sealed_advice: &[u8],
+        reason: &str,
+    ) -> Result<(), JournalError> {
+        let t = now();
+        self.conn.execute(
+            "UPDATE transactions SET reversal_msg = NULL, state = 'offline_approved', reason = ?2,
+                response_code = ?3, auth_code = ?4, advice = 'pending', advice_msg = ?5,
+                advice_attempts = 0, request_msg = ?5, updated_at = ?6,
+                history = history || ?6 || ' offline_approved ' || ?2 || char(10)
+             WHERE id = ?1",
+            params![id, reason, response_code, auth_code, sealed_advice, t],
+        )?;
+        Ok(())
+    }
+
+    /// Queues an advice the host must acknowledge (a completion): the row moves to `state`
+    /// with `response_code`/`auth_code`, and the sealed message is both the advice and the
+    /// request a void would reverse.
+    pub fn queue_advice(
+        &mut self,
+        id: i64,
+        state: TxnState,
+        auth_code: &str,
+        sealed: &[u8],
+        reason: &str,
+    ) -> Result<(), JournalError> {
+        let t = now();
+        self.conn.execute(
+            "UPDATE transactions SET state = ?2, reason = ?3, auth_code = ?4, advice = 'pending',
+                advice_msg = ?5, advice_attempts = 0, request_msg = ?5, updated_at = ?6,
+                history = history || ?6 || ' ' || ?2 || ' ' || ?3 || char(10)
+             WHERE id = ?1",
+            params![id, state.name(), reason, auth_code, sealed, t],
+        )?;
+        Ok(())
+    }
+
+    /// The host refused an advice (response code not 00): nothing more to send, and the
+    /// transaction is declined after all.
+    pub fn advice_refused(&mut self, id: i64, response_code: &str) -> Result<(), JournalError> {
+        let t = now();
+        let reason = format!("advice refused rc {response_code}");
+        self.conn.execute(
+            "UPDATE transactions SET advice = 'done', advice_msg = NULL, request_msg = NULL,
+                state = 'declined', response_code = ?2, reason = ?3, updated_at = ?4,
+                history = history || ?4 || ' declined ' || ?3 || char(10)
+             WHERE id = ?1",
+            params![id, response_code, reason, t],
+        )?;
+        Ok(())
+    }
+
+    /// Offline approvals not yet forwarded: (count, total in minor units).
+    pub fn offline_exposure(&self) -> Result<(u64, u64), JournalError> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(amount_minor), 0) FROM transactions
+             WHERE state = 'offline_approved' AND advice = 'pending'",
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )?)
+    }
+
+    /// What has been refunded against `original` so far (approved or pending refunds).
+    pub fn refunded(&self, original: i64) -> Result<u64, JournalError> {
+        Ok(self.conn.query_row(
+            "SELECT COALESCE(SUM(amount_minor), 0) FROM transactions
+             WHERE original_id = ?1 AND txn_type = 'refund'
+               AND state IN ('approved', 'offline_approved', 'authorising', 'reversal_pending', 'void_pending')",
+            params![original],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// The completion of pre-authorization `preauth`, if one stands.
+    pub fn completion_of(&self, preauth: i64) -> Result<Option<i64>, JournalError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id FROM transactions WHERE original_id = ?1 AND txn_type = 'completion'
+                   AND state IN ('approved', 'offline_approved', 'void_pending', 'started')
+                 ORDER BY id DESC LIMIT 1",
+                params![preauth],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The newest transaction a void could apply to (approved, in the open batch).
+    pub fn last_voidable(&self) -> Result<Option<i64>, JournalError> {
+        let batch = self.current_batch()?;
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id FROM transactions WHERE batch = ?1
+                   AND state IN ('approved', 'offline_approved') ORDER BY id DESC LIMIT 1",
+                params![batch],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Stores the receipt as laid out, before it is printed.
+    pub fn set_receipt(&mut self, id: i64, text: &str) -> Result<(), JournalError> {
+        self.conn.execute(
+            "UPDATE transactions SET receipt = ?2 WHERE id = ?1",
+            params![id, text],
+        )?;
+        Ok(())
+    }
+
+    /// The stored receipt of a transaction.
+    pub fn receipt(&self, id: i64) -> Result<Option<String>, JournalError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT receipt FROM transactions WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// Advices owed to the host: (id, sealed advice, attempts so far), oldest first.
+    pub fn pending_advices(&self) -> Result<Vec<(i64, Vec<u8>, u32)>, JournalError> {
+        let mut st = self.conn.prepare(
+            "SELECT id, advice_msg, advice_attempts FROM transactions
+             WHERE advice = 'pending' AND advice_msg IS NOT NULL ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Counts an advice attempt that got no acknowledgement.
+    pub fn advice_attempt(&mut self, id: i64, reason: &str) -> Result<(), JournalError> {
+        let t = now();
+        self.conn.execute(
+            "UPDATE transactions SET advice_attempts = advice_attempts + 1, updated_at = ?2,
+                history = history || ?2 || ' advice_attempt ' || ?3 || char(10)
+             WHERE id = ?1",
+            params![id, t, reason],
+        )?;
+        Ok(())
+    }
+
+    /// How many times the advice of `id` has been sent.
+    pub fn advice_attempts(&self, id: i64) -> Result<u32, JournalError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT advice_attempts FROM transactions WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    /// Appends a line to a transaction's history.
+    pub fn note(&mut self, id: i64, text: &str) -> Result<(), JournalError> {
+        let t = now();
+        self.conn.execute(
+            "UPDATE transactions SET updated_at = ?2, history = history || ?2 || ' ' || ?3 || char(10)
+             WHERE id = ?1",
+            params![id, t, text],
+        )?;
+        Ok(())
+    }
+
+    /// The host acknowledged the advice: erase the sealed copy it was sent from (the request
+    /// a void would reverse stays until the batch closes). A completion takes the host's
+    /// response code and RRN; an offline approval keeps the code the terminal set (Y1, Y3).
+    pub fn advice_done(
+        &mut self,
+        id: i64,
+        response_code: &str,
+        rrn: Option<&str>,
+    ) -> Result<(), JournalError> {
+        let t = now();
+        self.conn.execute(
+            "UPDATE transactions SET advice = 'done', advice_msg = NULL, updated_at = ?2,
+                response_code = CASE WHEN state = 'offline_approved' THEN response_code ELSE ?3 END,
+                rrn = COALESCE(?4, rrn),
+                history = history || ?2 || ' advice_acknowledged' || char(10)
+             WHERE id = ?1",
+            params![id, t, response_code, rrn],
+        )?;
+        Ok(())
+    }
+
+    /// The sealed request kept for a void or completion.
+    pub fn request_msg(&self, id: i64) -> Result<Option<Vec<u8>>, JournalError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT request_msg FROM transactions WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// A void: the sealed reversal is armed and the row waits for the host (void_pending);
+    /// a pending advice (never sent) is withdrawn.
+    pub fn arm_void(
+        &mut self,
+        id: i64,
+        sealed_reversal: Option<&[u8]>,
+    ) -> Result<(), JournalError> {
+        let t = now();
+        let tx = self.conn.transaction()?;
+        match sealed_reversal {
+            Some(s) => {
+                tx.execute(
+                    "UPDATE transactions SET reversal_msg = ?2, reversal = 'pending', reversal_attempts = 0,
+                        state = 'void_pending', reason = 'void', updated_at = ?3,
+                        history = history || ?3 || ' void_pending' || char(10)
+                     WHERE id = ?1",
+                    params![id, s, t],
+                )?;
+            }
+            None => {
+                tx.execute(
+                    "UPDATE transactions SET advice = 'none', advice_msg = NULL, request_msg = NULL,
+                        state = 'voided', reason = 'void before forwarding', updated_at = ?2,
+                        history = history || ?2 || ' voided before forwarding' || char(10)
+                     WHERE id = ?1",
+                    params![id, t],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Marks the customer receipt printed.
+    pub fn set_printed(&mut self, id: i64) -> Result<(), JournalError> {
+        let t = now();
+        self.conn.execute(
+            "UPDATE transactions SET printed_at = ?2, history = history || ?2 || ' receipt_printed' || char(10)
+             WHERE id = ?1",
+            params![id, t],
+        )?;
+        Ok(())
+    }
+
+    /// Approved transactions whose receipt was never printed (a crash in between).
+    pub fn unprinted(&self) -> Result<Vec<JournalRow>, JournalError> {
+        let mut st = self.conn.prepare(&format!(
+            "{SELECT} WHERE state IN ('approved', 'offline_approved') AND printed_at IS NULL ORDER BY id"
+        ))?;
+        let rows = st.query_map([], row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A named counter (PIN failures, lock-out time).
+    pub fn counter(&self, name: &str) -> Result<i64, JournalError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT value FROM counters WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    /// Sets a named counter.
+    pub fn set_counter(&mut self, name: &str, value: i64) -> Result<(), JournalError> {
+        self.conn.execute(
+            "INSERT INTO counters(name, value) VALUES(?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            params![name, value],
+        )?;
+        Ok(())
     }
 
     /// Moves a transaction to `state` with an optional reason code, appending to its history.
@@ -379,21 +847,6 @@ impl Journal {
         Ok(())
     }
 
-    /// Stores the host's answer.
-    pub fn set_host(
-        &mut self,
-        id: i64,
-        response_code: &str,
-        auth_code: Option<&str>,
-        rrn: Option<&str>,
-    ) -> Result<(), JournalError> {
-        self.conn.execute(
-            "UPDATE transactions SET response_code = ?2, auth_code = ?3, rrn = ?4 WHERE id = ?1",
-            params![id, response_code, auth_code, rrn],
-        )?;
-        Ok(())
-    }
-
     /// One row.
     pub fn get(&self, id: i64) -> Result<Option<JournalRow>, JournalError> {
         Ok(self
@@ -413,7 +866,8 @@ impl Journal {
 }
 
 const SELECT: &str = "SELECT id, created_at, txn_type, amount_minor, currency, stan, state, reason,
-    pan_masked, scheme, aid, response_code, auth_code, rrn, reversal, history FROM transactions";
+    pan_masked, scheme, aid, response_code, auth_code, rrn, reversal, history, original_id,
+    tip_minor, batch, advice, printed_at FROM transactions";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JournalRow> {
     Ok(JournalRow {
@@ -433,6 +887,11 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JournalRow> {
         rrn: r.get(13)?,
         reversal: r.get(14)?,
         history: r.get(15)?,
+        original_id: r.get(16)?,
+        tip_minor: r.get::<_, i64>(17)? as u64,
+        batch: r.get(18)?,
+        advice: r.get(19)?,
+        printed_at: r.get(20)?,
     })
 }
 

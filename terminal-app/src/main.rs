@@ -12,6 +12,7 @@ mod engine;
 #[cfg(feature = "desktop")]
 mod gui;
 mod journal;
+mod ops;
 mod receipt;
 mod report;
 mod tool;
@@ -57,6 +58,15 @@ struct Cli {
 enum PayType {
     Sale,
     Refund,
+    Preauth,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ReportKind {
+    /// Running totals of the open batch.
+    X,
+    /// Batch close: reconciliation with the host (0500), then a new batch.
+    Z,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +110,50 @@ enum Command {
         /// it once more when the terminal asks ("present card again"); 1 walks away.
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10))]
         taps: u32,
+        /// A refund's original transaction (journal ID): same card, at most what is left of it.
+        #[arg(long, value_name = "ID")]
+        original: Option<i64>,
+        /// Tip before the tap (taxi mode): a percentage of the amount ("10%") or an amount
+        /// ("2.50"); the card is charged amount plus tip.
+        #[arg(long, value_name = "TIP")]
+        tip: Option<String>,
+        /// Read the supervisor PIN (unreferenced refunds) from the first line of stdin.
+        #[arg(long)]
+        pin_stdin: bool,
+        /// The virtual cardholder taps after this many milliseconds (Ctrl-C before that
+        /// cancels the transaction).
+        #[arg(long, value_name = "MS", default_value_t = 0)]
+        tap_delay_ms: u64,
+    },
+    /// Void an approved transaction of the open batch (default: the last one).
+    Void {
+        /// Journal ID (default: the newest approved transaction of the open batch).
+        #[arg(long)]
+        id: Option<i64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Complete a pre-authorization with the final amount (no card needed).
+    Complete {
+        /// The pre-authorization's journal ID.
+        #[arg(long)]
+        id: i64,
+        /// Final amount (at most `[terminal] completion_tolerance_pct` above the held amount).
+        #[arg(long)]
+        amount: String,
+        /// Print JSON (the shape of `kassa pay --json`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Totals: `x` for the open batch, `z` to close it with the host.
+    Report {
+        /// x or z.
+        #[arg(value_enum)]
+        kind: ReportKind,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Run the kernel against a recorded APDU trace, then the emulator's host.
     Replay {
@@ -158,7 +212,7 @@ enum Command {
         #[arg(long = "terminal", value_name = "ID")]
         terminals: Vec<String>,
     },
-    /// Send what the journal owes the host now: pending reversals (emulator mode).
+    /// Send what the journal owes the host now: advices, then reversals.
     Sync {
         /// Print JSON.
         #[arg(long)]
@@ -279,6 +333,8 @@ enum ToolCommand {
         #[arg(required = true, value_name = "TAG=HEX")]
         data: Vec<String>,
     },
+    /// Hash a supervisor PIN for `[operator] supervisor_pin` (the PIN is read from stdin).
+    PinHash,
     /// List a data object list's entries with their names.
     Dol {
         /// The DOL, hex (`-` reads stdin).
@@ -332,6 +388,23 @@ enum JournalCommand {
     Show {
         /// Journal ID.
         id: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every transaction, oldest first, as CSV on stdout (masked PANs).
+    Export {
+        /// CSV (the only format).
+        #[arg(long, required = true)]
+        csv: bool,
+    },
+    /// Print a stored receipt again, marked as a duplicate.
+    Reprint {
+        /// Journal ID.
+        id: i64,
+    },
+    /// What the host is still owed: advices (offline approvals, completions) and reversals.
+    Queue {
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -495,31 +568,6 @@ fn host_sim(
     })
 }
 
-/// `kassa sync`: pending reversals to the host, now.
-fn sync(paths: &Paths, cfg: Config, json: bool, fault: Option<Fault>) -> anyhow::Result<u8> {
-    let rt = runtime()?;
-    rt.block_on(async {
-        let env = EmulatorEnv::start(paths, &cfg, fault).await?;
-        let link = env.link(&cfg)?;
-        let journal = Journal::open(&paths.journal())
-            .with_context(|| format!("journal {}", paths.journal().display()))?;
-        let vault = vault::Vault::open(&paths.device_key())?;
-        let (reader, _tap) = SimReader::new("virtual reader");
-        let mut engine = Engine::new(cfg.clone(), reader, link, journal, vault)?;
-        let (done, left) = engine.send_pending_reversals().await?;
-        engine.link.close().await;
-        if json {
-            println!(
-                "{}",
-                serde_json::json!({ "reversals": { "acknowledged": done, "pending": left } })
-            );
-        } else {
-            println!("reversals: {done} acknowledged, {left} still pending");
-        }
-        Ok(if left == 0 { 0 } else { EXIT_HOST })
-    })
-}
-
 /// Reads a host rules file; a bad file is bad input (exit 2).
 fn load_host_rules(path: Option<&std::path::Path>) -> Result<sim::HostRules, u8> {
     let Some(path) = path else {
@@ -601,6 +649,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             mask,
             ref host_rules,
             taps,
+            original,
+            ref tip,
+            pin_stdin,
+            tap_delay_ms,
         } => pay(
             &paths,
             cfg,
@@ -618,12 +670,31 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 trace: trace.as_deref(),
                 mask,
                 taps,
+                original,
+                tip: tip.as_deref(),
+                pin_stdin,
+                tap_delay_ms,
             },
+        ),
+        Command::Void { id, json } => ops::void(&paths, cfg, id, json),
+        Command::Complete {
+            id,
+            ref amount,
+            json,
+        } => ops::complete(&paths, cfg, id, amount, json),
+        Command::Report { kind, json } => ops::report(
+            &paths,
+            cfg,
+            match kind {
+                ReportKind::X => "x",
+                ReportKind::Z => "z",
+            },
+            json,
         ),
         Command::Replay { ref trace, json } => replay(&paths, cfg, trace, json),
         Command::Emulator => emulator_window(&paths, cfg),
-        Command::Journal { ref command } => journal_command(&paths, command),
-        Command::Sync { json, fault } => sync(&paths, cfg, json, fault),
+        Command::Journal { ref command } => journal_command(&paths, &cfg, command),
+        Command::Sync { json, fault } => ops::sync(&paths, cfg, json, fault),
         Command::Certs { .. } | Command::HostSim { .. } => Ok(EXIT_USAGE),
         Command::Bench {
             command:
@@ -705,6 +776,22 @@ fn tool_command(command: &ToolCommand) -> u8 {
             },
         ),
         ToolCommand::Dol { hex, json, kernel } => tool::dol(hex, *json, *kernel),
+        ToolCommand::PinHash => {
+            let mut line = zeroize::Zeroizing::new(String::new());
+            if std::io::stdin().read_line(&mut line).is_err() {
+                eprintln!("kassa tool pin-hash: cannot read the PIN from stdin");
+                return EXIT_USAGE;
+            }
+            let pin = line.trim_end_matches(['\r', '\n']);
+            if !(4..=12).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+                eprintln!("kassa tool pin-hash: a supervisor PIN is 4 to 12 digits");
+                return EXIT_USAGE;
+            }
+            match config::hash_pin(pin) {
+                Ok(h) => Ok(h),
+                Err(e) => Err(tool::ToolError(format!("pin-hash: {e}"))),
+            }
+        }
         ToolCommand::Iso8583 {
             hex,
             dialect,
@@ -799,14 +886,84 @@ fn tool_command(command: &ToolCommand) -> u8 {
     }
 }
 
-fn journal_command(paths: &Paths, command: &JournalCommand) -> anyhow::Result<u8> {
+fn journal_command(paths: &Paths, cfg: &Config, command: &JournalCommand) -> anyhow::Result<u8> {
     let path = paths.journal();
     if !path.is_file() {
         eprintln!("kassa journal: no journal at {}", path.display());
         return Ok(EXIT_OTHER);
     }
-    let journal = Journal::open(&path).with_context(|| format!("journal {}", path.display()))?;
+    let mut journal =
+        Journal::open(&path).with_context(|| format!("journal {}", path.display()))?;
     match command {
+        JournalCommand::Export { .. } => {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            ops::export_csv(&journal, &mut out)?;
+            Ok(0)
+        }
+        JournalCommand::Reprint { id } => match journal.receipt(*id)?.or_else(|| {
+            // Never laid out (a crash right after the approval): rebuilt from the journal.
+            journal
+                .get(*id)
+                .ok()
+                .flatten()
+                .filter(|r| matches!(r.state.as_str(), "approved" | "offline_approved"))
+                .map(|r| receipt::render_row(cfg, &r))
+        }) {
+            Some(text) => {
+                println!("{:^32}", "*** DUPLICATE ***");
+                print!("{text}");
+                if journal.get(*id)?.is_some_and(|r| r.printed_at.is_none()) {
+                    journal.set_printed(*id)?;
+                }
+                Ok(0)
+            }
+            None => {
+                eprintln!("kassa journal reprint: transaction {id} has no receipt");
+                Ok(EXIT_USAGE)
+            }
+        },
+        JournalCommand::Queue { json } => {
+            let rows: Vec<_> = journal
+                .all()?
+                .into_iter()
+                .filter(|r| r.advice == "pending" || r.reversal == "pending")
+                .collect();
+            if *json {
+                let items: Vec<_> = rows
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({
+                            "id": r.id,
+                            "type": r.txn_type,
+                            "amount_minor": r.amount_minor,
+                            "state": r.state,
+                            "pan": r.pan_masked,
+                            "owed": if r.advice == "pending" { "advice" } else { "reversal" },
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&items)?);
+            } else {
+                println!("{} message(s) owed to the host", rows.len());
+                for r in &rows {
+                    println!(
+                        "{:>5}  {:<10} {:>12}  {:<16} {:<17} {}",
+                        r.id,
+                        r.txn_type,
+                        ui::amount::format_minor(r.amount_minor, cfg.terminal.currency_exponent),
+                        r.state,
+                        r.pan_masked.clone().unwrap_or_default(),
+                        if r.advice == "pending" {
+                            "advice"
+                        } else {
+                            "reversal"
+                        }
+                    );
+                }
+            }
+            Ok(0)
+        }
         JournalCommand::List { limit, json } => {
             let rows = journal.recent(*limit)?;
             if *json {
@@ -960,18 +1117,97 @@ struct PayArgs<'a> {
     trace: Option<&'a std::path::Path>,
     mask: bool,
     taps: u32,
+    original: Option<i64>,
+    tip: Option<&'a str>,
+    pin_stdin: bool,
+    tap_delay_ms: u64,
+}
+
+/// Stores the receipt in the journal, prints the result (the receipt goes to the virtual
+/// printer, standard output) and marks an approved receipt printed. Returns the exit code.
+fn finish(
+    journal: &mut Journal,
+    cmd: &str,
+    cfg: &Config,
+    result: &engine::TxnResult,
+    card_name: &str,
+    json: bool,
+) -> u8 {
+    let text = receipt::render_text(cfg, result, receipt::Copy::Customer);
+    ops::store_receipt(journal, result, &text);
+    let code = report_result(cmd, cfg, result, card_name, json);
+    if result.approved()
+        && let Err(e) = journal.set_printed(result.journal_id)
+    {
+        tracing::warn!(error = %e, "receipt not marked printed");
+    }
+    code
 }
 
 fn pay(paths: &Paths, mut cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> {
     // The terminal asks no more often than the virtual cardholder will come back.
     cfg.reader.max_presentations = cfg.reader.max_presentations.min(args.taps);
-    // Bad input first: nothing is started for it.
-    let amount_minor = match cfg.amount(args.amount) {
+    // Bad input first: nothing is started for it. Refusals by the terminal's rules (an
+    // amount over the maximum, a refund above its original, a wrong supervisor PIN) are
+    // journalled with their reason code.
+    let kind = match args.kind {
+        PayType::Sale => TxnKind::Sale,
+        PayType::Refund => TxnKind::Refund,
+        PayType::Preauth => TxnKind::PreAuth,
+    };
+    if args.original.is_some() && kind != TxnKind::Refund {
+        eprintln!("kassa pay: --original is for refunds (--type refund)");
+        return Ok(EXIT_USAGE);
+    }
+    if args.tip.is_some() && kind != TxnKind::Sale {
+        eprintln!("kassa pay: --tip is for sales");
+        return Ok(EXIT_USAGE);
+    }
+    let exp = cfg.terminal.currency_exponent;
+    let fare = match config::parse_amount(args.amount, exp) {
+        Ok(0) => {
+            eprintln!("kassa pay: {}", config::AmountError::Zero);
+            return Ok(EXIT_USAGE);
+        }
         Ok(a) => a,
         Err(e) => {
             eprintln!("kassa pay: {e}");
             return Ok(EXIT_USAGE);
         }
+    };
+    let mut refusal: Option<ops::Refusal> = None;
+    let mut tip_minor = 0;
+    if let Some(t) = args.tip {
+        if !cfg.tips_enabled() {
+            refusal = Some((
+                "tips_disabled".into(),
+                "tips are not enabled on this terminal ([terminal] tips, or mode = \"taxi\")"
+                    .into(),
+            ));
+        } else {
+            match ops::parse_tip(t, exp) {
+                Ok(tip) => tip_minor = ops::tip_minor(fare, tip),
+                Err(e) => {
+                    eprintln!("kassa pay: {}", e.1);
+                    return Ok(EXIT_USAGE);
+                }
+            }
+        }
+    }
+    let amount_minor = fare + tip_minor;
+    if refusal.is_none() && amount_minor > cfg.max_amount_minor() {
+        refusal = Some((
+            "amount_over_maximum".into(),
+            format!(
+                "amount {} is over the configured maximum of {}",
+                ui::amount::format_minor(amount_minor, exp),
+                cfg.terminal.max_amount
+            ),
+        ));
+    }
+    let extras = engine::TxnExtras {
+        original_id: args.original,
+        tip_minor,
     };
     let mut extra = Vec::new();
     let card_name = match (args.card, args.card_file) {
@@ -1007,10 +1243,50 @@ fn pay(paths: &Paths, mut cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> 
         eprintln!("kassa pay: --mask needs --trace FILE");
         return Ok(EXIT_USAGE);
     }
-    let kind = match args.kind {
-        PayType::Sale => TxnKind::Sale,
-        PayType::Refund => TxnKind::Refund,
+    let pin = if args.pin_stdin {
+        let mut line = zeroize::Zeroizing::new(String::new());
+        if std::io::stdin().read_line(&mut line).is_err() {
+            eprintln!("kassa pay: cannot read the supervisor PIN from stdin");
+            return Ok(EXIT_USAGE);
+        }
+        Some(zeroize::Zeroizing::new(
+            line.trim_end_matches(['\r', '\n']).to_string(),
+        ))
+    } else {
+        None
     };
+    if refusal.is_none() && kind == TxnKind::Refund {
+        let mut journal = Journal::open(&paths.journal())
+            .with_context(|| format!("journal {}", paths.journal().display()))?;
+        let checked = match args.original {
+            Some(orig) => ops::check_refund(&journal, &cfg, orig, amount_minor),
+            None => {
+                ops::check_supervisor_pin(&mut journal, &cfg, pin.as_deref().map(|p| p.as_str()))
+            }
+        };
+        refusal = checked.err();
+    }
+    if let Some((code, message)) = refusal {
+        let mut journal = Journal::open(&paths.journal())
+            .with_context(|| format!("journal {}", paths.journal().display()))?;
+        let result = engine::TxnResult::refused(
+            &mut journal,
+            kind,
+            amount_minor,
+            cfg.terminal.currency,
+            extras,
+            &code,
+            message,
+        )?;
+        return Ok(finish(
+            &mut journal,
+            "pay",
+            &cfg,
+            &result,
+            &card_name,
+            args.json,
+        ));
+    }
     let rt = runtime()?;
     rt.block_on(async {
         let env = EmulatorEnv::start_with(paths, &cfg, args.fault, extra, args.host_rules.clone())
@@ -1043,9 +1319,33 @@ fn pay(paths: &Paths, mut cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> 
             vault,
         )?
         .with_events(ev_tx);
-        // Tap the card as soon as the terminal is ready for it.
-        tap.tap(Box::new(card));
-        let result = engine.run(kind, amount_minor, None).await?;
+        // The operator's Ctrl-C cancels the transaction at whatever step it is.
+        let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = cancel_tx.send(true);
+            }
+        });
+        // Tap the card as soon as the terminal is ready for it (or after --tap-delay-ms).
+        if args.tap_delay_ms == 0 {
+            tap.tap(Box::new(card));
+        } else {
+            let delay = std::time::Duration::from_millis(args.tap_delay_ms);
+            let tap = tap.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                tap.tap(Box::new(card));
+            });
+        }
+        let result = engine
+            .run_full(
+                kind,
+                amount_minor,
+                extras,
+                Some(cancel_rx),
+                engine::Overrides::default(),
+            )
+            .await?;
         engine.link.close().await;
         if let Some(path) = args.trace {
             let data = result
@@ -1060,7 +1360,14 @@ fn pay(paths: &Paths, mut cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> 
             std::fs::write(path, t.to_text())
                 .with_context(|| format!("writing trace {}", path.display()))?;
         }
-        Ok(report_result("pay", &cfg, &result, &card_name, args.json))
+        Ok(finish(
+            &mut engine.journal,
+            "pay",
+            &cfg,
+            &result,
+            &card_name,
+            args.json,
+        ))
     })
 }
 
@@ -1124,6 +1431,7 @@ fn report_result(
                 e.message, result.journal_id
             );
             match e.failure {
+                Failure::Refused => EXIT_USAGE,
                 Failure::Host => EXIT_HOST,
                 Failure::Other => EXIT_OTHER,
             }
@@ -1217,6 +1525,13 @@ fn replay(
         let mut engine = Engine::new(cfg.clone(), ReplayReader::new(t), link, journal, vault)?;
         let result = engine.run_with(kind, amount, None, overrides).await?;
         engine.link.close().await;
-        Ok(report_result("replay", &cfg, &result, &card_name, json))
+        Ok(finish(
+            &mut engine.journal,
+            "replay",
+            &cfg,
+            &result,
+            &card_name,
+            json,
+        ))
     })
 }

@@ -72,14 +72,26 @@ pub fn render(cfg: &Config, r: &TxnResult, copy: Copy) -> Vec<String> {
         lines.push(format!("AID {}", hex(&card.aid)));
     }
     lines.push(String::new());
-    lines.push(pair(
-        "AMOUNT",
-        &format!(
+    let money = |minor: u64| {
+        format!(
             "{} {}",
             term.currency_code,
-            format_minor(r.amount_minor, term.currency_exponent)
-        ),
-    ));
+            format_minor(minor, term.currency_exponent)
+        )
+    };
+    if let Some(orig) = r.extras.original_id {
+        lines.push(pair("ORIGINAL", &format!("#{orig}")));
+    }
+    if r.extras.tip_minor > 0 {
+        lines.push(pair(
+            "FARE",
+            &money(r.amount_minor.saturating_sub(r.extras.tip_minor)),
+        ));
+        lines.push(pair("TIP", &money(r.extras.tip_minor)));
+        lines.push(pair("TOTAL", &money(r.amount_minor)));
+    } else {
+        lines.push(pair("AMOUNT", &money(r.amount_minor)));
+    }
     lines.push(String::new());
     let verdict = match r.outcome.as_str() {
         "approved" => "APPROVED".to_string(),
@@ -89,6 +101,14 @@ pub fn render(cfg: &Config, r: &TxnResult, copy: Copy) -> Vec<String> {
         other => other.replace('_', " ").to_uppercase(),
     };
     lines.push(center(&verdict));
+    if let Some((rc, code)) = &r.offline {
+        lines.push(center("APPROVED OFFLINE"));
+        lines.push(pair("AUTH CODE", code));
+        lines.push(pair(
+            "RESPONSE",
+            &format!("{rc} {}", acquirer::messages::response_text(rc)),
+        ));
+    }
     if let Some(h) = &r.host {
         if let Some(code) = &h.auth_code {
             lines.push(pair("AUTH CODE", code));
@@ -145,6 +165,89 @@ pub fn render(cfg: &Config, r: &TxnResult, copy: Copy) -> Vec<String> {
 /// The receipt as one string.
 pub fn render_text(cfg: &Config, r: &TxnResult, copy: Copy) -> String {
     let mut s = render(cfg, r, copy).join("\n");
+    s.push('\n');
+    s
+}
+
+/// A receipt rebuilt from the journal alone, for a transaction whose laid-out receipt was
+/// never stored (a crash between the approval and the receipt): the same header, card and
+/// amount lines, and the host's answer; no EMV lines (the journal keeps no chip data).
+pub fn render_row(cfg: &Config, row: &crate::journal::JournalRow) -> String {
+    let term = &cfg.terminal;
+    let money = |minor: u64| {
+        format!(
+            "{} {}",
+            term.currency_code,
+            format_minor(minor, term.currency_exponent)
+        )
+    };
+    let when = chrono::DateTime::parse_from_rfc3339(&row.created_at)
+        .map(|t| t.with_timezone(&chrono::Local))
+        .ok();
+    let mut lines = vec![
+        center(&term.merchant_name),
+        center(&term.merchant_address),
+        pair(
+            &format!("TID {}", term.terminal_id),
+            &format!("MID {}", term.merchant_id),
+        ),
+        pair(
+            &when
+                .map(|w| w.format("%Y-%m-%d").to_string())
+                .unwrap_or_default(),
+            &when
+                .map(|w| w.format("%H:%M:%S").to_string())
+                .unwrap_or_default(),
+        ),
+        String::new(),
+        center(&row.txn_type.to_uppercase()),
+        String::new(),
+    ];
+    if let Some(scheme) = &row.scheme {
+        lines.push(pair(&scheme.to_uppercase(), "CONTACTLESS"));
+    }
+    if let Some(pan) = &row.pan_masked {
+        lines.push(pan.clone());
+    }
+    if let Some(aid) = &row.aid {
+        lines.push(format!("AID {aid}"));
+    }
+    lines.push(String::new());
+    if let Some(orig) = row.original_id {
+        lines.push(pair("ORIGINAL", &format!("#{orig}")));
+    }
+    if row.tip_minor > 0 {
+        lines.push(pair(
+            "FARE",
+            &money(row.amount_minor.saturating_sub(row.tip_minor)),
+        ));
+        lines.push(pair("TIP", &money(row.tip_minor)));
+        lines.push(pair("TOTAL", &money(row.amount_minor)));
+    } else {
+        lines.push(pair("AMOUNT", &money(row.amount_minor)));
+    }
+    lines.push(String::new());
+    lines.push(center(&match row.state.as_str() {
+        "approved" => "APPROVED".to_string(),
+        "offline_approved" => "APPROVED OFFLINE".to_string(),
+        other => other.replace('_', " ").to_uppercase(),
+    }));
+    if let Some(code) = &row.auth_code {
+        lines.push(pair("AUTH CODE", code));
+    }
+    if let Some(rc) = &row.response_code {
+        lines.push(pair(
+            "RESPONSE",
+            &format!("{rc} {}", acquirer::messages::response_text(rc)),
+        ));
+    }
+    if let Some(rrn) = &row.rrn {
+        lines.push(pair("RRN", rrn));
+    }
+    lines.push(pair("STAN", &format!("{:06}", row.stan)));
+    lines.push(String::new());
+    lines.push(center("CUSTOMER COPY"));
+    let mut s = lines.join("\n");
     s.push('\n');
     s
 }

@@ -74,10 +74,18 @@ pub struct TransactionPart {
     pub stan: u32,
     /// RRN from the host.
     pub rrn: Option<String>,
-    /// Authorization code from the host.
+    /// Authorization code from the host (or the terminal's, when approved offline).
     pub auth_code: Option<String>,
     /// Local date and time (RFC 3339).
     pub time: String,
+    /// Tip included in `amount_minor`.
+    pub tip_minor: u64,
+    /// The journal ID this transaction refers to (a refund's sale, a completion's
+    /// pre-authorization).
+    pub original_id: Option<i64>,
+    /// Approved by the terminal without the host: `Y1` (the card approved offline) or `Y3`
+    /// (store-and-forward, host unreachable); null otherwise.
+    pub offline: Option<String>,
 }
 
 /// `card`.
@@ -157,6 +165,8 @@ pub struct JournalPart {
     pub state: String,
     /// `none` or `pending`.
     pub reversal: String,
+    /// Store-and-forward advice: `none`, `pending` (owed to the host) or `done`.
+    pub advice: String,
 }
 
 /// `error`.
@@ -227,8 +237,15 @@ impl PayReport {
                 currency_numeric: cfg.terminal.currency,
                 stan: r.stan,
                 rrn: r.host.as_ref().and_then(|h| h.rrn.clone()),
-                auth_code: r.host.as_ref().and_then(|h| h.auth_code.clone()),
+                auth_code: r
+                    .host
+                    .as_ref()
+                    .and_then(|h| h.auth_code.clone())
+                    .or_else(|| r.offline.as_ref().map(|o| o.1.clone())),
                 time: r.when.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+                tip_minor: r.extras.tip_minor,
+                original_id: r.extras.original_id,
+                offline: r.offline.as_ref().map(|o| o.0.clone()),
             },
             card,
             emv,
@@ -253,6 +270,18 @@ impl PayReport {
                 state: r.journal_state.name().to_string(),
                 reversal: if r.journal_state == crate::journal::TxnState::ReversalPending {
                     "pending".into()
+                } else {
+                    "none".into()
+                },
+                advice: if r.offline.is_some() {
+                    "pending".into()
+                } else if r.kind == crate::engine::TxnKind::Completion && r.error.is_none() {
+                    if r.reason.is_some() {
+                        "pending"
+                    } else {
+                        "done"
+                    }
+                    .into()
                 } else {
                     "none".into()
                 },

@@ -165,10 +165,6 @@ fn bad_input_is_refused_with_exit_2() {
             "not a number",
         ),
         (
-            &["pay", "--amount", "5000.01", "--card", "visa"],
-            "over the configured maximum",
-        ),
-        (
             &["pay", "--amount", "1", "--card", "nosuchcard"],
             "unknown card \"nosuchcard\"",
         ),
@@ -184,6 +180,23 @@ fn bad_input_is_refused_with_exit_2() {
     }
     // Nothing was started, so nothing was journalled.
     assert!(!dir.path().join("journal.db").exists());
+    // An amount over the maximum is refused by the terminal's rules: exit 2, and the
+    // refusal is journalled with its reason code.
+    let o = kassa(
+        dir.path(),
+        &["pay", "--amount", "5000.01", "--card", "visa", "--json"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("over the configured maximum"));
+    let j = json(&o);
+    assert_eq!(j["outcome"], "refused");
+    assert_eq!(j["error"]["code"], "amount_over_maximum");
+    let o = kassa(dir.path(), &["journal", "list", "--json"]);
+    let rows = json(&o);
+    assert_eq!(rows[0]["state"], "refused");
+    assert_eq!(rows[0]["reason"], "amount_over_maximum");
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    std::fs::create_dir_all(dir.path()).unwrap();
 
     let cfg = dir.path().join("bad.toml");
     std::fs::write(
