@@ -103,9 +103,14 @@ enum Command {
         /// Record the APDU exchange to FILE (docs/TRACES.md).
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
-        /// With --trace: replace PAN, track data and names in the trace with test values.
+        /// With --trace: replace PAN, track data and names in the trace with test values. This
+        /// is the default; the flag is kept for scripts that pass it.
         #[arg(long)]
         mask: bool,
+        /// With --trace: record the card's data as read (full PAN and track 2 in the file),
+        /// for exact replays of test cards on a bench. Never for real cards.
+        #[arg(long, conflicts_with = "mask")]
+        unmasked: bool,
         /// How many times the virtual cardholder presents the card: 2 (the default) presents
         /// it once more when the terminal asks ("present card again"); 1 walks away.
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10))]
@@ -647,6 +652,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             fault,
             ref trace,
             mask,
+            unmasked,
             ref host_rules,
             taps,
             original,
@@ -669,6 +675,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 fault,
                 trace: trace.as_deref(),
                 mask,
+                unmasked,
                 taps,
                 original,
                 tip: tip.as_deref(),
@@ -1116,6 +1123,7 @@ struct PayArgs<'a> {
     fault: Option<Fault>,
     trace: Option<&'a std::path::Path>,
     mask: bool,
+    unmasked: bool,
     taps: u32,
     original: Option<i64>,
     tip: Option<&'a str>,
@@ -1239,8 +1247,11 @@ fn pay(paths: &Paths, mut cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> 
             return Ok(EXIT_USAGE);
         }
     };
-    if args.mask && args.trace.is_none() {
-        eprintln!("kassa pay: --mask needs --trace FILE");
+    if (args.mask || args.unmasked) && args.trace.is_none() {
+        eprintln!(
+            "kassa pay: --{} needs --trace FILE",
+            if args.mask { "mask" } else { "unmasked" }
+        );
         return Ok(EXIT_USAGE);
     }
     let pin = if args.pin_stdin {
@@ -1354,7 +1365,13 @@ fn pay(paths: &Paths, mut cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> 
                 .map(|o| o.data.clone())
                 .unwrap_or_default();
             let mut t = trace::build(&card_name, &data, engine.reader.exchanges());
-            if args.mask {
+            // Card data never reaches a file unless asked for (--unmasked).
+            if args.unmasked {
+                eprintln!(
+                    "kassa pay: {} holds the card's full PAN and track data (--unmasked)",
+                    path.display()
+                );
+            } else {
                 trace::mask(&mut t);
             }
             std::fs::write(path, t.to_text())

@@ -346,7 +346,15 @@ fn trace_record_and_replay() {
     let paid = json(&kassa(
         dir.path(),
         &[
-            "pay", "--amount", "12.34", "--card", "visa", "--json", "--trace", t,
+            "pay",
+            "--amount",
+            "12.34",
+            "--card",
+            "visa",
+            "--json",
+            "--trace",
+            t,
+            "--unmasked",
         ],
     ));
     assert_eq!(paid["outcome"], "approved");
@@ -380,6 +388,26 @@ fn trace_record_and_replay() {
         "{text}"
     );
     assert!(text.contains("# masked: yes"));
+    // Masking is the default: a plain --trace holds no PAN either.
+    let plain = dir.path().join("plain.trace");
+    let o = kassa(
+        dir.path(),
+        &[
+            "pay",
+            "--amount",
+            "12.34",
+            "--card",
+            "visa",
+            "--trace",
+            plain.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let plain_text = std::fs::read_to_string(&plain).unwrap();
+    assert!(
+        !plain_text.contains("4761739001") && plain_text.contains("# masked: yes"),
+        "{plain_text}"
+    );
     let r = json(&kassa(dir.path(), &["replay", m, "--json"]));
     assert_eq!(r["card"]["pan"], "999999******9999");
     assert_eq!(r["outcome"], "declined");
