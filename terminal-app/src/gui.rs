@@ -170,6 +170,17 @@ async fn engine_task(
     cancel: Arc<Mutex<Option<watch::Sender<bool>>>>,
     cfg: Config,
 ) {
+    // Recovery on start: what a crash left owed to the host goes now (advices, reversals).
+    match engine.sync().await {
+        Ok(s) if s.advices_left + s.reversals_left > 0 => {
+            tracing::warn!(
+                ?s,
+                "the host is still owed messages; they go before the next payment"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "recovery sync failed"),
+    }
     while let Some(amount) = commands.recv().await {
         let (cancel_tx, cancel_rx) = watch::channel(false);
         if let Ok(mut c) = cancel.lock() {
@@ -191,6 +202,11 @@ async fn engine_task(
         let (approved, title, detail, receipt) = match result {
             Ok(r) => {
                 let text = receipt::render_text(&cfg, &r, Copy::Customer);
+                // Stored before it is shown (the emulator's printer is the result screen).
+                crate::ops::store_receipt(&mut engine.journal, &r, &text);
+                if r.approved() {
+                    let _ = engine.journal.set_printed(r.journal_id);
+                }
                 let title = match r.outcome.as_str() {
                     "approved" => "Approved".to_string(),
                     "declined" => "Declined".to_string(),
