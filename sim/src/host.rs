@@ -215,6 +215,9 @@ struct State {
     balances: HashMap<String, u64>,
     /// Indices of `once` rules already used.
     spent_rules: Vec<usize>,
+    /// The last batch each terminal closed: a repeated 0500 (its answer was lost) gets the
+    /// same answer again. In memory only.
+    last_closed: HashMap<String, BatchTotals>,
 }
 
 struct Shared {
@@ -635,11 +638,13 @@ fn decide(req: &Message, shared: &Shared) -> Decision {
         220 | 221 => {
             entry.status = EntryStatus::Approved;
             entry.auth_code = req.get_str(38);
+            // A repeat (0221) or a second copy of an advice the host already has, whatever has
+            // happened to it since (reversed, settled), is acknowledged and not booked again.
             let dup = state.ledger.iter().any(|e| {
                 matches!(e.mti, 220 | 221)
                     && e.terminal_id == tid
                     && e.stan == stan
-                    && e.status == EntryStatus::Approved
+                    && e.status != EntryStatus::Administrative
             });
             if dup {
                 entry.status = EntryStatus::Administrative;
@@ -689,7 +694,7 @@ fn decide(req: &Message, shared: &Shared) -> Decision {
                 .and_then(|f| f.get(4..10).map(str::to_string))
                 .unwrap_or_else(|| stan.clone());
             let found = state.ledger.iter_mut().rev().find(|e| {
-                matches!(e.mti, 100 | 200 | 220)
+                matches!(e.mti, 100 | 200 | 220 | 221)
                     && e.terminal_id == tid
                     && e.stan == original_stan
                     && matches!(
@@ -740,7 +745,19 @@ fn decide(req: &Message, shared: &Shared) -> Decision {
                     for e in state.ledger.iter_mut().filter(mine) {
                         e.settled = true;
                     }
+                    state.last_closed.insert(tid.clone(), terminal);
                     ("00".into(), "batch in balance".to_string(), Vec::new())
+                }
+                // The same close again (the terminal never got the answer), nothing since.
+                Some(terminal)
+                    if host == BatchTotals::default()
+                        && state.last_closed.get(&tid) == Some(&terminal) =>
+                {
+                    (
+                        "00".into(),
+                        "batch already closed (repeat)".to_string(),
+                        Vec::new(),
+                    )
                 }
                 Some(terminal) => (
                     "95".into(),

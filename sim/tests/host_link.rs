@@ -482,18 +482,21 @@ async fn network_management_and_reconciliation() {
         .await
         .unwrap();
     assert_eq!(ex.response.get_str(39).as_deref(), Some("00"));
-    // The batch is closed: the same totals again are out of balance (the host's batch is empty).
-    let ex = link
-        .exchange(&reconciliation(
-            6,
-            "1129235900",
-            "KASSA001",
-            "KASSA-DEMO",
-            978,
-            right,
-        ))
+    // The same close again (as when its answer was lost): the same answer, nothing settled twice.
+    let again = |stan| reconciliation(stan, "1129235900", "KASSA001", "KASSA-DEMO", 978, right);
+    let ex = link.exchange(&again(6)).await.unwrap();
+    assert_eq!(ex.response.get_str(39).as_deref(), Some("00"));
+    assert!(
+        host.ledger()
+            .last()
+            .is_some_and(|e| e.reason.contains("already closed"))
+    );
+    // Once there is new business, those totals no longer balance.
+    let o = run_kernel(&mut card, 700);
+    link.exchange(&request(&o, 700, 7).to_message().unwrap())
         .await
         .unwrap();
+    let ex = link.exchange(&again(8)).await.unwrap();
     assert_eq!(ex.response.get_str(39).as_deref(), Some("95"));
 }
 

@@ -577,6 +577,19 @@ impl<R: CardReader> Engine<R> {
         // 3. Offline outcomes end here. A card's offline approval is owed to the host as an
         // advice (the clearing record with the TC).
         if outcome.kind != OutcomeKind::OnlineRequest {
+            if outcome.kind == OutcomeKind::Approved && kind != TxnKind::Sale {
+                // A pre-authorization must hold funds at the issuer and a refund is cleared
+                // online: a card's offline approval of either is not accepted.
+                let reason = format!("offline_not_for_{}", kind.name());
+                self.journal
+                    .set_state(id, TxnState::Declined, Some(&reason))?;
+                result.outcome = "declined".into();
+                result.journal_state = TxnState::Declined;
+                result.reason = Some(reason);
+                result.kernel = Some(Box::new(outcome));
+                result.timing.total_ms = started.elapsed().as_millis() as u64;
+                return Ok(result);
+            }
             if outcome.kind == OutcomeKind::Approved {
                 let code = format!("Y1{:04}", stan % 10_000);
                 let sealed = self
@@ -603,14 +616,17 @@ impl<R: CardReader> Engine<R> {
                         result.offline = Some(("Y1".into(), code));
                     }
                     None => {
-                        // No clearing record can be built (no PAN): approved by the card,
-                        // nothing to forward.
-                        self.journal.set_state(
-                            id,
-                            TxnState::Approved,
-                            Some("card approved offline"),
+                        // No clearing record could be built or sealed: the merchant would never
+                        // be paid, so the sale is not approved.
+                        result.fail(
+                            &mut self.journal,
+                            TxnState::CardError,
+                            Failure::Other,
+                            "seal_failed",
+                            "the clearing record of the offline approval could not be stored"
+                                .into(),
                         )?;
-                        result.journal_state = TxnState::Approved;
+                        return Ok(result);
                     }
                 }
                 pause_point("offline_approved");
@@ -672,9 +688,18 @@ impl<R: CardReader> Engine<R> {
         } else {
             self.seal_message(&void_template(&message), id)
         };
-        if let Some(s) = &sealed {
-            self.journal.arm_reversal(id, s)?;
-        }
+        let (Some(sealed), Some(keep)) = (sealed, keep) else {
+            // Without its reversal stored, a request must not leave.
+            result.fail(
+                &mut self.journal,
+                TxnState::CardError,
+                Failure::Other,
+                "seal_failed",
+                "the reversal could not be stored; nothing was sent".into(),
+            )?;
+            return Ok(result);
+        };
+        self.journal.arm_reversal(id, &sealed)?;
         self.journal.set_state(id, TxnState::Authorising, None)?;
         self.emit(EngineEvent::Authorising);
         pause_point("authorising");
@@ -726,6 +751,20 @@ impl<R: CardReader> Engine<R> {
                     }
                 };
                 pause_point("answered");
+                if answer.response_code == "10" {
+                    // A partial approval: the terminal has no way to collect the rest, so the
+                    // approval is reversed and the sale is not made.
+                    result.fail(
+                        &mut self.journal,
+                        TxnState::ReversalPending,
+                        Failure::Host,
+                        "partial_approval",
+                        "the host approved part of the amount; reversed".into(),
+                    )?;
+                    let _ = self.send_pending_reversals().await;
+                    result.timing.total_ms = started.elapsed().as_millis() as u64;
+                    return Ok(result);
+                }
                 let approved = answer.approved();
                 let state = if approved {
                     TxnState::Approved
@@ -740,7 +779,7 @@ impl<R: CardReader> Engine<R> {
                         rrn: answer.rrn.as_deref(),
                     },
                     state,
-                    if approved { keep.as_deref() } else { None },
+                    if approved { Some(&keep) } else { None },
                 )?;
                 result.outcome = state.name().to_string();
                 result.journal_state = state;
@@ -891,19 +930,34 @@ impl<R: CardReader> Engine<R> {
                 msg.mti = 221;
             }
             // Counted before it leaves: an advice with no attempt has certainly never reached
-            // the host (a void may then withdraw it).
-            self.journal.advice_attempt(id, "sending")?;
+            // the host (a void may then withdraw it). Not counted (withdrawn meanwhile by a
+            // void in another process): not sent.
+            if !self.journal.advice_attempt(id, "sending")? {
+                continue;
+            }
             match self.link.exchange(&msg).await {
                 Ok(ex) => {
                     pause_point("advice_sent");
                     let rc = ex.response.get_str(39).unwrap_or_default();
-                    if rc == "00" {
-                        let rrn = ex.response.get_str(37);
-                        self.journal.advice_done(id, &rc, rrn.as_deref())?;
-                    } else {
-                        self.journal.advice_refused(id, &rc)?;
+                    match rc.as_str() {
+                        // Acknowledged (94: the host already had it).
+                        "00" | "94" => {
+                            let rrn = ex.response.get_str(37);
+                            self.journal.advice_done(id, &rc, rrn.as_deref())?;
+                            done += 1;
+                        }
+                        // The host could not take it now: it stays owed.
+                        "91" | "96" | "68" | "19" => {
+                            self.journal
+                                .note(id, &format!("advice_unacknowledged rc {rc}"))?;
+                            left += 1;
+                        }
+                        // Refused for good: the transaction is declined after all.
+                        _ => {
+                            self.journal.advice_refused(id, &rc)?;
+                            done += 1;
+                        }
                     }
-                    done += 1;
                 }
                 Err(e) => {
                     self.journal
@@ -942,7 +996,8 @@ impl<R: CardReader> Engine<R> {
         let Some(row) = self.journal.get(id)? else {
             return refuse("not_found", format!("no transaction {id}"));
         };
-        if row.batch != self.journal.current_batch()? {
+        // A pre-authorization stays open across batches until completed or voided.
+        if row.batch != self.journal.current_batch()? && row.txn_type != "preauth" {
             return refuse(
                 "settled",
                 format!("transaction {id} was settled with batch {}", row.batch),
@@ -969,13 +1024,29 @@ impl<R: CardReader> Engine<R> {
                 format!("pre-authorization {id} is completed: void the completion"),
             );
         }
-        if row.advice == "pending" && self.journal.advice_attempts(id)? == 0 {
+        if self.journal.refunded(id)? > 0 {
+            return refuse(
+                "refunded",
+                format!("transaction {id} has refunds: void them first"),
+            );
+        }
+        if row.advice == "pending" && self.journal.withdraw_advice(id)? {
             // Never sent: nothing reached the host, nothing to reverse.
-            self.journal.arm_void(id, None)?;
             return Ok(Ok(TxnState::Voided));
         }
-        // Otherwise the host has (or may have) it: reverse. An advice still owed is sent
-        // before the reversal by `sync`.
+        if row.advice == "pending" {
+            // The host may have the advice: it must be acknowledged before its reversal goes,
+            // or the reversal could arrive first and the advice after it.
+            let _ = self.send_pending_advices().await?;
+            if self.journal.get(id)?.is_some_and(|r| r.advice == "pending") {
+                return refuse(
+                    "advice_pending",
+                    format!(
+                        "transaction {id} is still being forwarded to the host; void it once `kassa sync` succeeds"
+                    ),
+                );
+            }
+        }
         let Some(sealed) = self.journal.request_msg(id)? else {
             return refuse(
                 "no_request",
@@ -990,7 +1061,7 @@ impl<R: CardReader> Engine<R> {
         let Some(sealed_reversal) = self.seal_message(&reversal, id) else {
             return refuse("seal_failed", "the reversal could not be sealed".into());
         };
-        self.journal.arm_void(id, Some(&sealed_reversal))?;
+        self.journal.arm_void(id, &sealed_reversal)?;
         pause_point("void_armed");
         let _ = self.send_pending_reversals().await?;
         let state = self

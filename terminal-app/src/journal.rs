@@ -282,7 +282,8 @@ impl Journal {
     pub fn pending_reversals(&self) -> Result<Vec<(i64, Vec<u8>, u32)>, JournalError> {
         let mut st = self.conn.prepare(
             "SELECT id, reversal_msg, reversal_attempts FROM transactions
-             WHERE reversal = 'pending' AND reversal_msg IS NOT NULL ORDER BY id",
+             WHERE reversal = 'pending' AND reversal_msg IS NOT NULL AND advice != 'pending'
+             ORDER BY id",
         )?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -310,6 +311,7 @@ impl Journal {
                 state = CASE WHEN state = 'void_pending' THEN 'voided' ELSE 'reversed' END,
                 reason = CASE WHEN state = 'void_pending' THEN 'void acknowledged' ELSE 'reversal acknowledged' END,
                 reversal = 'done', reversal_msg = NULL, request_msg = NULL, updated_at = ?2,
+                advice = CASE WHEN advice = 'pending' THEN 'done' ELSE advice END, advice_msg = NULL,
                 history = history || ?2 || ' ' ||
                     CASE WHEN state = 'void_pending' THEN 'voided' ELSE 'reversed' END || char(10)
              WHERE id = ?1",
@@ -671,29 +673,33 @@ impl Journal {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Counts an advice attempt that got no acknowledgement.
-    pub fn advice_attempt(&mut self, id: i64, reason: &str) -> Result<(), JournalError> {
+    /// Counts an advice attempt before it is sent. False when the advice is no longer owed
+    /// (withdrawn by a void meanwhile): then it must not be sent.
+    pub fn advice_attempt(&mut self, id: i64, reason: &str) -> Result<bool, JournalError> {
         let t = now();
-        self.conn.execute(
+        let n = self.conn.execute(
             "UPDATE transactions SET advice_attempts = advice_attempts + 1, updated_at = ?2,
                 history = history || ?2 || ' advice_attempt ' || ?3 || char(10)
-             WHERE id = ?1",
+             WHERE id = ?1 AND advice = 'pending'",
             params![id, t, reason],
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
-    /// How many times the advice of `id` has been sent.
-    pub fn advice_attempts(&self, id: i64) -> Result<u32, JournalError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT advice_attempts FROM transactions WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(0))
+    /// Withdraws an advice that was never sent (a void before forwarding): the row becomes
+    /// `voided`. False when it was attempted already (or is not owed): then it may have
+    /// reached the host and must be reversed instead. One conditional update, so a `sync` in
+    /// another process cannot send it after it was withdrawn.
+    pub fn withdraw_advice(&mut self, id: i64) -> Result<bool, JournalError> {
+        let t = now();
+        let n = self.conn.execute(
+            "UPDATE transactions SET advice = 'none', advice_msg = NULL, request_msg = NULL,
+                state = 'voided', reason = 'void before forwarding', updated_at = ?2,
+                history = history || ?2 || ' voided before forwarding' || char(10)
+             WHERE id = ?1 AND advice = 'pending' AND advice_attempts = 0",
+            params![id, t],
+        )?;
+        Ok(n == 1)
     }
 
     /// Appends a line to a transaction's history.
@@ -741,36 +747,16 @@ impl Journal {
             .flatten())
     }
 
-    /// A void: the sealed reversal is armed and the row waits for the host (void_pending);
-    /// a pending advice (never sent) is withdrawn.
-    pub fn arm_void(
-        &mut self,
-        id: i64,
-        sealed_reversal: Option<&[u8]>,
-    ) -> Result<(), JournalError> {
+    /// A void: the sealed reversal is armed and the row waits for the host (void_pending).
+    pub fn arm_void(&mut self, id: i64, sealed_reversal: &[u8]) -> Result<(), JournalError> {
         let t = now();
-        let tx = self.conn.transaction()?;
-        match sealed_reversal {
-            Some(s) => {
-                tx.execute(
-                    "UPDATE transactions SET reversal_msg = ?2, reversal = 'pending', reversal_attempts = 0,
-                        state = 'void_pending', reason = 'void', updated_at = ?3,
-                        history = history || ?3 || ' void_pending' || char(10)
-                     WHERE id = ?1",
-                    params![id, s, t],
-                )?;
-            }
-            None => {
-                tx.execute(
-                    "UPDATE transactions SET advice = 'none', advice_msg = NULL, request_msg = NULL,
-                        state = 'voided', reason = 'void before forwarding', updated_at = ?2,
-                        history = history || ?2 || ' voided before forwarding' || char(10)
-                     WHERE id = ?1",
-                    params![id, t],
-                )?;
-            }
-        }
-        tx.commit()?;
+        self.conn.execute(
+            "UPDATE transactions SET reversal_msg = ?2, reversal = 'pending', reversal_attempts = 0,
+                state = 'void_pending', reason = 'void', updated_at = ?3,
+                history = history || ?3 || ' void_pending' || char(10)
+             WHERE id = ?1",
+            params![id, sealed_reversal, t],
+        )?;
         Ok(())
     }
 

@@ -352,7 +352,7 @@ pub struct BatchReport {
     pub voided: Sum,
     /// Declined (not in the totals).
     pub declined: Sum,
-    /// Pre-authorizations holding funds, not completed (not in the totals).
+    /// Pre-authorizations holding funds, not completed, from any batch (not in the totals).
     pub open_preauths: Sum,
     /// Offline approvals whose advice is still owed to the host.
     pub advices_pending: Sum,
@@ -392,9 +392,6 @@ pub fn batch_report(
             }
             ("completion", true) => r.completions.add(row.amount_minor),
             ("refund", true) => r.refunds.add(row.amount_minor),
-            ("preauth", true) if journal.completion_of(row.id).ok().flatten().is_none() => {
-                r.open_preauths.add(row.amount_minor);
-            }
             _ => {}
         }
         if approved && row.txn_type != "preauth" {
@@ -410,6 +407,15 @@ pub fn batch_report(
             "voided" | "void_pending" => r.voided.add(row.amount_minor),
             "declined" => r.declined.add(row.amount_minor),
             _ => {}
+        }
+    }
+    // Pre-authorizations stay open across batches: all of them, whichever batch.
+    for row in journal.all().unwrap_or_default() {
+        if row.txn_type == "preauth"
+            && row.state == "approved"
+            && journal.completion_of(row.id).ok().flatten().is_none()
+        {
+            r.open_preauths.add(row.amount_minor);
         }
     }
     r.net_minor = r.sales.amount_minor as i64 + r.completions.amount_minor as i64

@@ -51,6 +51,9 @@ pub fn build(card: &str, data: &TagStore, exchanges: &[(Vec<u8>, Vec<u8>)]) -> T
 
 /// Track 2 Data in kernel 2 (9F6B).
 const TRACK2_C2: Tag = Tag::new(0x9F6B);
+/// ICC Public Key Certificate (9F46) and ICC PIN Encipherment Public Key Certificate (9F2D):
+/// both recover, with the public issuer key, to data holding the full PAN (Book 2 §6.4).
+const ICC_CERTS: [Tag; 2] = [Tag::new(0x9F46), Tag::new(0x9F2D)];
 
 /// Test values that replace card data in a masked trace, digit for digit and byte for byte.
 fn masked_value(tag: Tag, v: &[u8]) -> Vec<u8> {
@@ -64,6 +67,8 @@ fn masked_value(tag: Tag, v: &[u8]) -> Vec<u8> {
                 (hi << 4) | lo
             })
             .collect(),
+        // Certificates that would give the PAN back: zeros.
+        _ if ICC_CERTS.contains(&tag) => vec![0; v.len()],
         // Names and track 1 become "TEST CARDHOLDER" repeated to the same length.
         _ => b"TEST CARDHOLDER "
             .iter()
@@ -85,12 +90,13 @@ pub fn mask(trace: &mut Trace) {
         let data_len = e.response.len() - 2;
         let mut patches = Vec::new();
         let walked = tlv::walk(&e.response[..data_len], |_, o| {
-            if !o.is_constructed() && tlv::is_sensitive(o.tag()) {
+            if !o.is_constructed() && (tlv::is_sensitive(o.tag()) || ICC_CERTS.contains(&o.tag())) {
                 patches.push((o.value_offset(), masked_value(o.tag(), o.value())));
             }
         });
         if walked.is_err() {
-            // Not TLV: leave it, but never leave digits that look like a PAN.
+            // Not TLV: nothing tells where card data is, so none of it is kept.
+            e.response[..data_len].fill(0);
             continue;
         }
         for (at, v) in patches {
@@ -177,6 +183,19 @@ mod tests {
         assert_eq!(&after[15..30], b"TEST CARDHOLDER");
         assert_eq!(&after[after.len() - 2..], &[0x90, 0x00]);
         assert!(!trace.to_text().contains("4761739001010119"));
+    }
+
+    #[test]
+    fn masking_blanks_icc_certificates_and_non_tlv_responses() {
+        // READ RECORD with 9F46 (ICC public key certificate: recovers to the PAN), then an
+        // answer that is not TLV.
+        let mut trace = Trace::parse(
+            "> 00B2011C00\n< 70079F4604A1B2C3D49000\n> 80CA9F1700\n< 4761739001019000\n",
+        )
+        .unwrap();
+        mask(&mut trace);
+        assert_eq!(hex(&trace.exchanges[0].response), "70079F4604000000009000");
+        assert_eq!(hex(&trace.exchanges[1].response), "0000000000009000");
     }
 
     #[test]

@@ -128,6 +128,15 @@ fn sale_refunds_void_and_end_of_day() {
     assert_eq!(r3["error"]["code"], "refund_card_mismatch");
     assert_eq!(row(data, id_of(&r3))["state"], "refused");
 
+    // A sale with refunds cannot be voided (the refund would be paid twice).
+    let v = kassa_in(
+        data,
+        None,
+        &["void", "--id", &sale_id.to_string(), "--json"],
+        None,
+    );
+    assert_eq!(v.status.code(), Some(2));
+    assert_eq!(json(&v)["error"]["code"], "refunded");
     // Unreferenced refunds need the supervisor PIN.
     let (code, r4) = pay(
         data,
@@ -293,6 +302,30 @@ fn preauthorization_and_completion() {
     assert_eq!(z["closed"], true, "{z}");
     assert_eq!(z["completions"]["amount_minor"], 11200);
     assert_eq!(z["sales"]["amount_minor"], 0);
+
+    // A card that would approve a pre-authorization offline (under a floor limit) is not
+    // accepted: a pre-authorization must hold funds at the issuer.
+    let floor = data.join("floor.toml");
+    std::fs::write(
+        &floor,
+        "[[aids]]\naid = \"A0000000031010\"\nkernel = 3\nfloor_limit = \"20.00\"\n",
+    )
+    .unwrap();
+    let (_, off) = pay(
+        data,
+        Some(&floor),
+        &[
+            "--card",
+            "visa-offline",
+            "--amount",
+            "5.00",
+            "--type",
+            "preauth",
+        ],
+    );
+    assert_eq!(off["outcome"], "declined", "{off}");
+    assert_eq!(off["reason"], "offline_not_for_preauth");
+    assert_eq!(off["journal"]["advice"], "none");
 
     // A second pre-authorization, voided before completion: the hold is released.
     let (_, pre2) = pay(
