@@ -708,7 +708,19 @@ fn decide(req: &Message, shared: &Shared) -> Decision {
                     let was_approved = e.status == EntryStatus::Approved;
                     e.status = EntryStatus::Reversed;
                     let (amt, refund) = (e.amount_minor, e.refund);
-                    if was_approved && let Some(b) = state.balances.get_mut(&pan) {
+                    // A void's reversal carries no card data: the account is the original's.
+                    let original_pan = e.pan.clone();
+                    let key = if pan.is_empty() {
+                        state
+                            .balances
+                            .keys()
+                            .find(|k| mask(k) == original_pan)
+                            .cloned()
+                            .unwrap_or_default()
+                    } else {
+                        pan.clone()
+                    };
+                    if was_approved && let Some(b) = state.balances.get_mut(&key) {
                         *b = if refund {
                             b.saturating_sub(amt)
                         } else {
