@@ -245,27 +245,43 @@ impl TxnResult {
         let id = journal.begin(kind.name(), amount_minor, currency, 0)?;
         journal.set_details(id, extras.original_id, extras.tip_minor)?;
         journal.set_state(id, TxnState::Refused, Some(code))?;
-        Ok(TxnResult {
-            outcome: "refused".into(),
+        let mut r = TxnResult::start(kind, amount_minor, 0, id, chrono::Local::now(), extras);
+        r.outcome = "refused".into();
+        r.journal_state = TxnState::Refused;
+        r.error = Some(TxnError {
+            failure: Failure::Refused,
+            code: code.to_string(),
+            message,
+        });
+        Ok(r)
+    }
+
+    /// A transaction just begun (journal row `id`, state `started`), nothing known yet.
+    fn start(
+        kind: TxnKind,
+        amount_minor: u64,
+        stan: u32,
+        journal_id: i64,
+        when: chrono::DateTime<chrono::Local>,
+        extras: TxnExtras,
+    ) -> TxnResult {
+        TxnResult {
+            outcome: String::new(),
             kind,
             amount_minor,
-            stan: 0,
-            journal_id: id,
-            journal_state: TxnState::Refused,
+            stan,
+            journal_id,
+            journal_state: TxnState::Started,
             kernel: None,
             host: None,
-            error: Some(TxnError {
-                failure: Failure::Refused,
-                code: code.to_string(),
-                message,
-            }),
+            error: None,
             reason: None,
             presentations: 0,
             timing: Timing::default(),
-            when: chrono::Local::now(),
+            when,
             offline: None,
             extras,
-        })
+        }
     }
 }
 
@@ -383,23 +399,7 @@ impl<R: CardReader> Engine<R> {
             self.journal
                 .set_details(id, extras.original_id, extras.tip_minor)?;
         }
-        let mut result = TxnResult {
-            outcome: String::new(),
-            kind,
-            amount_minor,
-            stan,
-            journal_id: id,
-            journal_state: TxnState::Started,
-            kernel: None,
-            host: None,
-            error: None,
-            reason: None,
-            presentations: 0,
-            timing: Timing::default(),
-            when,
-            offline: None,
-            extras,
-        };
+        let mut result = TxnResult::start(kind, amount_minor, stan, id, when, extras);
         pause_point("started");
         // 1-2. Wait for the tap and run the kernel; on Outcome Try Again (Book A §6.2: the
         // card left, or a phone asks to be presented again) restart at Start B with the same
@@ -728,7 +728,7 @@ impl<R: CardReader> Engine<R> {
             result.outcome = "cancelled".into();
             let _ = self.send_pending_reversals().await;
             if let Some(r) = self.journal.get(id)? {
-                result.journal_state = state_from_name(&r.state);
+                result.journal_state = TxnState::from_name(&r.state);
             }
             result.timing.total_ms = started.elapsed().as_millis() as u64;
             return Ok(result);
@@ -1067,7 +1067,7 @@ impl<R: CardReader> Engine<R> {
         let state = self
             .journal
             .get(id)?
-            .map(|r| state_from_name(&r.state))
+            .map(|r| TxnState::from_name(&r.state))
             .unwrap_or(TxnState::VoidPending);
         Ok(Ok(state))
     }
@@ -1166,23 +1166,8 @@ impl<R: CardReader> Engine<R> {
             .to_string();
         let msg =
             acquirer::messages::completion(&original, &auth, amount_minor, stan, &transmission);
-        let mut result = TxnResult {
-            outcome: String::new(),
-            kind: TxnKind::Completion,
-            amount_minor,
-            stan,
-            journal_id: id,
-            journal_state: TxnState::Started,
-            kernel: None,
-            host: None,
-            error: None,
-            reason: None,
-            presentations: 0,
-            timing: Timing::default(),
-            when,
-            offline: None,
-            extras,
-        };
+        let mut result =
+            TxnResult::start(TxnKind::Completion, amount_minor, stan, id, when, extras);
         let Some(sealed) = self.seal_message(&msg, id) else {
             result.fail(
                 &mut self.journal,
@@ -1205,7 +1190,7 @@ impl<R: CardReader> Engine<R> {
         let row = self.journal.get(id)?;
         let state = row
             .as_ref()
-            .map(|r| state_from_name(&r.state))
+            .map(|r| TxnState::from_name(&r.state))
             .unwrap_or(TxnState::Approved);
         result.journal_state = state;
         result.outcome = match state {
@@ -1452,31 +1437,6 @@ fn void_template(m: &acquirer::Message) -> acquirer::Message {
     let mut t = m.clone();
     t.remove(2).remove(14).remove(35).remove(55);
     t
-}
-
-/// The journal state named `name`.
-pub fn state_from_name(name: &str) -> TxnState {
-    use TxnState::*;
-    [
-        Started,
-        CardRead,
-        Authorising,
-        Approved,
-        Declined,
-        Ended,
-        CardError,
-        HostUnreachable,
-        ReversalPending,
-        Cancelled,
-        Reversed,
-        OfflineApproved,
-        Voided,
-        VoidPending,
-        Refused,
-    ]
-    .into_iter()
-    .find(|s| s.name() == name)
-    .unwrap_or(Ended)
 }
 
 enum KernelRunError {

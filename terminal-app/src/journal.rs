@@ -58,6 +58,33 @@ pub enum TxnState {
 }
 
 impl TxnState {
+    /// Every state.
+    pub const ALL: [TxnState; 15] = [
+        TxnState::Started,
+        TxnState::CardRead,
+        TxnState::Authorising,
+        TxnState::Approved,
+        TxnState::Declined,
+        TxnState::Ended,
+        TxnState::CardError,
+        TxnState::HostUnreachable,
+        TxnState::ReversalPending,
+        TxnState::Cancelled,
+        TxnState::Reversed,
+        TxnState::OfflineApproved,
+        TxnState::Voided,
+        TxnState::VoidPending,
+        TxnState::Refused,
+    ];
+
+    /// The state stored as `name` (an unknown name reads as `ended`).
+    pub fn from_name(name: &str) -> TxnState {
+        TxnState::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .unwrap_or(TxnState::Ended)
+    }
+
     /// The stored name.
     pub fn name(self) -> &'static str {
         match self {

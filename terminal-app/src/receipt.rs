@@ -41,24 +41,28 @@ fn pair(left: &str, right: &str) -> String {
     format!("{left}{}{right}", " ".repeat(WIDTH - l - r))
 }
 
-/// Lays out the receipt.
-pub fn render(cfg: &Config, r: &TxnResult, copy: Copy) -> Vec<String> {
+/// Merchant, terminal, date and time, and the transaction type.
+fn header(cfg: &Config, when: Option<chrono::DateTime<chrono::Local>>, kind: &str) -> Vec<String> {
     let term = &cfg.terminal;
-    let mut lines = vec![
+    let f = |fmt: &str| when.map(|w| w.format(fmt).to_string()).unwrap_or_default();
+    vec![
         center(&term.merchant_name),
         center(&term.merchant_address),
         pair(
             &format!("TID {}", term.terminal_id),
             &format!("MID {}", term.merchant_id),
         ),
-        pair(
-            &r.when.format("%Y-%m-%d").to_string(),
-            &r.when.format("%H:%M:%S").to_string(),
-        ),
+        pair(&f("%Y-%m-%d"), &f("%H:%M:%S")),
         String::new(),
-        center(&r.kind.name().to_uppercase()),
+        center(&kind.to_uppercase()),
         String::new(),
-    ];
+    ]
+}
+
+/// Lays out the receipt.
+pub fn render(cfg: &Config, r: &TxnResult, copy: Copy) -> Vec<String> {
+    let term = &cfg.terminal;
+    let mut lines = header(cfg, Some(r.when), r.kind.name());
     let kernel = r.kernel.as_deref();
     if let Some(card) = kernel.and_then(|o| o.card.as_ref()) {
         let label = card
@@ -184,25 +188,8 @@ pub fn render_row(cfg: &Config, row: &crate::journal::JournalRow) -> String {
     let when = chrono::DateTime::parse_from_rfc3339(&row.created_at)
         .map(|t| t.with_timezone(&chrono::Local))
         .ok();
-    let mut lines = vec![
-        center(&term.merchant_name),
-        center(&term.merchant_address),
-        pair(
-            &format!("TID {}", term.terminal_id),
-            &format!("MID {}", term.merchant_id),
-        ),
-        pair(
-            &when
-                .map(|w| w.format("%Y-%m-%d").to_string())
-                .unwrap_or_default(),
-            &when
-                .map(|w| w.format("%H:%M:%S").to_string())
-                .unwrap_or_default(),
-        ),
-        String::new(),
-        center(&row.txn_type.to_uppercase()),
-        String::new(),
-    ];
+    let mut lines = header(cfg, when, &row.txn_type);
+
     if let Some(scheme) = &row.scheme {
         lines.push(pair(&scheme.to_uppercase(), "CONTACTLESS"));
     }
