@@ -58,6 +58,41 @@ pub struct Config {
     pub offline: OfflineSection,
     /// Supervisor PIN and lock-out.
     pub operator: OperatorSection,
+    /// The touch screen: language, layout, accessibility.
+    pub ui: UiSection,
+}
+
+/// `[ui]`: the touch screen.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiSection {
+    /// The merchant's language (one of the UI's twelve: en, zh_CN, zh_TW, ja, ko, ru, fr, de,
+    /// es, th, vi, pt); customer screens switch to the card's language and back.
+    pub language: String,
+    /// `portrait` (480x800 handheld), `portrait-854` (480x854), or `landscape` (800x480
+    /// countertop).
+    pub layout: String,
+    /// Customer text 1.5 times larger.
+    pub large_text: bool,
+    /// Black, white and yellow.
+    pub high_contrast: bool,
+    /// Spoken prompts with espeak-ng, where the device has it.
+    pub voice: bool,
+    /// The language buttons on the present-card screen (up to four).
+    pub customer_languages: Vec<String>,
+}
+
+impl Default for UiSection {
+    fn default() -> Self {
+        UiSection {
+            language: "en".into(),
+            layout: "portrait".into(),
+            large_text: true,
+            high_contrast: false,
+            voice: false,
+            customer_languages: ["en", "zh_CN", "ja", "ko"].map(String::from).to_vec(),
+        }
+    }
 }
 
 /// `[terminal] mode`: what kind of device this is.
@@ -250,6 +285,7 @@ impl Default for Config {
             capks: Vec::new(),
             offline: OfflineSection::default(),
             operator: OperatorSection::default(),
+            ui: UiSection::default(),
         }
     }
 }
@@ -679,6 +715,36 @@ impl Config {
             return Err(invalid(
                 "operator.supervisor_pin",
                 "must be a hash from `kassa tool pin-hash` (pbkdf2-sha256$...)".into(),
+            ));
+        }
+        for (key, code) in std::iter::once(("ui.language", &self.ui.language)).chain(
+            self.ui
+                .customer_languages
+                .iter()
+                .map(|c| ("ui.customer_languages", c)),
+        ) {
+            if ui::lang::by_code(code).is_none() {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "unknown language {code:?} (en, zh_CN, zh_TW, ja, ko, ru, fr, de, es, th, vi, pt)"
+                    ),
+                ));
+            }
+        }
+        if self.ui.customer_languages.len() > 4 {
+            return Err(invalid(
+                "ui.customer_languages",
+                "at most four language buttons".into(),
+            ));
+        }
+        if !["portrait", "portrait-854", "landscape"].contains(&self.ui.layout.as_str()) {
+            return Err(invalid(
+                "ui.layout",
+                format!(
+                    "unknown layout {:?} (portrait, portrait-854, landscape)",
+                    self.ui.layout
+                ),
             ));
         }
         if self.operator.max_pin_failures == 0 {

@@ -217,11 +217,6 @@ impl EmulatorEnv {
             }
         }))
     }
-
-    /// Names of the virtual cards.
-    pub fn card_names(&self) -> Vec<String> {
-        self.profiles.iter().map(|p| p.name.clone()).collect()
-    }
 }
 
 /// The default data directory: `$KASSA_DATA_DIR`, else the user's data directory + `kassa`.

@@ -106,8 +106,15 @@ pub enum EngineEvent {
     WaitingForCard,
     /// A card is in the field: kernel running.
     CardDetected,
-    /// The card has been read: all four lights and the success tone; remove the card.
-    CardRead,
+    /// The card has been read: all four lights and the success tone; remove the card. With
+    /// the card's Language Preference (5F2D, most preferred first) and issuer country (5F28),
+    /// so the customer screens can switch to the cardholder's language.
+    CardRead {
+        /// ISO 639-1 codes from 5F2D.
+        languages: Vec<String>,
+        /// ISO 3166-1 numeric issuer country.
+        issuer_country: Option<u16>,
+    },
     /// Waiting for the host.
     Authorising,
     /// The kernel asked for the card again (Outcome Try Again): its UI request ("Present
@@ -348,25 +355,24 @@ impl<R: CardReader> Engine<R> {
         self
     }
 
+    /// Sends progress events to `tx` from now on (the UI, one transaction at a time).
+    pub fn set_events(&mut self, tx: mpsc::UnboundedSender<EngineEvent>) {
+        self.events = Some(tx);
+    }
+
+    /// Stops sending progress events (the UI's receiver can end).
+    pub fn detach_events(&mut self) {
+        self.events = None;
+    }
+
     fn emit(&self, e: EngineEvent) {
         if let Some(tx) = &self.events {
             let _ = tx.send(e);
         }
     }
 
-    /// Runs one transaction. `cancel` turning true while waiting for the card cancels it.
-    /// Errors are only for the journal itself failing; everything else is in the result.
-    pub async fn run(
-        &mut self,
-        kind: TxnKind,
-        amount_minor: u64,
-        cancel: Option<watch::Receiver<bool>>,
-    ) -> Result<TxnResult, JournalError> {
-        self.run_with(kind, amount_minor, cancel, Overrides::default())
-            .await
-    }
-
-    /// [`run`](Self::run) with terminal data taken from `overrides` where given.
+    /// Runs one sale or refund with terminal data taken from `overrides` where given (a
+    /// replayed trace).
     pub async fn run_with(
         &mut self,
         kind: TxnKind,
@@ -545,7 +551,18 @@ impl<R: CardReader> Engine<R> {
             )?;
         }
         self.journal.set_state(id, TxnState::CardRead, None)?;
-        self.emit(EngineEvent::CardRead);
+        self.emit(EngineEvent::CardRead {
+            languages: outcome
+                .card
+                .as_ref()
+                .map(|c| c.languages.clone())
+                .unwrap_or_default(),
+            issuer_country: outcome
+                .data
+                .get(t::ISSUER_COUNTRY)
+                .and_then(emv::util::parse_bcd_n)
+                .and_then(|c| u16::try_from(c).ok()),
+        });
         pause_point("card_read");
 
         // A referenced refund goes back to the card that paid.

@@ -1,27 +1,34 @@
 //! `kassa emulator`: the terminal in a desktop window, with a panel of virtual cards that a
-//! click taps onto the simulated reader.
+//! click taps onto the simulated reader and a virtual printer.
 //!
 //! The Slint event loop owns the main thread; the engine runs on the tokio runtime. UI
-//! callbacks reach the engine through a channel; engine events come back with
-//! `upgrade_in_event_loop`.
+//! callbacks reach the engine through a channel ([`Cmd`]); engine events and results come back
+//! with `upgrade_in_event_loop`. The controller ([`wire`]) knows no window system: the tests
+//! drive it with Slint's testing backend.
+//!
+//! Languages: the screens start in `[ui] language`; the customer can switch with one tap on the
+//! present-card screen; when the card is read, its Language Preference (5F2D, issuer country
+//! 5F28 as the hint for Chinese script) switches the customer screens and the customer receipt;
+//! after the transaction they return to the merchant's language.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use drivers::SimReader;
+use drivers::{SimReader, SimReaderHandle};
 use tokio::sync::{mpsc, watch};
-use ui::amount::{AmountEntry, format_minor};
-use ui::slint::{self, ComponentHandle, ModelRc, SharedString, VecModel};
+use ui::amount::AmountEntry;
+use ui::slint::{self, ComponentHandle, ModelRc, VecModel};
 use ui::{
-    AmountAdapter, AppAdapter, EmulatorAdapter, MainWindow, PresentAdapter, ResultAdapter, Screen,
-    VirtualCardEntry,
+    AmountAdapter, AppAdapter, EmulatorAdapter, ErrorAdapter, HistoryLine, IdleAdapter,
+    LanguageChoice, MainWindow, OperatorAdapter, OperatorPage, PresentAdapter, PresentMessage,
+    ResultAdapter, ResultKind, Screen, Theme, TipAdapter, TipChoice, TxnTitle, VirtualCardEntry,
 };
 
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::emulator::{EmulatorEnv, Paths};
-use crate::engine::{Engine, EngineEvent, TxnKind};
+use crate::engine::{Engine, EngineEvent, TxnExtras, TxnKind, TxnResult};
 use crate::journal::Journal;
 use crate::receipt::{self, Copy};
 
@@ -36,11 +43,41 @@ pub fn display_available() -> bool {
         .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
 }
 
-/// Opens the emulator window and runs until it is closed.
-pub fn run(rt: &tokio::runtime::Runtime, paths: &Paths, cfg: Config) -> anyhow::Result<()> {
+/// Opens the emulator window and runs until it is closed (or, with `quit_after`, until the
+/// idle screen has been shown that long: a smoke test under Xvfb).
+pub fn run(
+    rt: &tokio::runtime::Runtime,
+    paths: &Paths,
+    cfg: Config,
+    quit_after: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
     if !display_available() {
         anyhow::bail!(NO_DISPLAY);
     }
+    let window = MainWindow::new().map_err(|e| anyhow::anyhow!("{NO_DISPLAY} ({e})"))?;
+    let _wiring = start(rt, paths, cfg, &window)?;
+    if let Some(after) = quit_after {
+        let timer = slint::Timer::default();
+        timer.start(slint::TimerMode::SingleShot, after, || {
+            println!("kassa emulator: idle screen shown; quitting (--quit-after-ms)");
+            let _ = slint::quit_event_loop();
+        });
+        window.run().context("emulator window")?;
+        drop(timer);
+    } else {
+        window.run().context("emulator window")?;
+    }
+    Ok(())
+}
+
+/// Builds the emulator's engine (host simulator, virtual reader, journal) and wires it to
+/// `window`. Keep the returned value alive as long as the window.
+pub fn start(
+    rt: &tokio::runtime::Runtime,
+    paths: &Paths,
+    cfg: Config,
+    window: &MainWindow,
+) -> anyhow::Result<Wiring> {
     let env = rt.block_on(EmulatorEnv::start(paths, &cfg, None))?;
     let (reader, tap) = SimReader::new("virtual reader");
     let reader = reader.with_timing(cfg.rf_timing());
@@ -48,9 +85,118 @@ pub fn run(rt: &tokio::runtime::Runtime, paths: &Paths, cfg: Config) -> anyhow::
     let journal = Journal::open(&paths.journal())?;
     let vault = crate::vault::Vault::open(&paths.device_key())?;
     let engine = Engine::new(cfg.clone(), reader, link, journal, vault)?;
+    Ok(wire(window, rt.handle(), engine, tap, env, cfg))
+}
 
-    let window = MainWindow::new().map_err(|e| anyhow::anyhow!("{NO_DISPLAY} ({e})"))?;
+/// What the UI asks the engine task to do.
+#[derive(Debug)]
+enum Cmd {
+    Pay {
+        kind: TxnKind,
+        amount: u64,
+        tip: u64,
+    },
+    VoidLast,
+    Void(i64),
+    History,
+    Report(&'static str),
+    /// The last transaction's receipt was printed.
+    Printed,
+}
+
+/// UI-thread state of the controller.
+struct UiState {
+    entry: AmountEntry,
+    kind: TxnKind,
+    fare: u64,
+    /// Digits typed on the operator PIN pad.
+    pin: zeroize::Zeroizing<String>,
+}
+
+/// Keeps the controller's parts alive.
+pub struct Wiring {
+    _env: Arc<EmulatorEnv>,
+}
+
+fn amount_text(cfg: &Config, minor: u64, language: &str) -> String {
+    let lang = ui::lang::by_code(language).unwrap_or(&ui::lang::LANGUAGES[0]);
+    format!(
+        "{} {}",
+        cfg.terminal.currency_code,
+        ui::lang::format_amount(minor, cfg.terminal.currency_exponent, lang)
+    )
+}
+
+/// Switches the screens' language; an unknown one stays on the current (logged).
+fn select_language(w: &MainWindow, code: &str) {
+    match ui::lang::select(code) {
+        Ok(l) => w.global::<PresentAdapter>().set_language(l.code.into()),
+        Err(e) => tracing::warn!(error = %e, "language not switched"),
+    }
+}
+
+/// Speaks a prompt in `language` with espeak-ng when voice prompts are on and the device has it.
+fn speak(w: &MainWindow, language: &str, text: &str) {
+    if !w.global::<OperatorAdapter>().get_voice() {
+        return;
+    }
+    let voice = match ui::lang::by_code(language).map(|l| l.code) {
+        Some("zh_CN") => "cmn",
+        Some("zh_TW") => "yue",
+        Some(code) => code,
+        None => "en",
+    };
+    let text = text.to_string();
+    std::thread::spawn(move || {
+        let _ = std::process::Command::new("espeak-ng")
+            .args(["-v", voice, &text])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    });
+}
+
+/// Wires the controller: window callbacks, the engine task on `rt`, the virtual card panel.
+fn wire(
+    window: &MainWindow,
+    rt: &tokio::runtime::Handle,
+    engine: Engine<SimReader>,
+    tap: SimReaderHandle,
+    env: EmulatorEnv,
+    cfg: Config,
+) -> Wiring {
+    let t = &cfg.terminal;
+    let default_lang = cfg.ui.language.clone();
+    select_language(window, &default_lang);
+    let theme = window.global::<Theme>();
+    theme.set_portrait(cfg.ui.layout != "landscape");
+    theme.set_large_text(cfg.ui.large_text);
+    theme.set_high_contrast(cfg.ui.high_contrast);
+    window.global::<OperatorAdapter>().set_voice(cfg.ui.voice);
     window.global::<AppAdapter>().set_emulator(true);
+    window.global::<AppAdapter>().set_screen(Screen::Idle);
+    let idle = window.global::<IdleAdapter>();
+    idle.set_merchant(t.merchant_name.clone().into());
+    idle.set_mode(
+        match t.mode {
+            Mode::Taxi => "taxi",
+            Mode::Countertop => "countertop",
+        }
+        .into(),
+    );
+    let langs: Vec<LanguageChoice> = cfg
+        .ui
+        .customer_languages
+        .iter()
+        .filter_map(|c| ui::lang::by_code(c))
+        .map(|l| LanguageChoice {
+            code: l.code.into(),
+            name: l.name.into(),
+        })
+        .collect();
+    window
+        .global::<PresentAdapter>()
+        .set_languages(ModelRc::new(VecModel::from(langs)));
     let cards: Vec<VirtualCardEntry> = env
         .profiles
         .iter()
@@ -67,73 +213,143 @@ pub fn run(rt: &tokio::runtime::Runtime, paths: &Paths, cfg: Config) -> anyhow::
     let emu = window.global::<EmulatorAdapter>();
     emu.set_cards(ModelRc::new(VecModel::from(cards)));
     emu.set_host_status(format!("Host simulator on {} (mutual TLS)", env.host_address).into());
-    let t = &cfg.terminal;
     let amount_adapter = window.global::<AmountAdapter>();
     amount_adapter.set_currency(t.currency_code.clone().into());
-    amount_adapter.set_amount_text(format_minor(0, t.currency_exponent).into());
+    amount_adapter.set_amount_text(ui::amount::format_minor(0, t.currency_exponent).into());
 
-    let entry = Rc::new(RefCell::new(AmountEntry::new(
-        t.currency_exponent,
-        cfg.max_amount_minor(),
-    )));
-    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<u64>();
+    let state = Rc::new(RefCell::new(UiState {
+        entry: AmountEntry::new(t.currency_exponent, cfg.max_amount_minor()),
+        kind: TxnKind::Sale,
+        fare: 0,
+        pin: zeroize::Zeroizing::new(String::new()),
+    }));
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<Cmd>();
     let cancel: Arc<Mutex<Option<watch::Sender<bool>>>> = Arc::new(Mutex::new(None));
+    let env = Arc::new(env);
 
+    // Idle.
     {
         let weak = window.as_weak();
-        let entry = entry.clone();
+        let state = state.clone();
+        let cfg = cfg.clone();
+        idle.on_sale(move || {
+            let Some(w) = weak.upgrade() else { return };
+            open_amount(
+                &w,
+                &mut state.borrow_mut(),
+                &cfg,
+                if cfg.terminal.mode == Mode::Taxi {
+                    TxnTitle::Fare
+                } else {
+                    TxnTitle::Sale
+                },
+                TxnKind::Sale,
+            );
+        });
+    }
+    {
+        let weak = window.as_weak();
+        let state = state.clone();
+        let has_pin = cfg.operator.supervisor_pin.is_some();
+        idle.on_menu(move || {
+            let Some(w) = weak.upgrade() else { return };
+            state.borrow_mut().pin.clear();
+            let op = w.global::<OperatorAdapter>();
+            op.set_pin_length(0);
+            op.set_pin_wrong(false);
+            op.set_page(if has_pin {
+                OperatorPage::Pin
+            } else {
+                OperatorPage::Menu
+            });
+            w.global::<AppAdapter>().set_screen(Screen::Operator);
+        });
+    }
+    // Amount entry.
+    {
+        let weak = window.as_weak();
+        let state = state.clone();
         amount_adapter.on_key(move |key| {
             let Some(w) = weak.upgrade() else { return };
-            let mut e = entry.borrow_mut();
-            let accepted = e.key(key.as_str());
+            let mut s = state.borrow_mut();
+            let accepted = s.entry.key(key.as_str());
             let a = w.global::<AmountAdapter>();
-            a.set_amount_text(e.text().into());
-            a.set_can_charge(e.minor() > 0);
-            a.set_hint(if accepted {
-                SharedString::new()
-            } else {
-                "Maximum amount reached".into()
-            });
+            a.set_amount_text(s.entry.text().into());
+            a.set_can_charge(s.entry.minor() > 0);
+            a.set_at_maximum(!accepted);
         });
     }
     {
         let weak = window.as_weak();
-        let entry = entry.clone();
-        let currency = t.currency_code.clone();
+        amount_adapter.on_back(move || {
+            let Some(w) = weak.upgrade() else { return };
+            w.global::<AppAdapter>().set_screen(Screen::Idle);
+        });
+    }
+    {
+        let weak = window.as_weak();
+        let state = state.clone();
+        let cfg = cfg.clone();
+        let cmd_tx = cmd_tx.clone();
+        let default_lang = default_lang.clone();
         amount_adapter.on_charge(move || {
             let Some(w) = weak.upgrade() else { return };
-            let e = entry.borrow();
-            if e.minor() == 0 {
+            let mut s = state.borrow_mut();
+            let fare = s.entry.minor();
+            if fare == 0 {
                 return;
             }
-            let p = w.global::<PresentAdapter>();
-            p.set_amount_text(format!("{currency} {}", e.text()).into());
-            p.set_message("Present card".into());
-            p.set_detail("Click a virtual card on the right".into());
-            p.set_lights(1);
-            p.set_busy(false);
-            w.global::<EmulatorAdapter>().set_can_tap(true);
-            w.global::<AppAdapter>().set_screen(Screen::Present);
-            let _ = cmd_tx.send(e.minor());
+            s.fare = fare;
+            if s.kind == TxnKind::Sale && cfg.tips_enabled() {
+                let tip = w.global::<TipAdapter>();
+                tip.set_fare_text(amount_text(&cfg, fare, &default_lang).into());
+                let choices: Vec<TipChoice> = cfg
+                    .terminal
+                    .tip_presets
+                    .iter()
+                    .map(|p| {
+                        let t = crate::ops::tip_minor(fare, crate::ops::Tip::Percent(*p as u32));
+                        TipChoice {
+                            percent: *p as i32,
+                            tip_text: amount_text(&cfg, t, &default_lang).into(),
+                            total_text: amount_text(&cfg, fare + t, &default_lang).into(),
+                        }
+                    })
+                    .collect();
+                tip.set_choices(ModelRc::new(VecModel::from(choices)));
+                w.global::<AppAdapter>().set_screen(Screen::Tip);
+                return;
+            }
+            start_payment(&w, &cfg, &cmd_tx, s.kind, fare, 0, &default_lang);
+        });
+    }
+    // Tips.
+    {
+        let weak = window.as_weak();
+        let state = state.clone();
+        let cfg = cfg.clone();
+        let cmd_tx = cmd_tx.clone();
+        let default_lang = default_lang.clone();
+        window.global::<TipAdapter>().on_choose(move |percent| {
+            let Some(w) = weak.upgrade() else { return };
+            let fare = state.borrow().fare;
+            let tip = crate::ops::tip_minor(fare, crate::ops::Tip::Percent(percent.max(0) as u32));
+            start_payment(&w, &cfg, &cmd_tx, TxnKind::Sale, fare, tip, &default_lang);
         });
     }
     {
-        let env_cards = env.card_names();
-        let profiles_env = Arc::new(env);
         let weak = window.as_weak();
-        emu.on_tap(move |name| {
-            let name = name.to_string();
-            if !env_cards.contains(&name) {
-                return;
-            }
-            if let Some(Ok(card)) = profiles_env.card(&name) {
-                tap.tap(Box::new(card));
-            }
-            if let Some(w) = weak.upgrade() {
-                w.global::<EmulatorAdapter>().set_can_tap(false);
-            }
+        let state = state.clone();
+        let cfg = cfg.clone();
+        let cmd_tx = cmd_tx.clone();
+        let default_lang = default_lang.clone();
+        window.global::<TipAdapter>().on_no_tip(move || {
+            let Some(w) = weak.upgrade() else { return };
+            let fare = state.borrow().fare;
+            start_payment(&w, &cfg, &cmd_tx, TxnKind::Sale, fare, 0, &default_lang);
         });
     }
+    // Present card: cancel, language, the virtual card panel.
     {
         let cancel = cancel.clone();
         window.global::<PresentAdapter>().on_cancel(move || {
@@ -146,26 +362,239 @@ pub fn run(rt: &tokio::runtime::Runtime, paths: &Paths, cfg: Config) -> anyhow::
     }
     {
         let weak = window.as_weak();
-        let entry = entry.clone();
+        window
+            .global::<PresentAdapter>()
+            .on_choose_language(move |code| {
+                let Some(w) = weak.upgrade() else { return };
+                select_language(&w, &code);
+            });
+    }
+    {
+        let env = env.clone();
+        let weak = window.as_weak();
+        emu.on_tap(move |name| {
+            if let Some(Ok(card)) = env.card(name.as_str()) {
+                tap.tap(Box::new(card));
+            }
+            if let Some(w) = weak.upgrade() {
+                w.global::<EmulatorAdapter>().set_can_tap(false);
+            }
+        });
+    }
+    // Result and receipt choice.
+    {
+        let weak = window.as_weak();
+        let cmd_tx = cmd_tx.clone();
+        window.global::<ResultAdapter>().on_print(move || {
+            let Some(w) = weak.upgrade() else { return };
+            let r = w.global::<ResultAdapter>();
+            w.global::<EmulatorAdapter>().set_printed(r.get_receipt());
+            let _ = cmd_tx.send(Cmd::Printed);
+            r.set_receipt_chosen(true);
+        });
+    }
+    {
+        let weak = window.as_weak();
+        window.global::<ResultAdapter>().on_no_receipt(move || {
+            let Some(w) = weak.upgrade() else { return };
+            w.global::<ResultAdapter>().set_receipt_chosen(true);
+        });
+    }
+    {
+        let weak = window.as_weak();
+        window.global::<ResultAdapter>().on_e_receipt(move || {
+            let Some(w) = weak.upgrade() else { return };
+            w.global::<ResultAdapter>().set_receipt_chosen(true);
+        });
+    }
+    {
+        let weak = window.as_weak();
+        let state = state.clone();
+        let default_lang = default_lang.clone();
         let exp = t.currency_exponent;
         window.global::<ResultAdapter>().on_done(move || {
             let Some(w) = weak.upgrade() else { return };
-            entry.borrow_mut().key("C");
+            let mut s = state.borrow_mut();
+            s.entry.key("C");
             let a = w.global::<AmountAdapter>();
-            a.set_amount_text(format_minor(0, exp).into());
+            a.set_amount_text(ui::amount::format_minor(0, exp).into());
             a.set_can_charge(false);
-            w.global::<AppAdapter>().set_screen(Screen::Amount);
+            a.set_at_maximum(false);
+            // Back to the merchant's language for the next customer.
+            select_language(&w, &default_lang);
+            w.global::<AppAdapter>().set_screen(Screen::Idle);
+        });
+    }
+    {
+        let weak = window.as_weak();
+        let default_lang = default_lang.clone();
+        window.global::<ErrorAdapter>().on_dismiss(move || {
+            let Some(w) = weak.upgrade() else { return };
+            select_language(&w, &default_lang);
+            w.global::<AppAdapter>().set_screen(Screen::Idle);
+        });
+    }
+    // Operator menu.
+    {
+        let weak = window.as_weak();
+        let state = state.clone();
+        let cfg = cfg.clone();
+        let failures = Rc::new(RefCell::new((0u32, None::<std::time::Instant>)));
+        window.global::<OperatorAdapter>().on_pin_key(move |key| {
+            let Some(w) = weak.upgrade() else { return };
+            let op = w.global::<OperatorAdapter>();
+            let mut s = state.borrow_mut();
+            let mut f = failures.borrow_mut();
+            if let Some(until) = f.1 {
+                if std::time::Instant::now() < until {
+                    op.set_locked(true);
+                    return;
+                }
+                *f = (0, None);
+                op.set_locked(false);
+            }
+            match key.as_str() {
+                "OK" => {
+                    let ok = cfg
+                        .operator
+                        .supervisor_pin
+                        .as_deref()
+                        .is_some_and(|h| crate::config::verify_pin(h, &s.pin));
+                    s.pin.clear();
+                    op.set_pin_length(0);
+                    if ok {
+                        *f = (0, None);
+                        op.set_pin_wrong(false);
+                        op.set_page(OperatorPage::Menu);
+                    } else {
+                        f.0 += 1;
+                        op.set_pin_wrong(true);
+                        if f.0 >= cfg.operator.max_pin_failures {
+                            f.1 = Some(
+                                std::time::Instant::now()
+                                    + std::time::Duration::from_secs(cfg.operator.lockout_s),
+                            );
+                            op.set_locked(true);
+                        }
+                    }
+                }
+                d if d.len() == 1 && d.as_bytes()[0].is_ascii_digit() && s.pin.len() < 12 => {
+                    s.pin.push_str(d);
+                    op.set_pin_length(s.pin.len() as i32);
+                }
+                _ => {}
+            }
+        });
+    }
+    {
+        let weak = window.as_weak();
+        let state = state.clone();
+        let cfg = cfg.clone();
+        let cmd_tx = cmd_tx.clone();
+        let default_lang = default_lang.clone();
+        window.global::<OperatorAdapter>().on_action(move |action| {
+            let Some(w) = weak.upgrade() else { return };
+            let op = w.global::<OperatorAdapter>();
+            match action.as_str() {
+                "refund" => open_amount(
+                    &w,
+                    &mut state.borrow_mut(),
+                    &cfg,
+                    TxnTitle::Refund,
+                    TxnKind::Refund,
+                ),
+                "preauth" => open_amount(
+                    &w,
+                    &mut state.borrow_mut(),
+                    &cfg,
+                    TxnTitle::Preauth,
+                    TxnKind::PreAuth,
+                ),
+                "void-last" => {
+                    let _ = cmd_tx.send(Cmd::VoidLast);
+                }
+                "history" => {
+                    let _ = cmd_tx.send(Cmd::History);
+                }
+                "report-x" => {
+                    let _ = cmd_tx.send(Cmd::Report("x"));
+                }
+                "report-z" => {
+                    let _ = cmd_tx.send(Cmd::Report("z"));
+                }
+                "settings" => op.set_page(OperatorPage::Settings),
+                "language" => {
+                    // The next of the UI's languages becomes the screens' language until the
+                    // terminal restarts (the default lives in `[ui] language`).
+                    let current = w.global::<PresentAdapter>().get_language().to_string();
+                    let i = ui::lang::LANGUAGES
+                        .iter()
+                        .position(|l| l.code == current)
+                        .unwrap_or(0);
+                    let next = ui::lang::LANGUAGES[(i + 1) % ui::lang::LANGUAGES.len()].code;
+                    select_language(&w, next);
+                }
+                "menu" => op.set_page(OperatorPage::Menu),
+                _ => {
+                    select_language(&w, &default_lang);
+                    w.global::<AppAdapter>().set_screen(Screen::Idle);
+                }
+            }
+        });
+    }
+    {
+        let cmd_tx = cmd_tx.clone();
+        window.global::<OperatorAdapter>().on_void(move |id| {
+            let _ = cmd_tx.send(Cmd::Void(id as i64));
         });
     }
 
     rt.spawn(engine_task(engine, cmd_rx, window.as_weak(), cancel, cfg));
-    window.run().context("emulator window")?;
-    Ok(())
+    Wiring { _env: env }
+}
+
+fn open_amount(w: &MainWindow, s: &mut UiState, cfg: &Config, title: TxnTitle, kind: TxnKind) {
+    s.kind = kind;
+    s.entry.key("C");
+    let a = w.global::<AmountAdapter>();
+    a.set_title(title);
+    a.set_amount_text(ui::amount::format_minor(0, cfg.terminal.currency_exponent).into());
+    a.set_can_charge(false);
+    a.set_at_maximum(false);
+    w.global::<AppAdapter>().set_screen(Screen::Amount);
+}
+
+fn start_payment(
+    w: &MainWindow,
+    cfg: &Config,
+    cmd_tx: &mpsc::UnboundedSender<Cmd>,
+    kind: TxnKind,
+    fare: u64,
+    tip: u64,
+    language: &str,
+) {
+    let p = w.global::<PresentAdapter>();
+    p.set_amount_text(amount_text(cfg, fare + tip, language).into());
+    p.set_message(PresentMessage::PresentCard);
+    p.set_lights(1);
+    p.set_busy(false);
+    w.global::<EmulatorAdapter>().set_can_tap(true);
+    w.global::<AppAdapter>().set_screen(Screen::Present);
+    speak(
+        w,
+        language,
+        &ui::lang::tr(language, "Voice", "Please tap your card"),
+    );
+    let _ = cmd_tx.send(Cmd::Pay {
+        kind,
+        amount: fare + tip,
+        tip,
+    });
 }
 
 async fn engine_task(
     mut engine: Engine<SimReader>,
-    mut commands: mpsc::UnboundedReceiver<u64>,
+    mut commands: mpsc::UnboundedReceiver<Cmd>,
     weak: slint::Weak<MainWindow>,
     cancel: Arc<Mutex<Option<watch::Sender<bool>>>>,
     cfg: Config,
@@ -181,64 +610,212 @@ async fn engine_task(
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "recovery sync failed"),
     }
-    while let Some(amount) = commands.recv().await {
-        let (cancel_tx, cancel_rx) = watch::channel(false);
-        if let Ok(mut c) = cancel.lock() {
-            *c = Some(cancel_tx);
-        }
-        let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
-        engine = engine.with_events(ev_tx);
-        let w = weak.clone();
-        let forward = tokio::spawn(async move {
-            while let Some(ev) = ev_rx.recv().await {
-                let _ = w.upgrade_in_event_loop(move |w| show_progress(&w, &ev));
+    let mut last_id = None;
+    while let Some(cmd) = commands.recv().await {
+        match cmd {
+            Cmd::Pay { kind, amount, tip } => {
+                last_id = pay(&mut engine, &weak, &cancel, &cfg, kind, amount, tip).await;
             }
-        });
-        let result = engine.run(TxnKind::Sale, amount, Some(cancel_rx)).await;
-        // The engine keeps the sender until replaced; drop it so the forwarder ends.
-        let (dead_tx, _) = mpsc::unbounded_channel();
-        engine = engine.with_events(dead_tx);
-        let _ = forward.await;
-        let (approved, title, detail, receipt) = match result {
-            Ok(r) => {
-                let text = receipt::render_text(&cfg, &r, Copy::Customer);
-                // Stored before it is shown (the emulator's printer is the result screen).
-                crate::ops::store_receipt(&mut engine.journal, &r, &text);
-                if r.approved() {
-                    let _ = engine.journal.set_printed(r.journal_id);
+            Cmd::Printed => {
+                if let Some(id) = last_id {
+                    let _ = engine.journal.set_printed(id);
                 }
-                let title = match r.outcome.as_str() {
-                    "approved" => "Approved".to_string(),
-                    "declined" => "Declined".to_string(),
-                    "cancelled" => "Cancelled".to_string(),
-                    "host_unreachable" | "reversal_pending" => "Not authorised".to_string(),
-                    other => other.replace('_', " "),
-                };
-                let detail = match (&r.host, &r.error) {
-                    (_, Some(e)) => e.message.clone(),
-                    (Some(h), None) => match &h.auth_code {
-                        Some(code) => format!("Auth code {code}"),
-                        None => format!("{} {}", h.response_code, h.response_text),
-                    },
-                    (None, None) => r
-                        .kernel
-                        .as_ref()
-                        .map(|o| o.reason.to_string())
-                        .unwrap_or_default(),
-                };
-                (r.approved(), title, detail, text)
             }
-            Err(e) => (false, "Error".to_string(), e.to_string(), String::new()),
+            Cmd::VoidLast | Cmd::Void(_) => {
+                let id = match cmd {
+                    Cmd::Void(id) => Some(id),
+                    _ => engine.journal.last_voidable().ok().flatten(),
+                };
+                let text = match id {
+                    None => "nothing_to_void: no approved transaction in the open batch".into(),
+                    Some(id) => match engine.void(id).await {
+                        Ok(Ok(state)) => format!("#{id}: {}", state.name()),
+                        Ok(Err((code, message))) => format!("#{id}: {code}: {message}"),
+                        Err(e) => format!("#{id}: journal: {e}"),
+                    },
+                };
+                engine.link.close().await;
+                show_operator_text(&weak, OperatorPage::Message, text);
+            }
+            Cmd::History => {
+                let rows = engine.journal.recent(30).unwrap_or_default();
+                let batch = engine.journal.current_batch().unwrap_or(0);
+                let lines: Vec<HistoryLine> = rows
+                    .iter()
+                    .map(|r| HistoryLine {
+                        id: r.id as i32,
+                        text: format!(
+                            "#{} {} {} {} {}",
+                            r.id,
+                            r.txn_type,
+                            ui::amount::format_minor(
+                                r.amount_minor,
+                                cfg.terminal.currency_exponent
+                            ),
+                            r.state,
+                            r.pan_masked.clone().unwrap_or_default()
+                        )
+                        .into(),
+                        voidable: matches!(r.state.as_str(), "approved" | "offline_approved")
+                            && (r.batch == batch || r.txn_type == "preauth"),
+                    })
+                    .collect();
+                let _ = weak.upgrade_in_event_loop(move |w| {
+                    let op = w.global::<OperatorAdapter>();
+                    op.set_history(ModelRc::new(VecModel::from(lines)));
+                    op.set_page(OperatorPage::History);
+                });
+            }
+            Cmd::Report(kind) => {
+                let exp = cfg.terminal.currency_exponent;
+                let text = if kind == "x" {
+                    match crate::ops::x_report(&engine.journal, &cfg) {
+                        Ok(r) => crate::ops::report_text(&r, exp),
+                        Err(e) => format!("X report: {e}"),
+                    }
+                } else {
+                    match crate::ops::z_close(&mut engine, &cfg).await {
+                        Ok((r, end)) => format!("{}{end:?}\n", crate::ops::report_text(&r, exp)),
+                        Err(e) => format!("Z report: {e}"),
+                    }
+                };
+                show_operator_text(&weak, OperatorPage::Report, text);
+            }
+        }
+    }
+}
+
+fn show_operator_text(weak: &slint::Weak<MainWindow>, page: OperatorPage, text: String) {
+    let _ = weak.upgrade_in_event_loop(move |w| {
+        let op = w.global::<OperatorAdapter>();
+        if page == OperatorPage::Report {
+            op.set_report_text(text.into());
+        } else {
+            op.set_message(text.into());
+        }
+        op.set_page(page);
+        w.global::<AppAdapter>().set_screen(Screen::Operator);
+    });
+}
+
+async fn pay(
+    engine: &mut Engine<SimReader>,
+    weak: &slint::Weak<MainWindow>,
+    cancel: &Arc<Mutex<Option<watch::Sender<bool>>>>,
+    cfg: &Config,
+    kind: TxnKind,
+    amount: u64,
+    tip: u64,
+) -> Option<i64> {
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    if let Ok(mut c) = cancel.lock() {
+        *c = Some(cancel_tx);
+    }
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+    engine.set_events(ev_tx);
+    let w = weak.clone();
+    let forward = tokio::spawn(async move {
+        while let Some(ev) = ev_rx.recv().await {
+            let _ = w.upgrade_in_event_loop(move |w| show_progress(&w, &ev));
+        }
+    });
+    let extras = TxnExtras {
+        original_id: None,
+        tip_minor: tip,
+    };
+    let result = engine
+        .run_full(
+            kind,
+            amount,
+            extras,
+            Some(cancel_rx),
+            crate::engine::Overrides::default(),
+        )
+        .await;
+    engine.detach_events();
+    let _ = forward.await;
+    let id = result.as_ref().ok().map(|r| r.journal_id);
+    let shown = match result {
+        Ok(r) => result_view(cfg, &r, engine),
+        Err(e) => ResultShown {
+            kind: ResultKind::Error,
+            approval_code: String::new(),
+            detail: e.to_string(),
+            receipt: String::new(),
+            approved: false,
+        },
+    };
+    let _ = weak.upgrade_in_event_loop(move |w| {
+        let r = w.global::<ResultAdapter>();
+        r.set_kind(shown.kind);
+        r.set_approval_code(shown.approval_code.into());
+        r.set_detail(shown.detail.into());
+        r.set_receipt(shown.receipt.clone().into());
+        r.set_receipt_chosen(false);
+        w.global::<EmulatorAdapter>().set_can_tap(false);
+        w.global::<AppAdapter>().set_screen(Screen::Result);
+        let lang = w.global::<PresentAdapter>().get_language().to_string();
+        let words = if shown.approved {
+            "Approved"
+        } else {
+            "Declined"
         };
-        let _ = weak.upgrade_in_event_loop(move |w| {
-            let r = w.global::<ResultAdapter>();
-            r.set_approved(approved);
-            r.set_title(title.into());
-            r.set_detail(detail.into());
-            r.set_receipt(receipt.into());
-            w.global::<EmulatorAdapter>().set_can_tap(false);
-            w.global::<AppAdapter>().set_screen(Screen::Result);
-        });
+        speak(&w, &lang, &ui::lang::tr(&lang, "Receipt", words));
+    });
+    id
+}
+
+/// What the result screen shows.
+struct ResultShown {
+    kind: ResultKind,
+    approval_code: String,
+    detail: String,
+    receipt: String,
+    approved: bool,
+}
+
+fn result_view(cfg: &Config, r: &TxnResult, engine: &mut Engine<SimReader>) -> ResultShown {
+    let receipt_text = receipt::render_text(cfg, r, Copy::Customer);
+    // Stored before it is shown (the virtual printer prints it on request).
+    crate::ops::store_receipt(&mut engine.journal, r, &receipt_text);
+    let signature = r
+        .kernel
+        .as_ref()
+        .is_some_and(|o| o.cvm == emv::outcome::Cvm::Signature);
+    let kind = match r.outcome.as_str() {
+        "approved" if r.offline.is_some() => ResultKind::ApprovedOffline,
+        "approved" if signature => ResultKind::ApprovedSign,
+        "approved" => ResultKind::Approved,
+        "declined" => ResultKind::Declined,
+        "cancelled" => ResultKind::Cancelled,
+        "host_unreachable" | "reversal_pending" => ResultKind::NotAuthorised,
+        "try_again" => ResultKind::TryAgain,
+        "try_another_interface" => ResultKind::TryAnotherInterface,
+        "end_application" | "select_next" => ResultKind::UseAnotherCard,
+        "refused" => ResultKind::Refused,
+        _ => ResultKind::Error,
+    };
+    let approval_code = r
+        .host
+        .as_ref()
+        .and_then(|h| h.auth_code.clone())
+        .or_else(|| r.offline.as_ref().map(|o| o.1.clone()))
+        .unwrap_or_default();
+    let detail = match (&r.host, &r.error) {
+        (_, Some(e)) => e.code.clone(),
+        (Some(h), None) => format!("{} {}", h.response_code, h.response_text),
+        (None, None) => r
+            .kernel
+            .as_ref()
+            .map(|o| o.reason.to_string())
+            .unwrap_or_default(),
+    };
+    ResultShown {
+        kind,
+        approval_code,
+        detail,
+        receipt: receipt_text,
+        approved: r.approved(),
     }
 }
 
@@ -247,34 +824,227 @@ fn show_progress(w: &MainWindow, ev: &EngineEvent) {
     match ev {
         EngineEvent::WaitingForCard => {
             p.set_lights(1);
-            p.set_message("Present card".into());
+            p.set_message(PresentMessage::PresentCard);
         }
         EngineEvent::CardDetected => {
             p.set_lights(2);
             p.set_busy(true);
-            p.set_message("Processing".into());
-            p.set_detail("Hold the card still".into());
+            p.set_message(PresentMessage::Processing);
         }
-        EngineEvent::CardRead => {
+        EngineEvent::CardRead {
+            languages,
+            issuer_country,
+        } => {
             p.set_lights(4);
-            p.set_message("Card read OK".into());
-            p.set_detail("Remove card".into());
+            p.set_message(PresentMessage::CardRead);
+            // The cardholder's language from the card, when the UI has it; otherwise the
+            // screens stay as they are (the merchant's default or the customer's choice).
+            if let Some(l) = ui::lang::from_card(languages, *issuer_country) {
+                select_language(w, l.code);
+            }
         }
         EngineEvent::Authorising => {
-            p.set_message("Authorising, please wait".into());
-            p.set_detail(String::new().into());
+            p.set_message(PresentMessage::Authorising);
         }
         // Book A Table 9-5: 21 "Present card again", 20 "See phone for instructions".
         EngineEvent::PresentAgain(ui) => {
             p.set_lights(1);
             p.set_busy(false);
-            if ui.message == emv::outcome::Message::SeePhone {
-                p.set_message("See phone for instructions".into());
-                p.set_detail("Then present it again".into());
+            w.global::<EmulatorAdapter>().set_can_tap(true);
+            p.set_message(if ui.message == emv::outcome::Message::SeePhone {
+                PresentMessage::SeePhone
             } else {
-                p.set_message("Present card again".into());
-                p.set_detail("Hold it still until the beep".into());
+                PresentMessage::PresentAgain
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A whole sale through the real engine, the virtual cards and the host simulator over
+    //! mutual TLS, driven by clicking elements found by their accessible labels (Slint's
+    //! testing backend, no display).
+
+    use std::sync::mpsc as std_mpsc;
+    use std::time::{Duration, Instant};
+
+    use i_slint_backend_testing::ElementHandle;
+
+    use super::*;
+
+    /// Runs `f` on the UI thread and returns its result.
+    fn on_ui<T: Send + 'static>(
+        weak: &slint::Weak<MainWindow>,
+        f: impl FnOnce(&MainWindow) -> T + Send + 'static,
+    ) -> T {
+        let (tx, rx) = std_mpsc::channel();
+        let weak = weak.clone();
+        slint::invoke_from_event_loop(move || {
+            let w = weak.upgrade().expect("window alive");
+            let _ = tx.send(f(&w));
+        })
+        .expect("event loop running");
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("the UI thread answered")
+    }
+
+    fn click(weak: &slint::Weak<MainWindow>, label: &'static str) {
+        on_ui(weak, move |w| {
+            let e = ElementHandle::find_by_accessible_label(w, label)
+                .find(|e| e.accessible_enabled() != Some(false))
+                .unwrap_or_else(|| panic!("no enabled element labelled {label:?}"));
+            e.invoke_accessible_default_action();
+        });
+    }
+
+    fn has_label(weak: &slint::Weak<MainWindow>, label: String) -> bool {
+        on_ui(weak, move |w| {
+            ElementHandle::find_by_accessible_label(w, &label)
+                .next()
+                .is_some()
+        })
+    }
+
+    fn wait_for(
+        weak: &slint::Weak<MainWindow>,
+        what: &str,
+        pred: impl Fn(&MainWindow) -> bool + Send + Sync + Clone + 'static,
+    ) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            let p = pred.clone();
+            if on_ui(weak, move |w| p(w)) {
+                return;
             }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    /// One sale with `card`; returns (language shown on the result, the result's first line
+    /// as drawn, the printed receipt).
+    fn sale(weak: &slint::Weak<MainWindow>, card: &'static str) -> (String, ResultKind, String) {
+        click(weak, "new sale");
+        for k in ["key 1", "key 2", "key 3", "key 4"] {
+            click(weak, k);
+        }
+        assert_eq!(
+            on_ui(weak, |w| w
+                .global::<AmountAdapter>()
+                .get_amount_text()
+                .to_string()),
+            "12.34"
+        );
+        click(weak, "charge");
+        wait_for(weak, "the present-card screen", |w| {
+            w.global::<AppAdapter>().get_screen() == Screen::Present
+                && w.global::<EmulatorAdapter>().get_can_tap()
+        });
+        let card_label: &'static str = Box::leak(format!("card {card}").into_boxed_str());
+        click(weak, card_label);
+        wait_for(weak, "the result screen", |w| {
+            w.global::<AppAdapter>().get_screen() == Screen::Result
+        });
+        let (lang, kind) = on_ui(weak, |w| {
+            (
+                w.global::<PresentAdapter>().get_language().to_string(),
+                w.global::<ResultAdapter>().get_kind(),
+            )
+        });
+        click(weak, "print receipt");
+        let printed = on_ui(weak, |w| {
+            w.global::<EmulatorAdapter>().get_printed().to_string()
+        });
+        (lang, kind, printed)
+    }
+
+    #[test]
+    fn sales_switch_to_the_cardholders_language_and_back() {
+        i_slint_backend_testing::init_integration_test_with_system_time();
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            data_dir: dir.path().to_path_buf(),
+        };
+        let mut cfg = Config::default();
+        // The merchant speaks German; a Hungarian card (a language the UI lacks) keeps it.
+        cfg.ui.language = "de".into();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let hungarian = sim::card::builtin_profile_text("visa")
+            .unwrap()
+            .replace("name = \"visa\"", "name = \"visa-hu\"")
+            .replace("language = \"en\"", "language = \"hu\"");
+        let hu_file = dir.path().join("visa-hu.toml");
+        std::fs::write(&hu_file, hungarian).unwrap();
+        let hu = sim::card::load_profile_file(&hu_file).unwrap();
+        let env = rt
+            .block_on(EmulatorEnv::start_with(
+                &paths,
+                &cfg,
+                None,
+                vec![hu],
+                sim::HostRules::default(),
+            ))
+            .unwrap();
+        let (reader, tap) = SimReader::new("virtual reader");
+        let link = env.link(&cfg).unwrap();
+        let journal = Journal::open(&paths.journal()).unwrap();
+        let vault = crate::vault::Vault::open(&paths.device_key()).unwrap();
+        let engine = Engine::new(cfg.clone(), reader, link, journal, vault).unwrap();
+        let window = MainWindow::new().unwrap();
+        let _wiring = wire(&window, rt.handle(), engine, tap, env, cfg);
+        window.show().unwrap();
+        let weak = window.as_weak();
+        let driver = std::thread::spawn(move || {
+            // Whatever happens, the event loop ends (a failed check must not hang the test).
+            let checks = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drive(&weak)));
+            let _ = slint::invoke_from_event_loop(|| {
+                let _ = slint::quit_event_loop();
+            });
+            if let Err(p) = checks {
+                std::panic::resume_unwind(p);
+            }
+        });
+        slint::run_event_loop_until_quit().unwrap();
+        driver.join().expect("the driver's checks passed");
+        drop(window);
+    }
+
+    fn drive(weak: &slint::Weak<MainWindow>) {
+        let weak = weak.clone();
+        {
+            // Idle, in the merchant's German.
+            assert!(has_label(&weak, "Willkommen".into()));
+            // A Japanese card: the result screen and the customer receipt in Japanese.
+            let (lang, kind, printed) = sale(&weak, "visa-ja");
+            assert_eq!(lang, "ja");
+            assert_eq!(kind, ResultKind::Approved);
+            assert!(has_label(&weak, "承認されました".into()));
+            assert!(
+                printed.contains("承認") && printed.contains("お客様控え"),
+                "{printed}"
+            );
+            click(&weak, "done");
+            // Back to German for the next customer.
+            assert!(has_label(&weak, "Willkommen".into()));
+            // UnionPay with a Chinese preference: Simplified Chinese.
+            let (lang, kind, printed) = sale(&weak, "unionpay");
+            assert_eq!(lang, "zh_CN");
+            assert_eq!(kind, ResultKind::Approved);
+            assert!(has_label(&weak, "交易成功".into()));
+            assert!(printed.contains("持卡人存根"), "{printed}");
+            click(&weak, "done");
+            // A language the UI lacks: the merchant's default stays.
+            let (lang, kind, printed) = sale(&weak, "visa-hu");
+            assert_eq!(lang, "de");
+            assert_eq!(kind, ResultKind::Approved);
+            assert!(has_label(&weak, "Genehmigt".into()));
+            assert!(printed.contains("KUNDENBELEG"), "{printed}");
+            click(&weak, "done");
         }
     }
 }

@@ -72,7 +72,11 @@ enum ReportKind {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Open the terminal in a desktop window with virtual cards and the host simulator.
-    Emulator,
+    Emulator {
+        /// Quit this long after the idle screen is shown (a smoke test, e.g. under Xvfb).
+        #[arg(long, value_name = "MS")]
+        quit_after_ms: Option<u64>,
+    },
     /// Run one headless transaction in emulator mode with a virtual card.
     Pay {
         /// Amount in the terminal's currency, e.g. 12.34.
@@ -699,7 +703,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             json,
         ),
         Command::Replay { ref trace, json } => replay(&paths, cfg, trace, json),
-        Command::Emulator => emulator_window(&paths, cfg),
+        Command::Emulator { quit_after_ms } => emulator_window(&paths, cfg, quit_after_ms),
         Command::Journal { ref command } => journal_command(&paths, &cfg, command),
         Command::Sync { json, fault } => ops::sync(&paths, cfg, json, fault),
         Command::Certs { .. } | Command::HostSim { .. } => Ok(EXIT_USAGE),
@@ -1032,18 +1036,23 @@ fn journal_command(paths: &Paths, cfg: &Config, command: &JournalCommand) -> any
 }
 
 #[cfg(feature = "desktop")]
-fn emulator_window(paths: &Paths, cfg: Config) -> anyhow::Result<u8> {
+fn emulator_window(paths: &Paths, cfg: Config, quit_after_ms: Option<u64>) -> anyhow::Result<u8> {
     if !gui::display_available() {
         eprintln!("{}", gui::NO_DISPLAY);
         return Ok(EXIT_OTHER);
     }
     let rt = runtime()?;
-    gui::run(&rt, paths, cfg)?;
+    gui::run(
+        &rt,
+        paths,
+        cfg,
+        quit_after_ms.map(std::time::Duration::from_millis),
+    )?;
     Ok(0)
 }
 
 #[cfg(not(feature = "desktop"))]
-fn emulator_window(_paths: &Paths, _cfg: Config) -> anyhow::Result<u8> {
+fn emulator_window(_paths: &Paths, _cfg: Config, _quit: Option<u64>) -> anyhow::Result<u8> {
     eprintln!(
         "kassa emulator: this build has no desktop window (feature `desktop`); run `kassa pay --amount 12.34 --card visa`"
     );

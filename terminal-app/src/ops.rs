@@ -423,9 +423,13 @@ pub fn batch_report(
     r
 }
 
-fn print_report(r: &BatchReport, exponent: u8) {
+/// A report as text (the X/Z printout, the operator screen).
+pub fn report_text(r: &BatchReport, exponent: u8) -> String {
+    use std::fmt::Write;
     let m = |v: u64| ui::amount::format_minor(v, exponent);
-    println!(
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "{} REPORT  batch {}  {}",
         r.report.to_uppercase(),
         r.batch,
@@ -441,24 +445,111 @@ fn print_report(r: &BatchReport, exponent: u8) {
         ("open pre-auths", r.open_preauths),
         ("advices pending", r.advices_pending),
     ] {
-        println!("  {name:<18} {:>5}  {:>12}", s.count, m(s.amount_minor));
+        let _ = writeln!(
+            out,
+            "  {name:<18} {:>5}  {:>12}",
+            s.count,
+            m(s.amount_minor)
+        );
     }
     let net = if r.net_minor < 0 {
         format!("-{}", m(r.net_minor.unsigned_abs()))
     } else {
         m(r.net_minor as u64)
     };
-    println!("  {:<18} {:>5}  {net:>12}", "net", "");
+    let _ = writeln!(out, "  {:<18} {:>5}  {net:>12}", "net", "");
     for (k, s) in &r.by_scheme {
-        println!("  {k:<18} {:>5}  {:>12}", s.count, m(s.amount_minor));
+        let _ = writeln!(out, "  {k:<18} {:>5}  {:>12}", s.count, m(s.amount_minor));
     }
     if let Some(rc) = &r.response_code {
-        println!(
+        let _ = writeln!(
+            out,
             "host: {rc} {}; batch {}",
             r.response_text.clone().unwrap_or_default(),
             if r.closed { "closed" } else { "NOT closed" }
         );
     }
+    out
+}
+
+/// The running totals of the open batch (X report).
+pub fn x_report(journal: &Journal, cfg: &Config) -> anyhow::Result<BatchReport> {
+    let batch = journal.current_batch()?;
+    Ok(batch_report(
+        "x",
+        batch,
+        cfg,
+        &journal.batch_rows(batch)?,
+        journal,
+    ))
+}
+
+/// How a Z close ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZEnd {
+    /// The host agreed: closed.
+    Closed,
+    /// Advices or reversals still owed: not attempted, the batch stays open.
+    Owed,
+    /// The host answered something else (95: out of balance): open.
+    Refused,
+    /// The host could not be reached: open.
+    Unreachable,
+}
+
+/// The batch close (Z): everything owed first, then the reconciliation (0500); the batch is
+/// closed only on 00. The report says what was sent and answered.
+pub async fn z_close<R: drivers::CardReader>(
+    engine: &mut Engine<R>,
+    cfg: &Config,
+) -> anyhow::Result<(BatchReport, ZEnd)> {
+    // Everything owed goes first: the host's totals must include it.
+    let s = engine.sync().await?;
+    let batch = engine.journal.current_batch()?;
+    let rows = engine.journal.batch_rows(batch)?;
+    let mut r = batch_report("z", batch, cfg, &rows, &engine.journal);
+    if s.advices_left > 0 || s.reversals_left > 0 {
+        engine.link.close().await;
+        return Ok((r, ZEnd::Owed));
+    }
+    let stan = engine.journal.next_stan()?;
+    let transmission = chrono::Utc::now().format("%m%d%H%M%S").to_string();
+    let totals = acquirer::messages::BatchTotals {
+        debits: r.sales.count + r.completions.count,
+        debits_amount: r.sales.amount_minor + r.completions.amount_minor,
+        credits: r.refunds.count,
+        credits_amount: r.refunds.amount_minor,
+    };
+    let msg = acquirer::messages::reconciliation(
+        stan,
+        &transmission,
+        &cfg.terminal.terminal_id,
+        &cfg.terminal.merchant_id,
+        cfg.terminal.currency,
+        totals,
+    );
+    let exchange = engine.link.exchange(&msg).await;
+    engine.link.close().await;
+    let end = match exchange {
+        Ok(ex) => {
+            let rc = ex.response.get_str(39).unwrap_or_default();
+            r.response_text = Some(acquirer::messages::response_text(&rc).to_string());
+            r.response_code = Some(rc.clone());
+            if rc == "00" {
+                let json_totals = serde_json::to_string(&r)?;
+                engine.journal.close_batch(&json_totals, Some(&rc))?;
+                r.closed = true;
+                ZEnd::Closed
+            } else {
+                ZEnd::Refused
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "batch close: host unreachable");
+            ZEnd::Unreachable
+        }
+    };
+    Ok((r, end))
 }
 
 /// `kassa report x|z`.
@@ -467,81 +558,44 @@ pub fn report(paths: &Paths, cfg: Config, kind: &str, json: bool) -> anyhow::Res
         let path = paths.journal();
         let journal =
             Journal::open(&path).with_context(|| format!("journal {}", path.display()))?;
-        let batch = journal.current_batch()?;
-        let r = batch_report("x", batch, &cfg, &journal.batch_rows(batch)?, &journal);
+        let r = x_report(&journal, &cfg)?;
         if json {
             println!("{}", serde_json::to_string_pretty(&r)?);
         } else {
-            print_report(&r, cfg.terminal.currency_exponent);
+            print!("{}", report_text(&r, cfg.terminal.currency_exponent));
         }
         return Ok(0);
     }
     let rt = runtime()?;
     rt.block_on(async {
         let (_env, mut engine) = open_engine(paths, &cfg, None).await?;
-        // Everything owed goes first: the host's totals must include it.
-        let s = engine.sync().await?;
-        let batch = engine.journal.current_batch()?;
-        let rows = engine.journal.batch_rows(batch)?;
-        let mut r = batch_report("z", batch, &cfg, &rows, &engine.journal);
-        if s.advices_left > 0 || s.reversals_left > 0 {
-            engine.link.close().await;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
-            }
-            eprintln!(
-                "kassa report z: the host has not acknowledged {} advice(s) and {} reversal(s); the batch stays open",
-                s.advices_left, s.reversals_left
-            );
-            return Ok(EXIT_HOST);
-        }
-        let stan = engine.journal.next_stan()?;
-        let transmission = chrono::Utc::now().format("%m%d%H%M%S").to_string();
-        let totals = acquirer::messages::BatchTotals {
-            debits: r.sales.count + r.completions.count,
-            debits_amount: r.sales.amount_minor + r.completions.amount_minor,
-            credits: r.refunds.count,
-            credits_amount: r.refunds.amount_minor,
-        };
-        let msg = acquirer::messages::reconciliation(
-            stan,
-            &transmission,
-            &cfg.terminal.terminal_id,
-            &cfg.terminal.merchant_id,
-            cfg.terminal.currency,
-            totals,
-        );
-        let exchange = engine.link.exchange(&msg).await;
-        engine.link.close().await;
-        let code = match exchange {
-            Ok(ex) => {
-                let rc = ex.response.get_str(39).unwrap_or_default();
-                r.response_text = Some(acquirer::messages::response_text(&rc).to_string());
-                r.response_code = Some(rc.clone());
-                if rc == "00" {
-                    let json_totals = serde_json::to_string(&r)?;
-                    engine.journal.close_batch(&json_totals, Some(&rc))?;
-                    r.closed = true;
-                    0
-                } else {
-                    eprintln!(
-                        "kassa report z: the host answered {rc} ({}); the batch stays open",
-                        acquirer::messages::response_text(&rc)
-                    );
-                    EXIT_OTHER
-                }
-            }
-            Err(e) => {
-                eprintln!("kassa report z: {e}; the batch stays open");
-                EXIT_HOST
-            }
-        };
+        let (r, end) = z_close(&mut engine, &cfg).await?;
         if json {
             println!("{}", serde_json::to_string_pretty(&r)?);
         } else {
-            print_report(&r, cfg.terminal.currency_exponent);
+            print!("{}", report_text(&r, cfg.terminal.currency_exponent));
         }
-        Ok(code)
+        Ok(match end {
+            ZEnd::Closed => 0,
+            ZEnd::Owed => {
+                eprintln!(
+                    "kassa report z: the host has not acknowledged every advice and reversal; the batch stays open"
+                );
+                EXIT_HOST
+            }
+            ZEnd::Refused => {
+                eprintln!(
+                    "kassa report z: the host answered {} ({}); the batch stays open",
+                    r.response_code.clone().unwrap_or_default(),
+                    r.response_text.clone().unwrap_or_default()
+                );
+                EXIT_OTHER
+            }
+            ZEnd::Unreachable => {
+                eprintln!("kassa report z: the host cannot be reached; the batch stays open");
+                EXIT_HOST
+            }
+        })
     })
 }
 

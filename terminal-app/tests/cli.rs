@@ -449,3 +449,25 @@ fn trace_record_and_replay() {
 fn text_of(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// The emulator window opens on an X server (Xvfb) and reaches the idle screen.
+#[test]
+fn emulator_window_opens_under_xvfb() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1280x900x24"])
+        .arg(env!("CARGO_BIN_EXE_kassa"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["emulator", "--quit-after-ms", "1500"])
+        .env_remove("KASSA_CONFIG")
+        .output()
+        .expect("xvfb-run (scripts/install-deps installs it)");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("idle screen shown"));
+}

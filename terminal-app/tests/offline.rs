@@ -46,7 +46,14 @@ fn offline_approvals_are_forwarded_exactly_once() {
                 .unwrap()
                 .starts_with("Y3")
         );
-        assert!(j["receipt"].as_str().unwrap().contains("APPROVED OFFLINE"));
+        // The customer receipt speaks the cardholder's language.
+        let receipt = j["receipt"].as_str().unwrap();
+        let offline_words = if card == "visa-ja" {
+            "オフライン承認"
+        } else {
+            "APPROVED OFFLINE"
+        };
+        assert!(receipt.contains(offline_words), "{receipt}");
         offline_ids.push(j["journal"]["id"].as_i64().unwrap());
     }
     // The caps hold: a fourth offline approval, a fare over 40.00, and any refund are refused

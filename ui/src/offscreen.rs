@@ -94,6 +94,34 @@ impl Frame {
         [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
     }
 
+    /// The top-left `width` x `height` part of the frame.
+    pub fn crop(&self, width: u32, height: u32) -> Frame {
+        let (w, h) = (width.min(self.width), height.min(self.height));
+        let mut rgb = Vec::with_capacity((w * h * 3) as usize);
+        for y in 0..h {
+            let start = ((y * self.width) * 3) as usize;
+            rgb.extend_from_slice(&self.rgb[start..start + (w * 3) as usize]);
+        }
+        Frame {
+            width: w,
+            height: h,
+            rgb,
+        }
+    }
+
+    /// How many pixels differ from `background` in the rectangle at (`x`, `y`), `w` x `h`.
+    pub fn count_not_in(&self, background: [u8; 3], x: u32, y: u32, w: u32, h: u32) -> usize {
+        let mut n = 0;
+        for yy in y..(y + h).min(self.height) {
+            for xx in x..(x + w).min(self.width) {
+                if self.pixel(xx, yy) != background {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
     /// How many pixels differ from `background`.
     pub fn count_not(&self, background: [u8; 3]) -> usize {
         self.rgb.chunks(3).filter(|p| *p != background).count()

@@ -1,65 +1,217 @@
-//! Renders the idle (amount) screen and the result screen with the software renderer, no
-//! display needed, and checks that they were drawn.
+//! Every screen in every language and both layouts, rendered with the software renderer to PNG
+//! (no display needed) under `target/tmp/screens/<layout>/<language>/<screen>.png`, a folder a
+//! person can browse. Checks that each screen was drawn, and that the translated texts have ink
+//! (a language whose glyphs the fonts lack renders as blank space, which fails here).
+//!
+//! `KASSA_UPDATE_SCREENS=1 cargo test -p kassa-ui --test render` also refreshes the small
+//! selection in docs/screens/ that the README shows.
 
-use slint::ComponentHandle;
-use ui::offscreen::Offscreen;
-use ui::{AmountAdapter, AppAdapter, MainWindow, ResultAdapter, Screen};
+use std::path::{Path, PathBuf};
+
+use slint::{ComponentHandle, ModelRc, VecModel};
+use ui::lang::LANGUAGES;
+use ui::offscreen::{Frame, Offscreen};
+use ui::{
+    AmountAdapter, AppAdapter, ErrorAdapter, ErrorKind, IdleAdapter, LanguageChoice, MainWindow,
+    OperatorAdapter, OperatorPage, PresentAdapter, ResultAdapter, ResultKind, Screen, Theme,
+    TipAdapter, TipChoice,
+};
 
 const BACKGROUND: [u8; 3] = [0x0f, 0x17, 0x20];
 
+/// Fills every adapter with sample data (the preview data of the views).
+fn sample(w: &MainWindow) {
+    w.global::<IdleAdapter>()
+        .set_merchant("Kassa Demo Shop".into());
+    let a = w.global::<AmountAdapter>();
+    a.set_amount_text("12.34".into());
+    a.set_can_charge(true);
+    let t = w.global::<TipAdapter>();
+    t.set_fare_text("EUR 23.40".into());
+    t.set_choices(ModelRc::new(VecModel::from(
+        [
+            (10, "2.34", "25.74"),
+            (15, "3.51", "26.91"),
+            (20, "4.68", "28.08"),
+        ]
+        .iter()
+        .map(|(p, tip, total)| TipChoice {
+            percent: *p,
+            tip_text: (*tip).into(),
+            total_text: (*total).into(),
+        })
+        .collect::<Vec<_>>(),
+    )));
+    let p = w.global::<PresentAdapter>();
+    p.set_amount_text("EUR 12.34".into());
+    p.set_lights(1);
+    p.set_languages(ModelRc::new(VecModel::from(
+        ["en", "zh_CN", "ja", "de"]
+            .iter()
+            .map(|c| {
+                let l = ui::lang::by_code(c).unwrap();
+                LanguageChoice {
+                    code: l.code.into(),
+                    name: l.name.into(),
+                }
+            })
+            .collect::<Vec<_>>(),
+    )));
+    let r = w.global::<ResultAdapter>();
+    r.set_kind(ResultKind::Approved);
+    r.set_approval_code("A1B2C3".into());
+    r.set_detail("00".into());
+    w.global::<ErrorAdapter>()
+        .set_code("connect_timeout".into());
+}
+
+const SCREENS: &[&str] = &[
+    "idle",
+    "amount",
+    "tip",
+    "present",
+    "result",
+    "declined",
+    "operator-pin",
+    "operator-menu",
+    "settings",
+    "error",
+];
+
+fn show(w: &MainWindow, screen: &str) {
+    let app = w.global::<AppAdapter>();
+    let op = w.global::<OperatorAdapter>();
+    let r = w.global::<ResultAdapter>();
+    r.set_kind(ResultKind::Approved);
+    match screen {
+        "idle" => app.set_screen(Screen::Idle),
+        "amount" => app.set_screen(Screen::Amount),
+        "tip" => app.set_screen(Screen::Tip),
+        "present" => app.set_screen(Screen::Present),
+        "result" => app.set_screen(Screen::Result),
+        "declined" => {
+            r.set_kind(ResultKind::Declined);
+            app.set_screen(Screen::Result);
+        }
+        "operator-pin" => {
+            op.set_page(OperatorPage::Pin);
+            op.set_pin_length(3);
+            app.set_screen(Screen::Operator);
+        }
+        "operator-menu" => {
+            op.set_page(OperatorPage::Menu);
+            app.set_screen(Screen::Operator);
+        }
+        "settings" => {
+            op.set_page(OperatorPage::Settings);
+            app.set_screen(Screen::Operator);
+        }
+        "error" => {
+            w.global::<ErrorAdapter>().set_kind(ErrorKind::NoHost);
+            app.set_screen(Screen::Error);
+        }
+        other => panic!("unknown screen {other}"),
+    }
+}
+
+fn out_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screens")
+}
+
+fn save(frame: &Frame, path: &Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    frame.save_png(path).unwrap();
+}
+
 #[test]
-fn idle_and_result_screens_render() {
-    let off = Offscreen::install(480, 800).unwrap();
-    let window = MainWindow::new().unwrap();
-    window.show().unwrap();
-    let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-
-    window
-        .global::<AmountAdapter>()
-        .set_amount_text("12.34".into());
-    window.global::<AmountAdapter>().set_can_charge(true);
-    let idle = off.render();
-    idle.save_png(&out.join("idle.png")).unwrap();
-    // The theme's background fills the corners; the keypad and buttons cover much of the rest.
-    assert_eq!(idle.pixel(2, 2), BACKGROUND);
-    let drawn = idle.count_not(BACKGROUND);
-    assert!(
-        drawn > 480 * 800 / 5,
-        "idle screen: only {drawn} pixels drawn"
-    );
-    assert!(
-        idle.distinct_colours() > 8,
-        "idle screen has too few colours"
-    );
-    // The green Charge button along the bottom.
-    let [r, g, b] = idle.pixel(240, 760);
-    assert!(g > r && g > b, "charge button is green, got {r},{g},{b}");
-
-    window.global::<AppAdapter>().set_screen(Screen::Result);
-    let result = window.global::<ResultAdapter>();
-    result.set_approved(true);
-    result.set_title("Approved".into());
-    result.set_detail("Auth code A1B2C3".into());
-    result.set_receipt("KASSA DEMO\nSALE  EUR 12.34\nAPPROVED".into());
-    let approved = off.render();
-    approved.save_png(&out.join("result.png")).unwrap();
-    assert_ne!(approved, idle, "result screen differs from the idle screen");
-    // The receipt paper is near-white.
-    assert!(
-        approved
-            .rgb
-            .chunks(3)
-            .filter(|p| p == &[0xfb, 0xfa, 0xf5])
-            .count()
-            > 10_000
-    );
-    // The approved disc is green at the top centre (left of its glyph).
-    let [r, g, b] = approved.pixel(195, 80);
-    assert!(g > r && g > b, "approved disc is green, got {r},{g},{b}");
-
-    result.set_approved(false);
-    result.set_title("Declined".into());
-    let declined = off.render();
-    let [r, g, b] = declined.pixel(195, 80);
-    assert!(r > g && r > b, "declined disc is red, got {r},{g},{b}");
+fn every_screen_in_every_language_and_layout() {
+    let off = Offscreen::install(800, 854).unwrap();
+    let w = MainWindow::new().unwrap();
+    w.show().unwrap();
+    sample(&w);
+    let theme = w.global::<Theme>();
+    let update_docs = std::env::var_os("KASSA_UPDATE_SCREENS").is_some();
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screens");
+    let mut count = 0;
+    for (layout, portrait, (width, height)) in [
+        ("portrait", true, (480u32, 800u32)),
+        ("landscape", false, (800, 480)),
+    ] {
+        theme.set_portrait(portrait);
+        for large in [true, false] {
+            theme.set_large_text(large);
+            // English first: the reference for how much ink each screen's text has.
+            let mut english_ink = std::collections::HashMap::new();
+            for l in LANGUAGES.iter() {
+                ui::lang::select(l.code).unwrap();
+                w.global::<PresentAdapter>().set_language(l.code.into());
+                for screen in SCREENS {
+                    show(&w, screen);
+                    let frame = off.render().crop(width, height);
+                    let size = if large { "" } else { "-small" };
+                    save(
+                        &frame,
+                        &out_dir().join(format!("{layout}{size}/{}/{screen}.png", l.code)),
+                    );
+                    count += 1;
+                    assert_eq!(
+                        frame.pixel(1, 1),
+                        BACKGROUND,
+                        "{layout} {} {screen}",
+                        l.code
+                    );
+                    let drawn = frame.count_not(BACKGROUND);
+                    assert!(
+                        drawn > (width * height / 40) as usize,
+                        "{layout} {} {screen}: only {drawn} pixels drawn",
+                        l.code
+                    );
+                    // The translated text has ink: at least a third of the English text's.
+                    let ink = drawn;
+                    if l.code == "en" {
+                        english_ink.insert(*screen, ink);
+                    } else {
+                        let en = english_ink[screen];
+                        assert!(
+                            ink * 3 > en,
+                            "{layout} {} {screen}: {ink} pixels of ink against {en} in English: missing glyphs?",
+                            l.code
+                        );
+                    }
+                    if update_docs
+                        && portrait
+                        && large
+                        && *screen == "present"
+                        && ["en", "ja", "zh_CN", "de"].contains(&l.code)
+                    {
+                        save(&frame, &docs.join(format!("present-{}.png", l.code)));
+                    }
+                }
+            }
+        }
+    }
+    if update_docs {
+        ui::lang::select("en").unwrap();
+        theme.set_portrait(true);
+        theme.set_large_text(false);
+        show(&w, "present");
+        save(
+            &off.render().crop(480, 800),
+            &docs.join("present-en-standard-text.png"),
+        );
+        theme.set_large_text(true);
+        theme.set_high_contrast(true);
+        save(
+            &off.render().crop(480, 800),
+            &docs.join("present-en-high-contrast.png"),
+        );
+        theme.set_high_contrast(false);
+        theme.set_portrait(false);
+        show(&w, "amount");
+        save(
+            &off.render().crop(800, 480),
+            &docs.join("amount-landscape.png"),
+        );
+    }
+    assert_eq!(count, 2 * 2 * LANGUAGES.len() * SCREENS.len());
 }

@@ -1,0 +1,136 @@
+//! Every screen fits both layouts in every language, in large and standard text: with Slint's
+//! testing backend, every element with an accessible label lies inside the terminal's screen,
+//! and every button is at least a 9 mm touch target (47 px on a 7-inch 800x480 panel).
+
+use i_slint_backend_testing::ElementHandle;
+use slint::ComponentHandle;
+use ui::lang::LANGUAGES;
+use ui::{
+    AppAdapter, ErrorAdapter, ErrorKind, MainWindow, OperatorAdapter, OperatorPage, ResultAdapter,
+    ResultKind, Screen, Theme,
+};
+
+/// A screen's name and how to show it.
+type Shower = (&'static str, Box<dyn Fn()>);
+
+fn screens(w: &MainWindow) -> Vec<Shower> {
+    let app = |s: Screen| {
+        let w = w.as_weak();
+        move || w.unwrap().global::<AppAdapter>().set_screen(s)
+    };
+    let op = |page: OperatorPage| {
+        let w = w.as_weak();
+        move || {
+            let w = w.unwrap();
+            w.global::<OperatorAdapter>().set_page(page);
+            w.global::<AppAdapter>().set_screen(Screen::Operator);
+        }
+    };
+    let result = |kind: ResultKind| {
+        let w = w.as_weak();
+        move || {
+            let w = w.unwrap();
+            let r = w.global::<ResultAdapter>();
+            r.set_kind(kind);
+            r.set_approval_code("A1B2C3".into());
+            r.set_detail("rc 00".into());
+            w.global::<AppAdapter>().set_screen(Screen::Result);
+        }
+    };
+    let error = {
+        let w = w.as_weak();
+        move || {
+            let w = w.unwrap();
+            w.global::<ErrorAdapter>().set_kind(ErrorKind::NoHost);
+            w.global::<ErrorAdapter>()
+                .set_code("connect_timeout".into());
+            w.global::<AppAdapter>().set_screen(Screen::Error);
+        }
+    };
+    vec![
+        ("idle", Box::new(app(Screen::Idle))),
+        ("amount", Box::new(app(Screen::Amount))),
+        ("tip", Box::new(app(Screen::Tip))),
+        ("present", Box::new(app(Screen::Present))),
+        ("approved", Box::new(result(ResultKind::ApprovedSign))),
+        (
+            "declined",
+            Box::new(result(ResultKind::TryAnotherInterface)),
+        ),
+        ("pin", Box::new(op(OperatorPage::Pin))),
+        ("menu", Box::new(op(OperatorPage::Menu))),
+        ("settings", Box::new(op(OperatorPage::Settings))),
+        ("error", Box::new(error)),
+    ]
+}
+
+#[test]
+fn every_screen_fits_every_layout_and_language() {
+    i_slint_backend_testing::init_no_event_loop();
+    let w = MainWindow::new().unwrap();
+    w.show().unwrap();
+    let theme = w.global::<Theme>();
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for (layout, portrait, width, height) in [
+        ("portrait", true, 480.0f32, 800.0f32),
+        ("landscape", false, 800.0, 480.0),
+    ] {
+        theme.set_portrait(portrait);
+        for large in [true, false] {
+            theme.set_large_text(large);
+            for l in LANGUAGES.iter() {
+                ui::lang::select(l.code).unwrap();
+                for (name, show) in screens(&w) {
+                    show();
+                    let elements: Vec<ElementHandle> = ElementHandle::query_descendants(
+                        &ElementHandle::find_by_element_type_name(&w, "Terminal")
+                            .next()
+                            .expect("the terminal screen"),
+                    )
+                    .match_predicate(|e| e.accessible_label().is_some_and(|l| !l.is_empty()))
+                    .find_all();
+                    assert!(!elements.is_empty(), "{name}: no labelled elements");
+                    for e in elements {
+                        let label = e.accessible_label().unwrap_or_default();
+                        let p = e.absolute_position();
+                        let s = e.size();
+                        checked += 1;
+                        let inside = p.x >= -0.5
+                            && p.y >= -0.5
+                            && p.x + s.width <= width + 0.5
+                            && p.y + s.height <= height + 0.5;
+                        if !inside {
+                            problems.push(format!(
+                                "{layout} large={large} {} {name}: {label:?} at {:.0},{:.0} size {:.0}x{:.0} leaves the {width}x{height} screen",
+                                l.code, p.x, p.y, s.width, s.height
+                            ));
+                        }
+                        let is_button = e.accessible_role()
+                            == Some(i_slint_backend_testing::AccessibleRole::Button);
+                        if is_button && (s.width < 47.0 || s.height < 47.0) {
+                            problems.push(format!(
+                                "{layout} large={large} {} {name}: button {label:?} is {:.0}x{:.0}, under 9 mm",
+                                l.code, s.width, s.height
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 1000, "only {checked} elements checked");
+    problems.sort();
+    problems.dedup();
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems
+            .iter()
+            .take(40)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
