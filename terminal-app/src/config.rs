@@ -1035,6 +1035,34 @@ mod tests {
     }
 
     #[test]
+    fn ui_layout_and_languages_are_checked() {
+        let p = Path::new("kassa.toml");
+        let e = Config::parse(p, "[ui]\nlayout = \"upside-down\"\n").unwrap_err();
+        assert!(e.to_string().contains("ui.layout"), "{e}");
+        assert!(
+            e.to_string().contains("portrait, portrait-854, landscape"),
+            "{e}"
+        );
+        let e = Config::parse(p, "[ui]\nlanguage = \"hu\"\n").unwrap_err();
+        assert!(e.to_string().contains("ui.language"), "{e}");
+        let e = Config::parse(
+            p,
+            "[ui]\ncustomer_languages = [\"en\", \"ja\", \"ko\", \"de\", \"fr\"]\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("at most four"), "{e}");
+        let c = Config::parse(p, "[ui]\nlanguage = \"zh_TW\"\nlayout = \"landscape\"\n").unwrap();
+        assert_eq!(c.ui.language, "zh_TW");
+        let c = Config::parse(p, "[terminal]\nmode = \"taxi\"\n").unwrap();
+        assert!(c.tips_enabled() && c.offline_enabled());
+        assert!(!Config::default().tips_enabled() && !Config::default().offline_enabled());
+        let h = hash_pin("2468").unwrap();
+        assert!(verify_pin(&h, "2468") && !verify_pin(&h, "2469"));
+        let e = Config::parse(p, "[operator]\nsupervisor_pin = \"2468\"\n").unwrap_err();
+        assert!(e.to_string().contains("pin-hash"), "{e}");
+    }
+
+    #[test]
     fn defaults_are_valid_and_partial_files_merge() {
         Config::default().check(Path::new("defaults")).unwrap();
         let c = Config::parse(Path::new("k.toml"), "[terminal]\nmax_amount = \"20.00\"\n").unwrap();

@@ -170,6 +170,7 @@ fn wire(
     select_language(window, &default_lang);
     let theme = window.global::<Theme>();
     theme.set_portrait(cfg.ui.layout != "landscape");
+    theme.set_tall(cfg.ui.layout == "portrait-854");
     theme.set_large_text(cfg.ui.large_text);
     theme.set_high_contrast(cfg.ui.high_contrast);
     window.global::<OperatorAdapter>().set_voice(cfg.ui.voice);

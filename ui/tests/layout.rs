@@ -74,9 +74,11 @@ fn every_screen_fits_every_layout_and_language() {
     let mut checked = 0;
     for (layout, portrait, width, height) in [
         ("portrait", true, 480.0f32, 800.0f32),
+        ("portrait-854", true, 480.0, 854.0),
         ("landscape", false, 800.0, 480.0),
     ] {
         theme.set_portrait(portrait);
+        theme.set_tall(height > 800.0);
         for large in [true, false] {
             theme.set_large_text(large);
             for l in LANGUAGES.iter() {

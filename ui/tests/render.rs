@@ -125,7 +125,7 @@ fn save(frame: &Frame, path: &Path) {
 
 #[test]
 fn every_screen_in_every_language_and_layout() {
-    let off = Offscreen::install(800, 854).unwrap();
+    let off = Offscreen::install(1100, 860).unwrap();
     let w = MainWindow::new().unwrap();
     w.show().unwrap();
     sample(&w);
@@ -212,6 +212,43 @@ fn every_screen_in_every_language_and_layout() {
             &off.render().crop(800, 480),
             &docs.join("amount-landscape.png"),
         );
+        // The emulator window: terminal, virtual cards and virtual printer side by side.
+        theme.set_portrait(true);
+        w.global::<AppAdapter>().set_emulator(true);
+        let emu = w.global::<ui::EmulatorAdapter>();
+        emu.set_cards(ModelRc::new(VecModel::from(
+            [
+                ("visa", "visa"),
+                ("visa-ja", "visa"),
+                ("mastercard", "mastercard"),
+                ("unionpay", "unionpay"),
+                ("jcb", "jcb"),
+                ("amex", "amex"),
+                ("discover", "discover"),
+                ("wallet", "visa"),
+            ]
+            .iter()
+            .map(|(n, scheme)| ui::VirtualCardEntry {
+                name: (*n).into(),
+                scheme: (*scheme).into(),
+                description: "".into(),
+            })
+            .collect::<Vec<_>>(),
+        )));
+        emu.set_host_status("Host simulator on 127.0.0.1:40123 (mutual TLS)".into());
+        emu.set_printed(
+            "      Kassa Demo Shop\n\n            売上\n\n金額             EUR 12.34\n\n            承認\n承認番号             A1B2C3\n\n         お客様控え\n"
+                .into(),
+        );
+        ui::lang::select("ja").unwrap();
+        show(&w, "result");
+        w.global::<ResultAdapter>().set_receipt_chosen(true);
+        save(
+            &off.render().crop(1100, 820),
+            &docs.join("emulator-window.png"),
+        );
+        w.global::<ResultAdapter>().set_receipt_chosen(false);
+        w.global::<AppAdapter>().set_emulator(false);
     }
     assert_eq!(count, 2 * 2 * LANGUAGES.len() * SCREENS.len());
 }
