@@ -78,6 +78,8 @@ pub struct UiSection {
     pub high_contrast: bool,
     /// Spoken prompts with espeak-ng, where the device has it.
     pub voice: bool,
+    /// The Book A success and alert tones (aplay, where the device has it).
+    pub sound: bool,
     /// The language buttons on the present-card screen (up to four).
     pub customer_languages: Vec<String>,
 }
@@ -90,6 +92,7 @@ impl Default for UiSection {
             large_text: true,
             high_contrast: false,
             voice: false,
+            sound: true,
             customer_languages: ["en", "zh_CN", "ja", "ko"].map(String::from).to_vec(),
         }
     }

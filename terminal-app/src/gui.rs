@@ -96,6 +96,11 @@ enum Cmd {
         amount: u64,
         tip: u64,
     },
+    /// Complete pre-authorization `id` with `amount`.
+    Complete {
+        id: i64,
+        amount: u64,
+    },
     VoidLast,
     Void(i64),
     History,
@@ -109,6 +114,8 @@ struct UiState {
     entry: AmountEntry,
     kind: TxnKind,
     fare: u64,
+    /// The pre-authorization an amount entry completes.
+    completing: Option<i64>,
     /// Digits typed on the operator PIN pad.
     pin: zeroize::Zeroizing<String>,
 }
@@ -174,6 +181,7 @@ fn wire(
     theme.set_large_text(cfg.ui.large_text);
     theme.set_high_contrast(cfg.ui.high_contrast);
     window.global::<OperatorAdapter>().set_voice(cfg.ui.voice);
+    window.global::<OperatorAdapter>().set_sound(cfg.ui.sound);
     window.global::<AppAdapter>().set_emulator(true);
     window.global::<AppAdapter>().set_screen(Screen::Idle);
     let idle = window.global::<IdleAdapter>();
@@ -222,6 +230,7 @@ fn wire(
         entry: AmountEntry::new(t.currency_exponent, cfg.max_amount_minor()),
         kind: TxnKind::Sale,
         fare: 0,
+        completing: None,
         pin: zeroize::Zeroizing::new(String::new()),
     }));
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<Cmd>();
@@ -301,6 +310,17 @@ fn wire(
                 return;
             }
             s.fare = fare;
+            if let Some(id) = s.completing.take() {
+                // No card: the completion goes to the host with the pre-authorization's data.
+                let p = w.global::<PresentAdapter>();
+                p.set_amount_text(amount_text(&cfg, fare, &default_lang).into());
+                p.set_message(PresentMessage::Authorising);
+                p.set_lights(0);
+                p.set_busy(true);
+                w.global::<AppAdapter>().set_screen(Screen::Present);
+                let _ = cmd_tx.send(Cmd::Complete { id, amount: fare });
+                return;
+            }
             if s.kind == TxnKind::Sale && cfg.tips_enabled() {
                 let tip = w.global::<TipAdapter>();
                 tip.set_fare_text(amount_text(&cfg, fare, &default_lang).into());
@@ -549,6 +569,17 @@ fn wire(
             let _ = cmd_tx.send(Cmd::Void(id as i64));
         });
     }
+    {
+        let weak = window.as_weak();
+        let state = state.clone();
+        let cfg = cfg.clone();
+        window.global::<OperatorAdapter>().on_complete(move |id| {
+            let Some(w) = weak.upgrade() else { return };
+            let mut s = state.borrow_mut();
+            open_amount(&w, &mut s, &cfg, TxnTitle::Completion, TxnKind::Completion);
+            s.completing = Some(id as i64);
+        });
+    }
 
     rt.spawn(engine_task(engine, cmd_rx, window.as_weak(), cancel, cfg));
     Wiring { _env: env }
@@ -556,6 +587,7 @@ fn wire(
 
 fn open_amount(w: &MainWindow, s: &mut UiState, cfg: &Config, title: TxnTitle, kind: TxnKind) {
     s.kind = kind;
+    s.completing = None;
     s.entry.key("C");
     let a = w.global::<AmountAdapter>();
     a.set_title(title);
@@ -617,6 +649,22 @@ async fn engine_task(
             Cmd::Pay { kind, amount, tip } => {
                 last_id = pay(&mut engine, &weak, &cancel, &cfg, kind, amount, tip).await;
             }
+            Cmd::Complete { id, amount } => {
+                let result = engine.complete(id, amount).await;
+                engine.link.close().await;
+                last_id = result.as_ref().ok().map(|r| r.journal_id);
+                let shown = match result {
+                    Ok(r) => result_view(&cfg, &r, &mut engine),
+                    Err(e) => ResultShown {
+                        kind: ResultKind::Error,
+                        approval_code: String::new(),
+                        detail: e.to_string(),
+                        receipt: String::new(),
+                        approved: false,
+                    },
+                };
+                show_result(&weak, shown);
+            }
             Cmd::Printed => {
                 if let Some(id) = last_id {
                     let _ = engine.journal.set_printed(id);
@@ -659,6 +707,9 @@ async fn engine_task(
                         .into(),
                         voidable: matches!(r.state.as_str(), "approved" | "offline_approved")
                             && (r.batch == batch || r.txn_type == "preauth"),
+                        completable: r.txn_type == "preauth"
+                            && r.state == "approved"
+                            && engine.journal.completion_of(r.id).ok().flatten().is_none(),
                     })
                     .collect();
                 let _ = weak.upgrade_in_event_loop(move |w| {
@@ -746,7 +797,23 @@ async fn pay(
             approved: false,
         },
     };
+    show_result(weak, shown);
+    id
+}
+
+/// Shows a result on the result screen and speaks it.
+fn show_result(weak: &slint::Weak<MainWindow>, shown: ResultShown) {
     let _ = weak.upgrade_in_event_loop(move |w| {
+        if shown.kind == ResultKind::Error {
+            // The terminal itself failed (the journal, a stored record): the error screen
+            // says what to do, with the code for support.
+            let e = w.global::<ErrorAdapter>();
+            e.set_kind(ui::ErrorKind::Other);
+            e.set_code(shown.detail.clone().into());
+            w.global::<EmulatorAdapter>().set_can_tap(false);
+            w.global::<AppAdapter>().set_screen(Screen::Error);
+            return;
+        }
         let r = w.global::<ResultAdapter>();
         r.set_kind(shown.kind);
         r.set_approval_code(shown.approval_code.into());
@@ -755,6 +822,9 @@ async fn pay(
         r.set_receipt_chosen(false);
         w.global::<EmulatorAdapter>().set_can_tap(false);
         w.global::<AppAdapter>().set_screen(Screen::Result);
+        if !shown.approved && w.global::<OperatorAdapter>().get_sound() {
+            crate::sound::play(crate::sound::Tone::Alert);
+        }
         let lang = w.global::<PresentAdapter>().get_language().to_string();
         let words = if shown.approved {
             "Approved"
@@ -763,7 +833,6 @@ async fn pay(
         };
         speak(&w, &lang, &ui::lang::tr(&lang, "Receipt", words));
     });
-    id
 }
 
 /// What the result screen shows.
@@ -837,6 +906,9 @@ fn show_progress(w: &MainWindow, ev: &EngineEvent) {
             issuer_country,
         } => {
             p.set_lights(4);
+            if w.global::<OperatorAdapter>().get_sound() {
+                crate::sound::play(crate::sound::Tone::Success);
+            }
             p.set_message(PresentMessage::CardRead);
             // The cardholder's language from the card, when the UI has it; otherwise the
             // screens stay as they are (the merchant's default or the customer's choice).
@@ -1046,6 +1118,66 @@ mod tests {
             assert!(has_label(&weak, "Genehmigt".into()));
             assert!(printed.contains("KUNDENBELEG"), "{printed}");
             click(&weak, "done");
+            // The operator menu (no PIN configured): a pre-authorization with a card, then
+            // its completion from the history without one, then a void.
+            click(&weak, "menu");
+            click(&weak, "preauth");
+            for k in ["key 1", "key 0", "key 0", "key 0", "key 0"] {
+                click(&weak, k);
+            }
+            click(&weak, "charge");
+            wait_for(&weak, "the present-card screen", |w| {
+                w.global::<AppAdapter>().get_screen() == Screen::Present
+                    && w.global::<EmulatorAdapter>().get_can_tap()
+            });
+            click(&weak, "card mastercard");
+            wait_for(&weak, "the pre-authorization's result", |w| {
+                w.global::<AppAdapter>().get_screen() == Screen::Result
+            });
+            // 100.00 is above the CVM limit: a signature.
+            assert_eq!(
+                on_ui(&weak, |w| w.global::<ResultAdapter>().get_kind()),
+                ResultKind::ApprovedSign
+            );
+            click(&weak, "no receipt");
+            click(&weak, "done");
+            click(&weak, "menu");
+            click(&weak, "history");
+            wait_for(&weak, "the history", |w| {
+                w.global::<OperatorAdapter>().get_page() == OperatorPage::History
+            });
+            // Four transactions so far: the plural form of the German catalogue.
+            assert!(has_label(&weak, "4 Transaktionen".into()));
+            click(&weak, "complete 4");
+            for k in ["key 1", "key 1", "key 0", "key 0", "key 0"] {
+                click(&weak, k);
+            }
+            click(&weak, "charge");
+            wait_for(&weak, "the completion's result", |w| {
+                w.global::<AppAdapter>().get_screen() == Screen::Result
+            });
+            assert_eq!(
+                on_ui(&weak, |w| w.global::<ResultAdapter>().get_kind()),
+                ResultKind::Approved
+            );
+            click(&weak, "print receipt");
+            let printed = on_ui(&weak, |w| {
+                w.global::<EmulatorAdapter>().get_printed().to_string()
+            });
+            assert!(
+                printed.contains("ABSCHLUSS") && printed.contains("110.00"),
+                "{printed}"
+            );
+            click(&weak, "done");
+            click(&weak, "menu");
+            click(&weak, "void-last");
+            wait_for(&weak, "the void's answer", |w| {
+                w.global::<OperatorAdapter>().get_page() == OperatorPage::Message
+            });
+            let msg = on_ui(&weak, |w| {
+                w.global::<OperatorAdapter>().get_message().to_string()
+            });
+            assert_eq!(msg, "#5: voided");
         }
     }
 }

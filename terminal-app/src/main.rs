@@ -15,6 +15,8 @@ mod journal;
 mod ops;
 mod receipt;
 mod report;
+#[cfg(feature = "desktop")]
+mod sound;
 mod tool;
 mod trace;
 mod vault;

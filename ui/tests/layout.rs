@@ -47,7 +47,31 @@ fn screens(w: &MainWindow) -> Vec<Shower> {
             w.global::<AppAdapter>().set_screen(Screen::Error);
         }
     };
+    let history = {
+        let w = w.as_weak();
+        move || {
+            let w = w.unwrap();
+            let op = w.global::<OperatorAdapter>();
+            op.set_history(slint::ModelRc::new(slint::VecModel::from(vec![
+                ui::HistoryLine {
+                    id: 12,
+                    text: "#12 preauth 100.00 approved 541333******0012".into(),
+                    voidable: true,
+                    completable: true,
+                },
+                ui::HistoryLine {
+                    id: 11,
+                    text: "#11 sale 12.34 approved 476173******0119".into(),
+                    voidable: true,
+                    completable: false,
+                },
+            ])));
+            op.set_page(OperatorPage::History);
+            w.global::<AppAdapter>().set_screen(Screen::Operator);
+        }
+    };
     vec![
+        ("history", Box::new(history)),
         ("idle", Box::new(app(Screen::Idle))),
         ("amount", Box::new(app(Screen::Amount))),
         ("tip", Box::new(app(Screen::Tip))),
