@@ -425,7 +425,15 @@ fn wire(
         let weak = window.as_weak();
         window.global::<ResultAdapter>().on_e_receipt(move || {
             let Some(w) = weak.upgrade() else { return };
-            w.global::<ResultAdapter>().set_receipt_chosen(true);
+            let r = w.global::<ResultAdapter>();
+            match ui::qr::image(r.get_receipt().as_bytes(), 300) {
+                Ok(img) => {
+                    r.set_e_receipt_qr(img);
+                    r.set_showing_qr(true);
+                }
+                Err(e) => tracing::warn!(error = %e, "no e-receipt"),
+            }
+            r.set_receipt_chosen(true);
         });
     }
     {
@@ -820,6 +828,8 @@ fn show_result(weak: &slint::Weak<MainWindow>, shown: ResultShown) {
         r.set_detail(shown.detail.into());
         r.set_receipt(shown.receipt.clone().into());
         r.set_receipt_chosen(false);
+        r.set_showing_qr(false);
+        r.set_e_receipt_available(!shown.receipt.is_empty());
         w.global::<EmulatorAdapter>().set_can_tap(false);
         w.global::<AppAdapter>().set_screen(Screen::Result);
         if !shown.approved && w.global::<OperatorAdapter>().get_sound() {
@@ -1025,11 +1035,18 @@ mod tests {
                 w.global::<ResultAdapter>().get_kind(),
             )
         });
-        click(weak, "print receipt");
-        let printed = on_ui(weak, |w| {
-            w.global::<EmulatorAdapter>().get_printed().to_string()
+        let receipt = on_ui(weak, |w| {
+            w.global::<ResultAdapter>().get_receipt().to_string()
         });
-        (lang, kind, printed)
+        (lang, kind, receipt)
+    }
+
+    /// Prints the result's receipt on the virtual printer and returns what it printed.
+    fn print(weak: &slint::Weak<MainWindow>) -> String {
+        click(weak, "print receipt");
+        on_ui(weak, |w| {
+            w.global::<EmulatorAdapter>().get_printed().to_string()
+        })
     }
 
     #[test]
@@ -1093,9 +1110,11 @@ mod tests {
             // Idle, in the merchant's German.
             assert!(has_label(&weak, "Willkommen".into()));
             // A Japanese card: the result screen and the customer receipt in Japanese.
-            let (lang, kind, printed) = sale(&weak, "visa-ja");
+            let (lang, kind, receipt) = sale(&weak, "visa-ja");
             assert_eq!(lang, "ja");
             assert_eq!(kind, ResultKind::Approved);
+            let printed = print(&weak);
+            assert_eq!(printed, receipt);
             assert!(has_label(&weak, "承認されました".into()));
             assert!(
                 printed.contains("承認") && printed.contains("お客様控え"),
@@ -1110,11 +1129,21 @@ mod tests {
             assert_eq!(kind, ResultKind::Approved);
             assert!(has_label(&weak, "交易成功".into()));
             assert!(printed.contains("持卡人存根"), "{printed}");
+            // The QR e-receipt shows the receipt as a code to scan.
+            click(&weak, "e-receipt");
+            let qr = on_ui(&weak, |w| {
+                ElementHandle::find_by_accessible_label(w, "e-receipt qr")
+                    .next()
+                    .map(|e| e.size())
+            });
+            let qr = qr.expect("the QR code is shown");
+            assert!(qr.width > 100.0 && qr.height > 100.0, "{qr:?}");
             click(&weak, "done");
             // A language the UI lacks: the merchant's default stays.
-            let (lang, kind, printed) = sale(&weak, "visa-hu");
+            let (lang, kind, _) = sale(&weak, "visa-hu");
             assert_eq!(lang, "de");
             assert_eq!(kind, ResultKind::Approved);
+            let printed = print(&weak);
             assert!(has_label(&weak, "Genehmigt".into()));
             assert!(printed.contains("KUNDENBELEG"), "{printed}");
             click(&weak, "done");
@@ -1160,10 +1189,7 @@ mod tests {
                 on_ui(&weak, |w| w.global::<ResultAdapter>().get_kind()),
                 ResultKind::Approved
             );
-            click(&weak, "print receipt");
-            let printed = on_ui(&weak, |w| {
-                w.global::<EmulatorAdapter>().get_printed().to_string()
-            });
+            let printed = print(&weak);
             assert!(
                 printed.contains("ABSCHLUSS") && printed.contains("110.00"),
                 "{printed}"

@@ -14,6 +14,7 @@
 pub mod amount;
 pub mod lang;
 pub mod offscreen;
+pub mod qr;
 
 #[allow(unsafe_code, missing_docs, clippy::all)]
 mod generated {

@@ -32,6 +32,9 @@ fn screens(w: &MainWindow) -> Vec<Shower> {
             let w = w.unwrap();
             let r = w.global::<ResultAdapter>();
             r.set_kind(kind);
+            r.set_receipt_chosen(false);
+            r.set_showing_qr(false);
+            r.set_e_receipt_available(true);
             r.set_approval_code("A1B2C3".into());
             r.set_detail("rc 00".into());
             w.global::<AppAdapter>().set_screen(Screen::Result);
@@ -70,7 +73,21 @@ fn screens(w: &MainWindow) -> Vec<Shower> {
             w.global::<AppAdapter>().set_screen(Screen::Operator);
         }
     };
+    let qr = {
+        let w = w.as_weak();
+        move || {
+            let w = w.unwrap();
+            let r = w.global::<ResultAdapter>();
+            r.set_kind(ResultKind::Approved);
+            r.set_approval_code("A1B2C3".into());
+            r.set_receipt_chosen(true);
+            r.set_showing_qr(true);
+            r.set_e_receipt_qr(ui::qr::image("X".repeat(700).as_bytes(), 300).unwrap());
+            w.global::<AppAdapter>().set_screen(Screen::Result);
+        }
+    };
     vec![
+        ("e-receipt", Box::new(qr)),
         ("history", Box::new(history)),
         ("idle", Box::new(app(Screen::Idle))),
         ("amount", Box::new(app(Screen::Amount))),
