@@ -137,9 +137,30 @@ fn amount_text(cfg: &Config, minor: u64, language: &str) -> String {
 /// Switches the screens' language; an unknown one stays on the current (logged).
 fn select_language(w: &MainWindow, code: &str) {
     match ui::lang::select(code) {
-        Ok(l) => w.global::<PresentAdapter>().set_language(l.code.into()),
+        Ok(l) => {
+            let p = w.global::<PresentAdapter>();
+            p.set_language(l.code.into());
+            // The amount on the customer's screen, written the way the language writes it.
+            PAYING.with(|a| {
+                if let Some((minor, currency, exponent)) = a.borrow().as_ref() {
+                    p.set_amount_text(
+                        format!(
+                            "{currency} {}",
+                            ui::lang::format_amount(*minor, *exponent, l)
+                        )
+                        .into(),
+                    );
+                }
+            });
+        }
         Err(e) => tracing::warn!(error = %e, "language not switched"),
     }
+}
+
+thread_local! {
+    /// The amount being paid (minor units, currency, exponent), for re-writing it when the
+    /// customer's language changes. UI thread only.
+    static PAYING: RefCell<Option<(u64, String, u8)>> = const { RefCell::new(None) };
 }
 
 /// Speaks a prompt in `language` with espeak-ng when voice prompts are on and the device has it.
@@ -616,6 +637,13 @@ fn start_payment(
 ) {
     let p = w.global::<PresentAdapter>();
     p.set_amount_text(amount_text(cfg, fare + tip, language).into());
+    PAYING.with(|a| {
+        *a.borrow_mut() = Some((
+            fare + tip,
+            cfg.terminal.currency_code.clone(),
+            cfg.terminal.currency_exponent,
+        ))
+    });
     p.set_message(PresentMessage::PresentCard);
     p.set_lights(1);
     p.set_busy(false);
@@ -1009,6 +1037,15 @@ mod tests {
     /// as drawn, the printed receipt).
     fn sale(weak: &slint::Weak<MainWindow>, card: &'static str) -> (String, ResultKind, String) {
         click(weak, "new sale");
+        // Nothing to charge yet: the button is disabled.
+        assert_eq!(
+            on_ui(weak, |w| ElementHandle::find_by_accessible_label(
+                w, "charge"
+            )
+            .next()
+            .and_then(|e| e.accessible_enabled())),
+            Some(false)
+        );
         for k in ["key 1", "key 2", "key 3", "key 4"] {
             click(weak, k);
         }
@@ -1112,6 +1149,14 @@ mod tests {
             // A Japanese card: the result screen and the customer receipt in Japanese.
             let (lang, kind, receipt) = sale(&weak, "visa-ja");
             assert_eq!(lang, "ja");
+            // The merchant's German writes 12,34; the Japanese screen 12.34.
+            assert_eq!(
+                on_ui(&weak, |w| w
+                    .global::<PresentAdapter>()
+                    .get_amount_text()
+                    .to_string()),
+                "EUR 12.34"
+            );
             assert_eq!(kind, ResultKind::Approved);
             let printed = print(&weak);
             assert_eq!(printed, receipt);
