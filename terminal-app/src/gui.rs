@@ -95,7 +95,12 @@ enum Cmd {
         kind: TxnKind,
         amount: u64,
         tip: u64,
+        /// Turns true when the operator cancels (created with the present-card screen, so a
+        /// cancel before the engine starts the payment still counts).
+        cancel: watch::Receiver<bool>,
     },
+    /// Check the supervisor PIN (the counters and lock-out live in the journal).
+    CheckPin(zeroize::Zeroizing<String>),
     /// Complete pre-authorization `id` with `amount`.
     Complete {
         id: i64,
@@ -170,7 +175,7 @@ fn speak(w: &MainWindow, language: &str, text: &str) {
     }
     let voice = match ui::lang::by_code(language).map(|l| l.code) {
         Some("zh_CN") => "cmn",
-        Some("zh_TW") => "yue",
+        Some("zh_TW") => "cmn",
         Some(code) => code,
         None => "en",
     };
@@ -194,8 +199,9 @@ fn wire(
     cfg: Config,
 ) -> Wiring {
     let t = &cfg.terminal;
-    let default_lang = cfg.ui.language.clone();
-    select_language(window, &default_lang);
+    // The screens' home language: `[ui] language`, or what the operator chose in the menu.
+    let home = Rc::new(RefCell::new(cfg.ui.language.clone()));
+    select_language(window, &cfg.ui.language);
     let theme = window.global::<Theme>();
     theme.set_portrait(cfg.ui.layout != "landscape");
     theme.set_tall(cfg.ui.layout == "portrait-854");
@@ -322,7 +328,8 @@ fn wire(
         let state = state.clone();
         let cfg = cfg.clone();
         let cmd_tx = cmd_tx.clone();
-        let default_lang = default_lang.clone();
+        let cancel = cancel.clone();
+        let home = home.clone();
         amount_adapter.on_charge(move || {
             let Some(w) = weak.upgrade() else { return };
             let mut s = state.borrow_mut();
@@ -334,7 +341,7 @@ fn wire(
             if let Some(id) = s.completing.take() {
                 // No card: the completion goes to the host with the pre-authorization's data.
                 let p = w.global::<PresentAdapter>();
-                p.set_amount_text(amount_text(&cfg, fare, &default_lang).into());
+                p.set_amount_text(amount_text(&cfg, fare, &home.borrow()).into());
                 p.set_message(PresentMessage::Authorising);
                 p.set_lights(0);
                 p.set_busy(true);
@@ -344,7 +351,7 @@ fn wire(
             }
             if s.kind == TxnKind::Sale && cfg.tips_enabled() {
                 let tip = w.global::<TipAdapter>();
-                tip.set_fare_text(amount_text(&cfg, fare, &default_lang).into());
+                tip.set_fare_text(amount_text(&cfg, fare, &home.borrow()).into());
                 let choices: Vec<TipChoice> = cfg
                     .terminal
                     .tip_presets
@@ -353,8 +360,8 @@ fn wire(
                         let t = crate::ops::tip_minor(fare, crate::ops::Tip::Percent(*p as u32));
                         TipChoice {
                             percent: *p as i32,
-                            tip_text: amount_text(&cfg, t, &default_lang).into(),
-                            total_text: amount_text(&cfg, fare + t, &default_lang).into(),
+                            tip_text: amount_text(&cfg, t, &home.borrow()).into(),
+                            total_text: amount_text(&cfg, fare + t, &home.borrow()).into(),
                         }
                     })
                     .collect();
@@ -362,7 +369,7 @@ fn wire(
                 w.global::<AppAdapter>().set_screen(Screen::Tip);
                 return;
             }
-            start_payment(&w, &cfg, &cmd_tx, s.kind, fare, 0, &default_lang);
+            start_payment(&w, &cfg, &cmd_tx, &cancel, s.kind, fare, 0, &home.borrow());
         });
     }
     // Tips.
@@ -371,12 +378,22 @@ fn wire(
         let state = state.clone();
         let cfg = cfg.clone();
         let cmd_tx = cmd_tx.clone();
-        let default_lang = default_lang.clone();
+        let cancel = cancel.clone();
+        let home = home.clone();
         window.global::<TipAdapter>().on_choose(move |percent| {
             let Some(w) = weak.upgrade() else { return };
             let fare = state.borrow().fare;
             let tip = crate::ops::tip_minor(fare, crate::ops::Tip::Percent(percent.max(0) as u32));
-            start_payment(&w, &cfg, &cmd_tx, TxnKind::Sale, fare, tip, &default_lang);
+            start_payment(
+                &w,
+                &cfg,
+                &cmd_tx,
+                &cancel,
+                TxnKind::Sale,
+                fare,
+                tip,
+                &home.borrow(),
+            );
         });
     }
     {
@@ -384,11 +401,28 @@ fn wire(
         let state = state.clone();
         let cfg = cfg.clone();
         let cmd_tx = cmd_tx.clone();
-        let default_lang = default_lang.clone();
+        let cancel = cancel.clone();
+        let home = home.clone();
         window.global::<TipAdapter>().on_no_tip(move || {
             let Some(w) = weak.upgrade() else { return };
             let fare = state.borrow().fare;
-            start_payment(&w, &cfg, &cmd_tx, TxnKind::Sale, fare, 0, &default_lang);
+            start_payment(
+                &w,
+                &cfg,
+                &cmd_tx,
+                &cancel,
+                TxnKind::Sale,
+                fare,
+                0,
+                &home.borrow(),
+            );
+        });
+    }
+    {
+        let weak = window.as_weak();
+        window.global::<TipAdapter>().on_back(move || {
+            let Some(w) = weak.upgrade() else { return };
+            w.global::<AppAdapter>().set_screen(Screen::Amount);
         });
     }
     // Present card: cancel, language, the virtual card panel.
@@ -451,16 +485,17 @@ fn wire(
                 Ok(img) => {
                     r.set_e_receipt_qr(img);
                     r.set_showing_qr(true);
+                    r.set_receipt_chosen(true);
                 }
+                // Printing stays on offer.
                 Err(e) => tracing::warn!(error = %e, "no e-receipt"),
             }
-            r.set_receipt_chosen(true);
         });
     }
     {
         let weak = window.as_weak();
         let state = state.clone();
-        let default_lang = default_lang.clone();
+        let home = home.clone();
         let exp = t.currency_exponent;
         window.global::<ResultAdapter>().on_done(move || {
             let Some(w) = weak.upgrade() else { return };
@@ -471,16 +506,16 @@ fn wire(
             a.set_can_charge(false);
             a.set_at_maximum(false);
             // Back to the merchant's language for the next customer.
-            select_language(&w, &default_lang);
+            select_language(&w, &home.borrow());
             w.global::<AppAdapter>().set_screen(Screen::Idle);
         });
     }
     {
         let weak = window.as_weak();
-        let default_lang = default_lang.clone();
+        let home = home.clone();
         window.global::<ErrorAdapter>().on_dismiss(move || {
             let Some(w) = weak.upgrade() else { return };
-            select_language(&w, &default_lang);
+            select_language(&w, &home.borrow());
             w.global::<AppAdapter>().set_screen(Screen::Idle);
         });
     }
@@ -488,45 +523,19 @@ fn wire(
     {
         let weak = window.as_weak();
         let state = state.clone();
-        let cfg = cfg.clone();
-        let failures = Rc::new(RefCell::new((0u32, None::<std::time::Instant>)));
+        let cmd_tx = cmd_tx.clone();
         window.global::<OperatorAdapter>().on_pin_key(move |key| {
             let Some(w) = weak.upgrade() else { return };
             let op = w.global::<OperatorAdapter>();
             let mut s = state.borrow_mut();
-            let mut f = failures.borrow_mut();
-            if let Some(until) = f.1 {
-                if std::time::Instant::now() < until {
-                    op.set_locked(true);
-                    return;
-                }
-                *f = (0, None);
-                op.set_locked(false);
-            }
             match key.as_str() {
+                // Checked by the engine task against the journal's counters: three wrong PINs
+                // lock the menu for `[operator] lockout_s`, across restarts.
                 "OK" => {
-                    let ok = cfg
-                        .operator
-                        .supervisor_pin
-                        .as_deref()
-                        .is_some_and(|h| crate::config::verify_pin(h, &s.pin));
-                    s.pin.clear();
+                    let pin = zeroize::Zeroizing::new(std::mem::take(&mut *s.pin));
                     op.set_pin_length(0);
-                    if ok {
-                        *f = (0, None);
-                        op.set_pin_wrong(false);
-                        op.set_page(OperatorPage::Menu);
-                    } else {
-                        f.0 += 1;
-                        op.set_pin_wrong(true);
-                        if f.0 >= cfg.operator.max_pin_failures {
-                            f.1 = Some(
-                                std::time::Instant::now()
-                                    + std::time::Duration::from_secs(cfg.operator.lockout_s),
-                            );
-                            op.set_locked(true);
-                        }
-                    }
+                    op.set_busy(true);
+                    let _ = cmd_tx.send(Cmd::CheckPin(pin));
                 }
                 d if d.len() == 1 && d.as_bytes()[0].is_ascii_digit() && s.pin.len() < 12 => {
                     s.pin.push_str(d);
@@ -541,11 +550,19 @@ fn wire(
         let state = state.clone();
         let cfg = cfg.clone();
         let cmd_tx = cmd_tx.clone();
-        let default_lang = default_lang.clone();
+        let home = home.clone();
         window.global::<OperatorAdapter>().on_action(move |action| {
             let Some(w) = weak.upgrade() else { return };
             let op = w.global::<OperatorAdapter>();
             match action.as_str() {
+                // An unreferenced refund needs the supervisor PIN, as on the command line.
+                "refund" if cfg.operator.supervisor_pin.is_none() => {
+                    op.set_message(
+                        "supervisor_pin_not_set: an unreferenced refund needs a supervisor PIN ([operator] supervisor_pin)"
+                            .into(),
+                    );
+                    op.set_page(OperatorPage::Message);
+                }
                 "refund" => open_amount(
                     &w,
                     &mut state.borrow_mut(),
@@ -561,15 +578,19 @@ fn wire(
                     TxnKind::PreAuth,
                 ),
                 "void-last" => {
+                    op.set_busy(true);
                     let _ = cmd_tx.send(Cmd::VoidLast);
                 }
                 "history" => {
+                    op.set_busy(true);
                     let _ = cmd_tx.send(Cmd::History);
                 }
                 "report-x" => {
+                    op.set_busy(true);
                     let _ = cmd_tx.send(Cmd::Report("x"));
                 }
                 "report-z" => {
+                    op.set_busy(true);
                     let _ = cmd_tx.send(Cmd::Report("z"));
                 }
                 "settings" => op.set_page(OperatorPage::Settings),
@@ -583,10 +604,13 @@ fn wire(
                         .unwrap_or(0);
                     let next = ui::lang::LANGUAGES[(i + 1) % ui::lang::LANGUAGES.len()].code;
                     select_language(&w, next);
+                    *home.borrow_mut() = next.to_string();
                 }
                 "menu" => op.set_page(OperatorPage::Menu),
                 _ => {
-                    select_language(&w, &default_lang);
+                    state.borrow_mut().pin.clear();
+                    op.set_pin_length(0);
+                    select_language(&w, &home.borrow());
                     w.global::<AppAdapter>().set_screen(Screen::Idle);
                 }
             }
@@ -594,7 +618,11 @@ fn wire(
     }
     {
         let cmd_tx = cmd_tx.clone();
+        let weak = window.as_weak();
         window.global::<OperatorAdapter>().on_void(move |id| {
+            if let Some(w) = weak.upgrade() {
+                w.global::<OperatorAdapter>().set_busy(true);
+            }
             let _ = cmd_tx.send(Cmd::Void(id as i64));
         });
     }
@@ -610,7 +638,7 @@ fn wire(
         });
     }
 
-    rt.spawn(engine_task(engine, cmd_rx, window.as_weak(), cancel, cfg));
+    rt.spawn(engine_task(engine, cmd_rx, window.as_weak(), cfg));
     Wiring { _env: env }
 }
 
@@ -626,10 +654,12 @@ fn open_amount(w: &MainWindow, s: &mut UiState, cfg: &Config, title: TxnTitle, k
     w.global::<AppAdapter>().set_screen(Screen::Amount);
 }
 
+#[allow(clippy::too_many_arguments)]
 fn start_payment(
     w: &MainWindow,
     cfg: &Config,
     cmd_tx: &mpsc::UnboundedSender<Cmd>,
+    cancel: &Arc<Mutex<Option<watch::Sender<bool>>>>,
     kind: TxnKind,
     fare: u64,
     tip: u64,
@@ -654,10 +684,15 @@ fn start_payment(
         language,
         &ui::lang::tr(language, "Voice", "Please tap your card"),
     );
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    if let Ok(mut c) = cancel.lock() {
+        *c = Some(cancel_tx);
+    }
     let _ = cmd_tx.send(Cmd::Pay {
         kind,
         amount: fare + tip,
         tip,
+        cancel: cancel_rx,
     });
 }
 
@@ -665,7 +700,6 @@ async fn engine_task(
     mut engine: Engine<SimReader>,
     mut commands: mpsc::UnboundedReceiver<Cmd>,
     weak: slint::Weak<MainWindow>,
-    cancel: Arc<Mutex<Option<watch::Sender<bool>>>>,
     cfg: Config,
 ) {
     // Recovery on start: what a crash left owed to the host goes now (advices, reversals).
@@ -682,8 +716,32 @@ async fn engine_task(
     let mut last_id = None;
     while let Some(cmd) = commands.recv().await {
         match cmd {
-            Cmd::Pay { kind, amount, tip } => {
-                last_id = pay(&mut engine, &weak, &cancel, &cfg, kind, amount, tip).await;
+            Cmd::Pay {
+                kind,
+                amount,
+                tip,
+                cancel,
+            } => {
+                last_id = pay(&mut engine, &weak, cancel, &cfg, kind, amount, tip).await;
+            }
+            Cmd::CheckPin(pin) => {
+                let checked =
+                    crate::ops::check_supervisor_pin(&mut engine.journal, &cfg, Some(pin.as_str()));
+                let _ = weak.upgrade_in_event_loop(move |w| {
+                    let op = w.global::<OperatorAdapter>();
+                    op.set_busy(false);
+                    match checked {
+                        Ok(()) => {
+                            op.set_pin_wrong(false);
+                            op.set_locked(false);
+                            op.set_page(OperatorPage::Menu);
+                        }
+                        Err((code, _)) => {
+                            op.set_locked(code == "operator_locked");
+                            op.set_pin_wrong(code != "operator_locked");
+                        }
+                    }
+                });
             }
             Cmd::Complete { id, amount } => {
                 let result = engine.complete(id, amount).await;
@@ -697,6 +755,7 @@ async fn engine_task(
                         detail: e.to_string(),
                         receipt: String::new(),
                         approved: false,
+                        merchant_copy: None,
                     },
                 };
                 show_result(&weak, shown);
@@ -750,8 +809,13 @@ async fn engine_task(
                     .collect();
                 let _ = weak.upgrade_in_event_loop(move |w| {
                     let op = w.global::<OperatorAdapter>();
+                    op.set_busy(false);
                     op.set_history(ModelRc::new(VecModel::from(lines)));
-                    op.set_page(OperatorPage::History);
+                    if w.global::<AppAdapter>().get_screen() == Screen::Operator
+                        && op.get_page() != OperatorPage::Pin
+                    {
+                        op.set_page(OperatorPage::History);
+                    }
                 });
             }
             Cmd::Report(kind) => {
@@ -776,6 +840,19 @@ async fn engine_task(
 fn show_operator_text(weak: &slint::Weak<MainWindow>, page: OperatorPage, text: String) {
     let _ = weak.upgrade_in_event_loop(move |w| {
         let op = w.global::<OperatorAdapter>();
+        op.set_busy(false);
+        // The operator left the menu meanwhile (a customer may be paying): the answer waits
+        // in the menu, it does not take the screen.
+        if w.global::<AppAdapter>().get_screen() != Screen::Operator
+            || op.get_page() == OperatorPage::Pin
+        {
+            if page == OperatorPage::Report {
+                op.set_report_text(text.into());
+            } else {
+                op.set_message(text.into());
+            }
+            return;
+        }
         if page == OperatorPage::Report {
             op.set_report_text(text.into());
         } else {
@@ -789,16 +866,12 @@ fn show_operator_text(weak: &slint::Weak<MainWindow>, page: OperatorPage, text: 
 async fn pay(
     engine: &mut Engine<SimReader>,
     weak: &slint::Weak<MainWindow>,
-    cancel: &Arc<Mutex<Option<watch::Sender<bool>>>>,
+    cancel_rx: watch::Receiver<bool>,
     cfg: &Config,
     kind: TxnKind,
     amount: u64,
     tip: u64,
 ) -> Option<i64> {
-    let (cancel_tx, cancel_rx) = watch::channel(false);
-    if let Ok(mut c) = cancel.lock() {
-        *c = Some(cancel_tx);
-    }
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     engine.set_events(ev_tx);
     let w = weak.clone();
@@ -831,6 +904,7 @@ async fn pay(
             detail: e.to_string(),
             receipt: String::new(),
             approved: false,
+            merchant_copy: None,
         },
     };
     show_result(weak, shown);
@@ -858,19 +932,38 @@ fn show_result(weak: &slint::Weak<MainWindow>, shown: ResultShown) {
         r.set_receipt_chosen(false);
         r.set_showing_qr(false);
         r.set_e_receipt_available(!shown.receipt.is_empty());
+        if let Some(copy) = &shown.merchant_copy {
+            w.global::<EmulatorAdapter>()
+                .set_printed(copy.clone().into());
+        }
         w.global::<EmulatorAdapter>().set_can_tap(false);
         w.global::<AppAdapter>().set_screen(Screen::Result);
         if !shown.approved && w.global::<OperatorAdapter>().get_sound() {
             crate::sound::play(crate::sound::Tone::Alert);
         }
         let lang = w.global::<PresentAdapter>().get_language().to_string();
-        let words = if shown.approved {
-            "Approved"
-        } else {
-            "Declined"
-        };
-        speak(&w, &lang, &ui::lang::tr(&lang, "Receipt", words));
+        speak(&w, &lang, &voice_words(&lang, shown.kind));
     });
+}
+
+/// The outcome spoken in `lang` (voice prompts).
+fn voice_words(lang: &str, kind: ResultKind) -> String {
+    match kind {
+        ResultKind::Approved | ResultKind::ApprovedOffline => {
+            ui::lang::tr(lang, "Voice", "Approved")
+        }
+        ResultKind::ApprovedSign => ui::lang::tr(lang, "Voice", "Approved, please sign"),
+        ResultKind::Declined => ui::lang::tr(lang, "Voice", "Declined"),
+        ResultKind::NotAuthorised => ui::lang::tr(lang, "Voice", "Not authorised"),
+        ResultKind::Cancelled => ui::lang::tr(lang, "Voice", "Cancelled"),
+        ResultKind::TryAgain => ui::lang::tr(lang, "Voice", "Please try again"),
+        ResultKind::TryAnotherInterface => {
+            ui::lang::tr(lang, "Voice", "Please insert or swipe card")
+        }
+        ResultKind::UseAnotherCard => ui::lang::tr(lang, "Voice", "Please use another card"),
+        ResultKind::Refused => ui::lang::tr(lang, "Voice", "Not allowed"),
+        _ => ui::lang::tr(lang, "Voice", "Something went wrong"),
+    }
 }
 
 /// What the result screen shows.
@@ -880,6 +973,9 @@ struct ResultShown {
     detail: String,
     receipt: String,
     approved: bool,
+    /// The merchant copy with the signature line, printed at once when the CVM is a
+    /// signature (whatever the customer chooses).
+    merchant_copy: Option<String>,
 }
 
 fn result_view(cfg: &Config, r: &TxnResult, engine: &mut Engine<SimReader>) -> ResultShown {
@@ -924,6 +1020,8 @@ fn result_view(cfg: &Config, r: &TxnResult, engine: &mut Engine<SimReader>) -> R
         detail,
         receipt: receipt_text,
         approved: r.approved(),
+        merchant_copy: (signature && r.approved())
+            .then(|| receipt::render_text(cfg, r, Copy::Merchant)),
     }
 }
 
@@ -1087,6 +1185,17 @@ mod tests {
     }
 
     #[test]
+    fn outcomes_are_spoken_in_the_language() {
+        assert_eq!(voice_words("ja", ResultKind::Approved), "承認されました");
+        assert_eq!(voice_words("de", ResultKind::Declined), "Abgelehnt");
+        assert_eq!(voice_words("en", ResultKind::TryAgain), "Please try again");
+        assert_eq!(
+            voice_words("fr", ResultKind::ApprovedSign),
+            "Approuvé, veuillez signer"
+        );
+    }
+
+    #[test]
     fn sales_switch_to_the_cardholders_language_and_back() {
         i_slint_backend_testing::init_integration_test_with_system_time();
         let dir = tempfile::tempdir().unwrap();
@@ -1236,7 +1345,7 @@ mod tests {
             );
             let printed = print(&weak);
             assert!(
-                printed.contains("ABSCHLUSS") && printed.contains("110.00"),
+                printed.contains("BUCHUNG") && printed.contains("110.00"),
                 "{printed}"
             );
             click(&weak, "done");
