@@ -74,7 +74,9 @@ const SCREENS: &[&str] = &[
     "declined",
     "operator-pin",
     "operator-menu",
+    "history",
     "settings",
+    "e-receipt",
     "error",
 ];
 
@@ -83,6 +85,9 @@ fn show(w: &MainWindow, screen: &str) {
     let op = w.global::<OperatorAdapter>();
     let r = w.global::<ResultAdapter>();
     r.set_kind(ResultKind::Approved);
+    r.set_receipt_chosen(false);
+    r.set_showing_qr(false);
+    r.set_e_receipt_available(true);
     match screen {
         "idle" => app.set_screen(Screen::Idle),
         "amount" => app.set_screen(Screen::Amount),
@@ -105,6 +110,36 @@ fn show(w: &MainWindow, screen: &str) {
         "settings" => {
             op.set_page(OperatorPage::Settings);
             app.set_screen(Screen::Operator);
+        }
+        "history" => {
+            op.set_history(ModelRc::new(VecModel::from(vec![
+                ui::HistoryLine {
+                    id: 12,
+                    text: "#12 preauth 100.00 approved 541333******0012".into(),
+                    voidable: true,
+                    completable: true,
+                },
+                ui::HistoryLine {
+                    id: 11,
+                    text: "#11 sale 12.34 approved 476173******0119".into(),
+                    voidable: true,
+                    completable: false,
+                },
+            ])));
+            op.set_page(OperatorPage::History);
+            app.set_screen(Screen::Operator);
+        }
+        "e-receipt" => {
+            r.set_receipt_chosen(true);
+            r.set_showing_qr(true);
+            r.set_e_receipt_qr(
+                ui::qr::image(
+                    "Kassa Demo Shop\nSALE EUR 12.34\nAPPROVED A1B2C3".as_bytes(),
+                    300,
+                )
+                .unwrap(),
+            );
+            app.set_screen(Screen::Result);
         }
         "error" => {
             w.global::<ErrorAdapter>().set_kind(ErrorKind::NoHost);
