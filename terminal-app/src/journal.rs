@@ -654,6 +654,20 @@ impl Journal {
             .optional()?)
     }
 
+    /// Pre-authorizations holding funds, from any batch (they stay open across batches):
+    /// approved and without a standing completion. (count, total in minor units); one query.
+    pub fn open_preauths(&self) -> Result<(u64, u64), JournalError> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(p.amount_minor), 0) FROM transactions p
+             WHERE p.txn_type = 'preauth' AND p.state = 'approved'
+               AND NOT EXISTS (SELECT 1 FROM transactions c
+                   WHERE c.original_id = p.id AND c.txn_type = 'completion'
+                     AND c.state IN ('approved', 'offline_approved', 'void_pending', 'started'))",
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )?)
+    }
+
     /// The newest transaction a void could apply to (approved, in the open batch).
     pub fn last_voidable(&self) -> Result<Option<i64>, JournalError> {
         let batch = self.current_batch()?;

@@ -373,7 +373,7 @@ pub fn batch_report(
     cfg: &Config,
     rows: &[JournalRow],
     journal: &Journal,
-) -> BatchReport {
+) -> Result<BatchReport, crate::journal::JournalError> {
     let mut r = BatchReport {
         report: kind.into(),
         batch,
@@ -410,17 +410,14 @@ pub fn batch_report(
         }
     }
     // Pre-authorizations stay open across batches: all of them, whichever batch.
-    for row in journal.all().unwrap_or_default() {
-        if row.txn_type == "preauth"
-            && row.state == "approved"
-            && journal.completion_of(row.id).ok().flatten().is_none()
-        {
-            r.open_preauths.add(row.amount_minor);
-        }
-    }
+    let (count, amount_minor) = journal.open_preauths()?;
+    r.open_preauths = Sum {
+        count,
+        amount_minor,
+    };
     r.net_minor = r.sales.amount_minor as i64 + r.completions.amount_minor as i64
         - r.refunds.amount_minor as i64;
-    r
+    Ok(r)
 }
 
 /// A report as text (the X/Z printout, the operator screen).
@@ -481,7 +478,7 @@ pub fn x_report(journal: &Journal, cfg: &Config) -> anyhow::Result<BatchReport> 
         cfg,
         &journal.batch_rows(batch)?,
         journal,
-    ))
+    )?)
 }
 
 /// How a Z close ended.
@@ -507,7 +504,7 @@ pub async fn z_close<R: drivers::CardReader>(
     let s = engine.sync().await?;
     let batch = engine.journal.current_batch()?;
     let rows = engine.journal.batch_rows(batch)?;
-    let mut r = batch_report("z", batch, cfg, &rows, &engine.journal);
+    let mut r = batch_report("z", batch, cfg, &rows, &engine.journal)?;
     if s.advices_left > 0 || s.reversals_left > 0 {
         engine.link.close().await;
         return Ok((r, ZEnd::Owed));

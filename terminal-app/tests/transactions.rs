@@ -333,6 +333,10 @@ fn preauthorization_and_completion() {
         None,
         &["--card", "visa", "--amount", "60.00", "--type", "preauth"],
     );
+    // Open in the new batch (the first batch was closed by the Z above): the X report counts it.
+    let x = json(&kassa_in(data, None, &["report", "x", "--json"], None));
+    assert_eq!(x["open_preauths"]["count"], 1);
+    assert_eq!(x["open_preauths"]["amount_minor"], 6000);
     let v = json(&kassa_in(
         data,
         None,
