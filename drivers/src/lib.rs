@@ -2,11 +2,14 @@
 //! implementations and a simulated twin. This crate knows bytes, not EMV.
 #![forbid(unsafe_code)]
 
+pub mod device;
+pub mod pn532;
 pub mod printer;
 pub mod reader;
 pub mod sim_reader;
 pub mod trace;
 
+pub use pn532::{Pn532, Pn532Config};
 pub use printer::{Printer, PrinterError, VirtualPrinter};
 pub use reader::{CardInfo, CardReader, ReaderError, ReaderErrorKind};
 pub use sim_reader::{RfTiming, SimReader, SimReaderHandle, VirtualCard};

@@ -21,6 +21,10 @@ pub enum ReaderErrorKind {
     Permission,
     /// More than one card is in the field (Book A §9.4: "present one card only").
     Collision,
+    /// The reader did not acknowledge a command (it is unpowered, unplugged or asleep).
+    NoAnswer,
+    /// A frame from the reader kept arriving with a wrong checksum (noise on the line).
+    BadChecksum,
 }
 
 impl ReaderErrorKind {
@@ -34,6 +38,8 @@ impl ReaderErrorKind {
             ReaderErrorKind::Protocol => "protocol",
             ReaderErrorKind::Permission => "permission",
             ReaderErrorKind::Collision => "collision",
+            ReaderErrorKind::NoAnswer => "no_answer",
+            ReaderErrorKind::BadChecksum => "bad_checksum",
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod emvpki;
 pub mod host;
 pub mod keys;
 pub mod pki;
+pub mod pn532;
 pub mod rsa;
 pub mod script;
 pub mod transport;
