@@ -3,12 +3,19 @@
 #![forbid(unsafe_code)]
 
 pub mod device;
+#[cfg(feature = "libnfc")]
+pub mod libnfc_reader;
+pub mod open;
+#[cfg(feature = "pcsc")]
+pub mod pcsc_reader;
 pub mod pn532;
 pub mod printer;
 pub mod reader;
 pub mod sim_reader;
 pub mod trace;
+pub mod worker;
 
+pub use open::{AnyReader, ReaderSpec};
 pub use pn532::{Pn532, Pn532Config};
 pub use printer::{Printer, PrinterError, VirtualPrinter};
 pub use reader::{CardInfo, CardReader, ReaderError, ReaderErrorKind};

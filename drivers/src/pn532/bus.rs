@@ -271,7 +271,9 @@ impl<B: Bus> Transport for BusTransport<B> {
         let all = self.with_bus("read", move |b| b.read(total)).await?;
         let mut rx = FrameBuffer::new();
         rx.push(&all);
-        Ok(Some(rx.next_frame().unwrap_or(Err(FrameError::LengthChecksum))))
+        Ok(Some(
+            rx.next_frame().unwrap_or(Err(FrameError::LengthChecksum)),
+        ))
     }
 
     fn describe(&self) -> String {

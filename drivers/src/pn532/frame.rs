@@ -361,7 +361,11 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 17;
                 x ^= x << 5;
-                bytes.push(if x.is_multiple_of(3) { 0x00 } else { (x >> 8) as u8 });
+                bytes.push(if x.is_multiple_of(3) {
+                    0x00
+                } else {
+                    (x >> 8) as u8
+                });
             }
             b.push(&bytes);
             let mut steps = 0;
