@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod device;
+pub mod indicator;
 #[cfg(feature = "libnfc")]
 pub mod libnfc_reader;
 pub mod open;
@@ -15,6 +16,7 @@ pub mod sim_reader;
 pub mod trace;
 pub mod worker;
 
+pub use indicator::{Indicator, Status as IndicatorStatus};
 pub use open::{AnyReader, ReaderSpec};
 pub use pn532::{Pn532, Pn532Config};
 pub use printer::{Printer, PrinterError, VirtualPrinter};
