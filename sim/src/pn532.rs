@@ -45,6 +45,37 @@ pub enum Pn532Fault {
     },
 }
 
+impl std::str::FromStr for Pn532Fault {
+    type Err = String;
+
+    /// `bad-checksum`, `garbage`, `no-answer:MS`, `card-lost:N` (back after 1 s),
+    /// `reset:N`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, arg) = s.split_once(':').unwrap_or((s, ""));
+        let num = |what: &str| -> Result<u64, String> {
+            arg.parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("fault {s:?}: {what} must be a number above 0"))
+        };
+        match name {
+            "bad-checksum" => Ok(Pn532Fault::BadChecksum),
+            "garbage" => Ok(Pn532Fault::Garbage),
+            "no-answer" => Ok(Pn532Fault::NoAnswer(Duration::from_millis(num("MS")?))),
+            "card-lost" => Ok(Pn532Fault::CardLost {
+                apdu: num("N")? as u32,
+                back_after: Some(Duration::from_secs(1)),
+            }),
+            "reset" => Ok(Pn532Fault::ResetMidApdu {
+                apdu: num("N")? as u32,
+            }),
+            _ => Err(format!(
+                "unknown fault {s:?} (bad-checksum, garbage, no-answer:MS, card-lost:N, reset:N)"
+            )),
+        }
+    }
+}
+
 /// What the simulator saw, for tests and the emulator.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pn532SimStats {
@@ -121,6 +152,10 @@ pub struct Pn532SimConfig {
     pub rf: RfTiming,
     /// How long an InListPassiveTarget that finds nothing takes.
     pub empty_poll: Duration,
+    /// The virtual cardholder: the card leaves this long after the last command APDU...
+    pub hold: Option<Duration>,
+    /// ...and is tapped again after this long.
+    pub away: Duration,
 }
 
 impl Default for Pn532SimConfig {
@@ -129,6 +164,8 @@ impl Default for Pn532SimConfig {
             baud: 115_200,
             rf: RfTiming::default(),
             empty_poll: Duration::from_millis(5),
+            hold: None,
+            away: Duration::from_secs(1),
         }
     }
 }
@@ -168,6 +205,7 @@ struct Chip {
     bad_checksum: bool,
     garbage: bool,
     silent_until: Option<tokio::time::Instant>,
+    last_apdu: Option<tokio::time::Instant>,
 }
 
 /// What the chip does with one frame.
@@ -200,6 +238,7 @@ impl Chip {
             bad_checksum: false,
             garbage: false,
             silent_until: None,
+            last_apdu: None,
         }
     }
 
@@ -239,6 +278,26 @@ impl Chip {
         d.push(code.wrapping_add(1));
         d.extend_from_slice(data);
         frame::encode(TFI_PN532, &d).unwrap_or_else(|_| frame::ERROR.to_vec())
+    }
+
+    /// The virtual cardholder takes the card away once the terminal is done with it.
+    fn cardholder_leaves(&mut self) {
+        let (Some(hold), Some(last)) = (self.cfg.hold, self.last_apdu) else {
+            return;
+        };
+        let now = tokio::time::Instant::now();
+        if now < last + hold {
+            return;
+        }
+        self.last_apdu = None;
+        self.active = false;
+        let back = now + self.cfg.away;
+        self.handle.with(|s| {
+            if !s.cards.is_empty() {
+                let card = s.cards.remove(0);
+                s.away = Some((card, Some(back)));
+            }
+        });
     }
 
     fn bring_back_cards(&mut self) {
@@ -308,6 +367,7 @@ impl Chip {
                 Reply::Respond(self.respond(code, &[0x00]), now)
             }
             cmd::DIAGNOSE if p.first() == Some(&0x06) => {
+                self.cardholder_leaves();
                 let present = self.active && self.handle.with(|s| !s.cards.is_empty());
                 let status = if present { 0x00 } else { 0x01 };
                 Reply::Respond(self.respond(code, &[status]), Duration::from_millis(1))
@@ -323,6 +383,7 @@ impl Chip {
         if !self.configured || p.len() < 2 {
             return Reply::Respond(self.respond(code, &[0x00]), self.cfg.empty_poll);
         }
+        self.cardholder_leaves();
         self.bring_back_cards();
         // The PN532 switches the field on by itself to poll.
         self.field = true;
@@ -384,6 +445,7 @@ impl Chip {
         }
         let capdu = std::mem::take(&mut self.chain_in);
         self.apdu_seq += 1;
+        self.last_apdu = Some(tokio::time::Instant::now());
         self.handle.with(|s| s.stats.apdus += 1);
         if self.reset_at == Some(self.apdu_seq) {
             self.reset_at = None;

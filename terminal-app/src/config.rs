@@ -60,6 +60,35 @@ pub struct Config {
     pub operator: OperatorSection,
     /// The touch screen: language, layout, accessibility.
     pub ui: UiSection,
+    /// The contactless status lights and buzzer.
+    pub indicators: IndicatorsSection,
+}
+
+/// `[indicators]`: the four contactless status lights and the buzzer (EMV Book A §9.2,
+/// §9.4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndicatorsSection {
+    /// `screen` (drawn on the payment screen: the emulator, or a device without LEDs),
+    /// `gpio` (LEDs and a buzzer on the Pi's header) or `none`.
+    pub kind: String,
+    /// The four lights' GPIO pins (BCM numbers), left to right.
+    pub lights: Vec<u8>,
+    /// The buzzer's GPIO pin; hardware PWM on 12/13/18/19, software PWM elsewhere.
+    pub buzzer: Option<u8>,
+    /// LEDs wired to light when the pin is low.
+    pub active_low: bool,
+}
+
+impl Default for IndicatorsSection {
+    fn default() -> Self {
+        IndicatorsSection {
+            kind: "screen".into(),
+            lights: vec![17, 27, 22, 23],
+            buzzer: Some(18),
+            active_low: false,
+        }
+    }
 }
 
 /// `[ui]`: the touch screen.
@@ -289,6 +318,7 @@ impl Default for Config {
             offline: OfflineSection::default(),
             operator: OperatorSection::default(),
             ui: UiSection::default(),
+            indicators: IndicatorsSection::default(),
         }
     }
 }
@@ -464,10 +494,19 @@ impl Default for AidSection {
     }
 }
 
-/// `[reader]`.
+/// `[reader]`: which reader and its timeouts.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReaderSection {
+    /// `sim` (emulator mode), `pn532-uart`, `pn532-spi`, `pn532-i2c`, `pcsc` or `libnfc`.
+    pub kind: String,
+    /// The device: a serial port for pn532-uart (/dev/ttyS0), /dev/spidevB.C for
+    /// pn532-spi, /dev/i2c-N for pn532-i2c, a libnfc connection string for libnfc.
+    pub port: Option<String>,
+    /// pn532-uart: bits per second.
+    pub baud: u32,
+    /// pcsc: part of the reader's name (the first reader when absent).
+    pub name: Option<String>,
     /// How long to wait for a tap.
     pub card_timeout_ms: u64,
     /// Limit for one APDU exchange.
@@ -486,6 +525,10 @@ pub struct ReaderSection {
 impl Default for ReaderSection {
     fn default() -> Self {
         ReaderSection {
+            kind: "sim".into(),
+            port: None,
+            baud: 115_200,
+            name: None,
             card_timeout_ms: 60_000,
             apdu_timeout_ms: 2_000,
             sim_bitrate: 0,
@@ -695,6 +738,38 @@ impl Config {
         if self.aids.is_empty() {
             return Err(invalid("aids", "at least one AID is needed".into()));
         }
+        if let Err(e) = self.reader_spec() {
+            return Err(invalid("reader.kind", e.reason));
+        }
+        match self.indicators.kind.as_str() {
+            "screen" | "none" => {}
+            "gpio" => {
+                if self.indicators.lights.len() != 4 {
+                    return Err(invalid(
+                        "indicators.lights",
+                        "needs four GPIO pins, left to right".into(),
+                    ));
+                }
+                if let Some(p) = self
+                    .indicators
+                    .lights
+                    .iter()
+                    .chain(self.indicators.buzzer.iter())
+                    .find(|p| **p > 27)
+                {
+                    return Err(invalid(
+                        "indicators.lights",
+                        format!("GPIO {p} is not on the 40-pin header (0-27)"),
+                    ));
+                }
+            }
+            other => {
+                return Err(invalid(
+                    "indicators.kind",
+                    format!("unknown kind {other:?} (screen, gpio, none)"),
+                ));
+            }
+        }
         for (key, v) in [
             ("offline.max_amount", &self.offline.max_amount),
             ("offline.max_total", &self.offline.max_total),
@@ -770,6 +845,18 @@ impl Config {
         }
         self.terminal_config().map_err(|(k, m)| invalid(&k, m))?;
         Ok(())
+    }
+
+    /// The reader `[reader]` names.
+    pub fn reader_spec(&self) -> Result<drivers::ReaderSpec, drivers::open::SpecError> {
+        let r = &self.reader;
+        let text = match (r.kind.as_str(), &r.port, &r.name) {
+            ("pn532-uart", Some(p), _) => format!("pn532-uart:{p}@{}", r.baud),
+            ("pcsc", _, Some(n)) => format!("pcsc:{n}"),
+            (k, Some(p), _) if k != "sim" && k != "pcsc" => format!("{k}:{p}"),
+            (k, _, _) => k.to_string(),
+        };
+        text.parse()
     }
 
     /// The simulated reader's timing (emulator mode).

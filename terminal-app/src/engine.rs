@@ -532,9 +532,12 @@ impl<R: CardReader> Engine<R> {
                 }
             }
         };
-        let apdu_timeout = Duration::from_millis(self.config.reader.apdu_timeout_ms);
-        let _ = self.reader.wait_for_removal(apdu_timeout).await;
+        // Card detected to the kernel's outcome ("remove card"): the card-in-field time.
         result.timing.card_ms = started.elapsed().as_millis() as u64;
+        let apdu_timeout = Duration::from_millis(self.config.reader.apdu_timeout_ms);
+        if let Err(e) = self.reader.wait_for_removal(apdu_timeout).await {
+            tracing::debug!(error = %e, "card not removed");
+        }
         let masked = outcome
             .card
             .as_ref()
@@ -1379,7 +1382,15 @@ impl<R: CardReader> Engine<R> {
                         .map_err(|e| KernelRunError::Start(e.to_string()))?;
                     let resp = match self.reader.transceive(&bytes, apdu_timeout).await {
                         Ok(r) => r,
-                        Err(e) if e.kind == drivers::ReaderErrorKind::CardLost => {
+                        // A reader that reset mid-exchange powered the card down with its
+                        // field: for the kernel that is a card that left (Book A §6.2).
+                        Err(e)
+                            if matches!(
+                                e.kind,
+                                drivers::ReaderErrorKind::CardLost
+                                    | drivers::ReaderErrorKind::ReaderReset
+                            ) =>
+                        {
                             return match txn.on_card_lost() {
                                 Step::Outcome(o) => Err(KernelRunError::CardLost(o, e.detail)),
                                 Step::Transmit(_) => Err(KernelRunError::Reader(e)),

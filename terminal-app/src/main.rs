@@ -13,6 +13,7 @@ mod engine;
 mod gui;
 mod journal;
 mod ops;
+mod readers;
 mod receipt;
 mod report;
 #[cfg(feature = "desktop")]
@@ -34,11 +35,11 @@ use crate::engine::{Engine, Failure, TxnKind};
 use crate::journal::Journal;
 
 /// Exit code: bad input or usage.
-const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 /// Exit code: the host could not be reached.
 const EXIT_HOST: u8 = 3;
 /// Exit code: anything else.
-const EXIT_OTHER: u8 = 1;
+pub(crate) const EXIT_OTHER: u8 = 1;
 
 #[derive(Debug, Parser)]
 #[command(name = "kassa", version, about = "Kassa contactless payment terminal")]
@@ -87,7 +88,7 @@ enum Command {
         /// Virtual card name (see `kassa cards`).
         #[arg(
             long,
-            required_unless_present = "card_file",
+            required_unless_present_any = ["card_file", "reader"],
             conflicts_with = "card_file"
         )]
         card: Option<String>,
@@ -135,6 +136,52 @@ enum Command {
         /// cancels the transaction).
         #[arg(long, value_name = "MS", default_value_t = 0)]
         tap_delay_ms: u64,
+        /// Use this card reader instead of `[reader]` in the config: `sim`,
+        /// `pn532-uart:/dev/ttyS0[@BAUD]`, `pn532-spi:/dev/spidev0.0`, `pn532-i2c:/dev/i2c-1`,
+        /// `pcsc[:NAME]`, `libnfc[:CONNSTRING]`. With a real reader the card is tapped by a
+        /// person (or `kassa reader-sim`), not chosen with --card.
+        #[arg(long, value_name = "SPEC", conflicts_with_all = ["card", "card_file", "tap_delay_ms"])]
+        reader: Option<String>,
+    },
+    /// List the card readers (and places for one) this machine has; `--probe SPEC` wakes a
+    /// reader and asks for its firmware.
+    Readers {
+        #[arg(long)]
+        json: bool,
+        /// A reader specification to open and check.
+        #[arg(long, value_name = "SPEC")]
+        probe: Option<String>,
+    },
+    /// Run a simulated PN532 reader with a virtual card on a new pseudo-terminal, for
+    /// `kassa pay --reader pn532-uart:PATH` (docs/HARDWARE.md).
+    ReaderSim {
+        /// The virtual card on the reader's field (see `kassa cards`).
+        #[arg(long, default_value = "visa")]
+        card: String,
+        /// The UART's speed: bytes take their real time on the line (0: instant).
+        #[arg(long, default_value_t = 115_200)]
+        baud: u32,
+        /// Radio timing: `typical` (106 kbit/s, 4 ms per command, 40 ms per cryptogram) or
+        /// `instant`.
+        #[arg(long, default_value = "typical")]
+        rf: String,
+        /// The card leaves this long after the terminal's last command, and is presented
+        /// again after --away-ms.
+        #[arg(long, default_value_t = 150)]
+        hold_ms: u64,
+        /// How long the card is away before the next tap.
+        #[arg(long, default_value_t = 1000)]
+        away_ms: u64,
+        /// Faults: `bad-checksum`, `garbage`, `no-answer:MS`, `card-lost:N`, `reset:N` (N: the
+        /// Nth APDU from now). Repeatable.
+        #[arg(long, value_name = "FAULT")]
+        fault: Vec<String>,
+        /// Print the pseudo-terminal's path as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long, value_name = "SECONDS")]
+        for_secs: Option<u64>,
     },
     /// Void an approved transaction of the open batch (default: the last one).
     Void {
@@ -594,7 +641,7 @@ fn load_host_rules(path: Option<&std::path::Path>) -> Result<sim::HostRules, u8>
     })
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -665,6 +712,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             ref tip,
             pin_stdin,
             tap_delay_ms,
+            ref reader,
         } => pay(
             &paths,
             cfg,
@@ -687,8 +735,29 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 tip: tip.as_deref(),
                 pin_stdin,
                 tap_delay_ms,
+                reader: reader.as_deref(),
             },
         ),
+        Command::Readers { json, ref probe } => readers::readers(&cfg, json, probe.as_deref()),
+        Command::ReaderSim {
+            ref card,
+            baud,
+            ref rf,
+            hold_ms,
+            away_ms,
+            ref fault,
+            json,
+            for_secs,
+        } => readers::reader_sim(readers::ReaderSimArgs {
+            card,
+            baud,
+            rf,
+            hold_ms,
+            away_ms,
+            faults: fault,
+            json,
+            for_secs,
+        }),
         Command::Void { id, json } => ops::void(&paths, cfg, id, json),
         Command::Complete {
             id,
@@ -1140,6 +1209,7 @@ struct PayArgs<'a> {
     tip: Option<&'a str>,
     pin_stdin: bool,
     tap_delay_ms: u64,
+    reader: Option<&'a str>,
 }
 
 /// Stores the receipt in the journal, prints the result (the receipt goes to the virtual
@@ -1228,8 +1298,29 @@ fn pay(paths: &Paths, mut cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> 
         original_id: args.original,
         tip_minor,
     };
+    // Which reader: --reader, else the virtual one when a virtual card is named, else the
+    // config's [reader].
+    let spec: drivers::ReaderSpec = match (args.reader, args.card.or(args.card_file.map(|_| ""))) {
+        (Some(r), _) => match r.parse() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("kassa pay: {e}");
+                return Ok(EXIT_USAGE);
+            }
+        },
+        (None, Some(_)) => drivers::ReaderSpec::Sim,
+        (None, None) => match cfg.reader_spec() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("kassa pay: {e}");
+                return Ok(EXIT_USAGE);
+            }
+        },
+    };
+    let real_reader = spec != drivers::ReaderSpec::Sim;
     let mut extra = Vec::new();
     let card_name = match (args.card, args.card_file) {
+        _ if real_reader => spec.to_string(),
         (_, Some(path)) => match sim::card::load_profile_file(path) {
             Ok(p) => {
                 let name = p.name.clone();
@@ -1316,20 +1407,45 @@ fn pay(paths: &Paths, mut cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> 
         if env.pki_created {
             tracing::info!(dir = %paths.pki().display(), "created a development PKI");
         }
-        let (reader, tap) = SimReader::new("virtual reader");
-        let reader = reader.with_timing(cfg.rf_timing());
-        let card = env.card(&card_name).context("card vanished")??;
+        let (reader, tap, card) = if real_reader {
+            match drivers::open::open(&spec, readers::pn532_config(&cfg)) {
+                Ok(r) => (r, None, None),
+                Err(e) => {
+                    eprintln!("kassa pay: {e}");
+                    return Ok(EXIT_OTHER);
+                }
+            }
+        } else {
+            let (reader, tap) = SimReader::new("virtual reader");
+            let card = env.card(&card_name).context("card vanished")??;
+            (
+                drivers::AnyReader::Sim(reader.with_timing(cfg.rf_timing())),
+                Some(tap),
+                Some(card),
+            )
+        };
         let link = env.link(&cfg)?;
         let journal = Journal::open(&paths.journal())
             .with_context(|| format!("journal {}", paths.journal().display()))?;
         let vault = vault::Vault::open(&paths.device_key())?;
-        // The virtual cardholder: presents the card again when the terminal asks.
+        // The virtual cardholder presents the card again when the terminal asks; a person
+        // at a real reader is asked on stderr.
         let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
         let again = tap.clone();
+        let quiet = args.json;
         tokio::spawn(async move {
             while let Some(ev) = ev_rx.recv().await {
-                if let engine::EngineEvent::PresentAgain(_) = ev {
-                    again.present_again();
+                match (ev, &again) {
+                    (engine::EngineEvent::PresentAgain(_), Some(t)) => {
+                        t.present_again();
+                    }
+                    (engine::EngineEvent::PresentAgain(_), None) if !quiet => {
+                        eprintln!("kassa pay: present the card again");
+                    }
+                    (engine::EngineEvent::WaitingForCard, None) if !quiet => {
+                        eprintln!("kassa pay: tap a card on the reader");
+                    }
+                    _ => {}
                 }
             }
         });
@@ -1349,15 +1465,16 @@ fn pay(paths: &Paths, mut cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> 
             }
         });
         // Tap the card as soon as the terminal is ready for it (or after --tap-delay-ms).
-        if args.tap_delay_ms == 0 {
-            tap.tap(Box::new(card));
-        } else {
-            let delay = std::time::Duration::from_millis(args.tap_delay_ms);
-            let tap = tap.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
+        if let (Some(tap), Some(card)) = (tap, card) {
+            if args.tap_delay_ms == 0 {
                 tap.tap(Box::new(card));
-            });
+            } else {
+                let delay = std::time::Duration::from_millis(args.tap_delay_ms);
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    tap.tap(Box::new(card));
+                });
+            }
         }
         let result = engine
             .run_full(
