@@ -16,7 +16,8 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use drivers::{SimReader, SimReaderHandle};
+use drivers::indicator::{CallbackOutput, Indicator, Sequencer, Status, lit};
+use drivers::{AnyReader, ReaderSpec, SimReader, SimReaderHandle};
 use tokio::sync::{mpsc, watch};
 use ui::amount::AmountEntry;
 use ui::slint::{self, ComponentHandle, ModelRc, VecModel};
@@ -80,7 +81,17 @@ pub fn start(
 ) -> anyhow::Result<Wiring> {
     let env = rt.block_on(EmulatorEnv::start(paths, &cfg, None))?;
     let (reader, tap) = SimReader::new("virtual reader");
-    let reader = reader.with_timing(cfg.rf_timing());
+    // The configured reader: the virtual one (cards tapped from the window's panel), or
+    // hardware, whose cards are real and whose panel is hidden.
+    let spec = cfg.reader_spec()?;
+    let reader = if spec == ReaderSpec::Sim {
+        AnyReader::Sim(reader.with_timing(cfg.rf_timing()))
+    } else {
+        // Opened inside the runtime: the serial port registers with its reactor.
+        let _guard = rt.enter();
+        drivers::open::open(&spec, crate::readers::pn532_config(&cfg))
+            .with_context(|| format!("card reader {spec}"))?
+    };
     let link = env.link(&cfg)?;
     let journal = Journal::open(&paths.journal())?;
     let vault = crate::vault::Vault::open(&paths.device_key())?;
@@ -193,7 +204,7 @@ fn speak(w: &MainWindow, language: &str, text: &str) {
 fn wire(
     window: &MainWindow,
     rt: &tokio::runtime::Handle,
-    engine: Engine<SimReader>,
+    engine: Engine<AnyReader>,
     tap: SimReaderHandle,
     env: EmulatorEnv,
     cfg: Config,
@@ -209,8 +220,12 @@ fn wire(
     theme.set_high_contrast(cfg.ui.high_contrast);
     window.global::<OperatorAdapter>().set_voice(cfg.ui.voice);
     window.global::<OperatorAdapter>().set_sound(cfg.ui.sound);
-    window.global::<AppAdapter>().set_emulator(true);
+    window
+        .global::<AppAdapter>()
+        .set_emulator(cfg.reader.kind == "sim");
     window.global::<AppAdapter>().set_screen(Screen::Idle);
+    start_indicators(window, &cfg);
+    indicate(Status::Idle);
     let idle = window.global::<IdleAdapter>();
     idle.set_merchant(t.merchant_name.clone().into());
     idle.set_mode(
@@ -321,6 +336,7 @@ fn wire(
         amount_adapter.on_back(move || {
             let Some(w) = weak.upgrade() else { return };
             w.global::<AppAdapter>().set_screen(Screen::Idle);
+            indicate(Status::Idle);
         });
     }
     {
@@ -343,7 +359,7 @@ fn wire(
                 let p = w.global::<PresentAdapter>();
                 p.set_amount_text(amount_text(&cfg, fare, &home.borrow()).into());
                 p.set_message(PresentMessage::Authorising);
-                p.set_lights(0);
+                indicate(Status::NotReady);
                 p.set_busy(true);
                 w.global::<AppAdapter>().set_screen(Screen::Present);
                 let _ = cmd_tx.send(Cmd::Complete { id, amount: fare });
@@ -508,6 +524,7 @@ fn wire(
             // Back to the merchant's language for the next customer.
             select_language(&w, &home.borrow());
             w.global::<AppAdapter>().set_screen(Screen::Idle);
+            indicate(Status::Idle);
         });
     }
     {
@@ -517,6 +534,7 @@ fn wire(
             let Some(w) = weak.upgrade() else { return };
             select_language(&w, &home.borrow());
             w.global::<AppAdapter>().set_screen(Screen::Idle);
+            indicate(Status::Idle);
         });
     }
     // Operator menu.
@@ -612,6 +630,7 @@ fn wire(
                     op.set_pin_length(0);
                     select_language(&w, &home.borrow());
                     w.global::<AppAdapter>().set_screen(Screen::Idle);
+                    indicate(Status::Idle);
                 }
             }
         });
@@ -675,7 +694,7 @@ fn start_payment(
         ))
     });
     p.set_message(PresentMessage::PresentCard);
-    p.set_lights(1);
+    indicate(Status::Ready);
     p.set_busy(false);
     w.global::<EmulatorAdapter>().set_can_tap(true);
     w.global::<AppAdapter>().set_screen(Screen::Present);
@@ -697,7 +716,7 @@ fn start_payment(
 }
 
 async fn engine_task(
-    mut engine: Engine<SimReader>,
+    mut engine: Engine<AnyReader>,
     mut commands: mpsc::UnboundedReceiver<Cmd>,
     weak: slint::Weak<MainWindow>,
     cfg: Config,
@@ -864,7 +883,7 @@ fn show_operator_text(weak: &slint::Weak<MainWindow>, page: OperatorPage, text: 
 }
 
 async fn pay(
-    engine: &mut Engine<SimReader>,
+    engine: &mut Engine<AnyReader>,
     weak: &slint::Weak<MainWindow>,
     cancel_rx: watch::Receiver<bool>,
     cfg: &Config,
@@ -938,12 +957,68 @@ fn show_result(weak: &slint::Weak<MainWindow>, shown: ResultShown) {
         }
         w.global::<EmulatorAdapter>().set_can_tap(false);
         w.global::<AppAdapter>().set_screen(Screen::Result);
+        if !shown.approved {
+            indicate(Status::Error);
+        }
         if !shown.approved && w.global::<OperatorAdapter>().get_sound() {
             crate::sound::play(crate::sound::Tone::Alert);
         }
         let lang = w.global::<PresentAdapter>().get_language().to_string();
         speak(&w, &lang, &voice_words(&lang, shown.kind));
     });
+}
+
+thread_local! {
+    /// The status lights (and buzzer): on the screen, and on GPIO where configured. UI
+    /// thread only.
+    static INDICATORS: RefCell<Vec<Box<dyn Indicator>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Shows `status` on every indicator.
+fn indicate(status: Status) {
+    INDICATORS.with(|i| {
+        for ind in i.borrow_mut().iter_mut() {
+            ind.show(status);
+        }
+    });
+}
+
+/// The screen's status lights (always) and the GPIO lights and buzzer (`[indicators]
+/// kind = "gpio"`), each played by its own sequencer (EMV Book A §9.2).
+fn start_indicators(window: &MainWindow, cfg: &Config) {
+    let mut list: Vec<Box<dyn Indicator>> = Vec::new();
+    if cfg.indicators.kind != "none" {
+        let weak = window.as_weak();
+        let screen = Sequencer::new(CallbackOutput(move |lights, _tone| {
+            let n = lit(lights);
+            let _ = weak.upgrade_in_event_loop(move |w| {
+                w.global::<PresentAdapter>().set_lights(n);
+            });
+        }));
+        match screen {
+            Ok(s) => list.push(Box::new(s)),
+            Err(e) => tracing::warn!(error = %e, "screen status lights not started"),
+        }
+    }
+    if cfg.indicators.kind == "gpio" {
+        #[cfg(feature = "pi")]
+        {
+            let i = &cfg.indicators;
+            let pins = drivers::indicator::gpio::GpioPins {
+                lights: [i.lights[0], i.lights[1], i.lights[2], i.lights[3]],
+                buzzer: i.buzzer,
+                active_low: i.active_low,
+            };
+            match drivers::indicator::gpio::GpioOutput::open(&pins).map(Sequencer::new) {
+                Ok(Ok(s)) => list.push(Box::new(s)),
+                Ok(Err(e)) => tracing::warn!(error = %e, "GPIO indicators not started"),
+                Err(e) => tracing::warn!(error = %e, "GPIO indicators not started"),
+            }
+        }
+        #[cfg(not(feature = "pi"))]
+        tracing::warn!("[indicators] kind = \"gpio\" needs a build with the `pi` feature");
+    }
+    INDICATORS.with(|i| *i.borrow_mut() = list);
 }
 
 /// The outcome spoken in `lang` (voice prompts).
@@ -978,7 +1053,7 @@ struct ResultShown {
     merchant_copy: Option<String>,
 }
 
-fn result_view(cfg: &Config, r: &TxnResult, engine: &mut Engine<SimReader>) -> ResultShown {
+fn result_view(cfg: &Config, r: &TxnResult, engine: &mut Engine<AnyReader>) -> ResultShown {
     let receipt_text = receipt::render_text(cfg, r, Copy::Customer);
     // Stored before it is shown (the virtual printer prints it on request).
     crate::ops::store_receipt(&mut engine.journal, r, &receipt_text);
@@ -1029,11 +1104,11 @@ fn show_progress(w: &MainWindow, ev: &EngineEvent) {
     let p = w.global::<PresentAdapter>();
     match ev {
         EngineEvent::WaitingForCard => {
-            p.set_lights(1);
+            indicate(Status::Ready);
             p.set_message(PresentMessage::PresentCard);
         }
         EngineEvent::CardDetected => {
-            p.set_lights(2);
+            indicate(Status::Processing);
             p.set_busy(true);
             p.set_message(PresentMessage::Processing);
         }
@@ -1041,7 +1116,7 @@ fn show_progress(w: &MainWindow, ev: &EngineEvent) {
             languages,
             issuer_country,
         } => {
-            p.set_lights(4);
+            indicate(Status::Success);
             if w.global::<OperatorAdapter>().get_sound() {
                 crate::sound::play(crate::sound::Tone::Success);
             }
@@ -1057,7 +1132,7 @@ fn show_progress(w: &MainWindow, ev: &EngineEvent) {
         }
         // Book A Table 9-5: 21 "Present card again", 20 "See phone for instructions".
         EngineEvent::PresentAgain(ui) => {
-            p.set_lights(1);
+            indicate(Status::Ready);
             p.set_busy(false);
             w.global::<EmulatorAdapter>().set_can_tap(true);
             p.set_message(if ui.message == emv::outcome::Message::SeePhone {
@@ -1230,7 +1305,7 @@ mod tests {
         let link = env.link(&cfg).unwrap();
         let journal = Journal::open(&paths.journal()).unwrap();
         let vault = crate::vault::Vault::open(&paths.device_key()).unwrap();
-        let engine = Engine::new(cfg.clone(), reader, link, journal, vault).unwrap();
+        let engine = Engine::new(cfg.clone(), AnyReader::Sim(reader), link, journal, vault).unwrap();
         let window = MainWindow::new().unwrap();
         let _wiring = wire(&window, rt.handle(), engine, tap, env, cfg);
         window.show().unwrap();
