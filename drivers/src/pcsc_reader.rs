@@ -71,6 +71,20 @@ impl State {
             .ok_or_else(|| ReaderError::new(ReaderErrorKind::NoReader, "PC/SC: no context"))
     }
 
+    /// Whether the connected reader has a card on it now.
+    fn card_present(&mut self) -> bool {
+        let (Some(reader), Ok(ctx)) = (self.reader.clone(), self.ctx().cloned()) else {
+            return false;
+        };
+        let mut st = [pcsc::ReaderState::new(reader, pcsc::State::UNAWARE)];
+        match ctx.get_status_change(Duration::ZERO, &mut st) {
+            Ok(()) | Err(pcsc::Error::Timeout) => {
+                st[0].event_state().contains(pcsc::State::PRESENT)
+            }
+            Err(_) => false,
+        }
+    }
+
     /// One slice of waiting: find the reader, wait up to `slice` for a card, connect.
     fn poll(&mut self, filter: Option<&str>, slice: Duration) -> Result<Poll, ReaderError> {
         let ctx = self.ctx()?.clone();
@@ -221,6 +235,16 @@ impl CardReader for PcscReader {
                             pcsc::Error::ReaderUnavailable | pcsc::Error::UnknownReader
                         ) {
                             s.ctx = None;
+                            return Err(map_err(e, "transmit"));
+                        }
+                        // pcsc-lite reports a card pulled mid-command in several ways
+                        // (removed card, not transacted, comm error): the reader's state
+                        // says what happened.
+                        if !s.card_present() {
+                            return Err(ReaderError::new(
+                                ReaderErrorKind::CardLost,
+                                format!("PC/SC transmit: the card left the reader ({e})"),
+                            ));
                         }
                         Err(map_err(e, "transmit"))
                     }

@@ -13,6 +13,7 @@ pub mod pn532;
 pub mod rsa;
 pub mod script;
 pub mod transport;
+pub mod vicc;
 
 pub use card::{CardFault, EmvCard, Profile, builtin_card, builtin_profiles};
 pub use host::{EntryStatus, HostConfig, HostFault, HostRules, HostSim, IssuerKey, LedgerEntry};

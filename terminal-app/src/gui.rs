@@ -1305,7 +1305,8 @@ mod tests {
         let link = env.link(&cfg).unwrap();
         let journal = Journal::open(&paths.journal()).unwrap();
         let vault = crate::vault::Vault::open(&paths.device_key()).unwrap();
-        let engine = Engine::new(cfg.clone(), AnyReader::Sim(reader), link, journal, vault).unwrap();
+        let engine =
+            Engine::new(cfg.clone(), AnyReader::Sim(reader), link, journal, vault).unwrap();
         let window = MainWindow::new().unwrap();
         let _wiring = wire(&window, rt.handle(), engine, tap, env, cfg);
         window.show().unwrap();
