@@ -500,8 +500,13 @@ impl Chip {
     }
 }
 
-/// Runs the chip on a byte stream until the stream ends. The UART pacing sleeps for each
-/// frame's time on the line at [`Pn532SimConfig::baud`].
+/// Runs the chip on a byte stream until the stream ends.
+///
+/// Timing: the bytes travel through the pseudo-terminal at once, so the chip holds each
+/// response back until the modelled time has passed: the command's bytes and the ACK on the
+/// line at [`Pn532SimConfig::baud`], the radio and the card ([`Pn532SimConfig::rf`]), and the
+/// response's own bytes. One timer per response keeps the timer's rounding (about a
+/// millisecond) from adding up.
 pub async fn serve<S>(
     mut port: S,
     handle: Pn532SimHandle,
@@ -516,6 +521,13 @@ where
     // A response being prepared, and when it is due.
     let mut pending: Option<(Vec<u8>, tokio::time::Instant)> = None;
     loop {
+        if let Some((_, due)) = &pending
+            && *due <= tokio::time::Instant::now()
+            && let Some((resp, _)) = pending.take()
+        {
+            send_response(&mut port, &mut chip, resp).await?;
+            continue;
+        }
         let due = pending.as_ref().map(|(_, at)| *at);
         tokio::select! {
             read = port.read(&mut buf) => {
@@ -538,15 +550,15 @@ where
                     handle.with(|s| s.stats.wakeups += 1);
                 }
                 rx.push(bytes);
-                // The bytes took their time on the wire.
-                tokio::time::sleep(cfg.line_time(n)).await;
+                // When the last of these bytes would have arrived on a real line.
+                let arrived = tokio::time::Instant::now() + cfg.line_time(n);
                 while let Some(f) = rx.next_frame() {
                     let f = match f {
                         Ok(f) => f,
                         // A broken frame from the host: ask for it again.
                         Err(_) => {
                             if chip.awake {
-                                write_paced(&mut port, &frame::NACK, &cfg).await?;
+                                write_now(&mut port, &frame::NACK).await?;
                             }
                             continue;
                         }
@@ -557,36 +569,46 @@ where
                     }
                     match chip.on_frame(f) {
                         Reply::Nothing => {}
-                        Reply::Raw(bytes) => write_paced(&mut port, &bytes, &cfg).await?,
+                        Reply::Raw(bytes) => write_now(&mut port, &bytes).await?,
                         Reply::AckOnly => {
-                            write_paced(&mut port, &frame::ACK, &cfg).await?;
+                            write_now(&mut port, &frame::ACK).await?;
                             pending = None;
                         }
                         Reply::Respond(resp, delay) => {
-                            write_paced(&mut port, &frame::ACK, &cfg).await?;
-                            pending = Some((resp, tokio::time::Instant::now() + delay));
+                            write_now(&mut port, &frame::ACK).await?;
+                            let due = arrived
+                                + cfg.line_time(frame::ACK.len() + resp.len())
+                                + delay;
+                            pending = Some((resp, due));
                         }
                     }
                 }
             }
             _ = sleep_until_opt(due) => {
                 if let Some((resp, _)) = pending.take() {
-                    chip.last = Some(resp.clone());
-                    let mut out = Vec::new();
-                    if std::mem::take(&mut chip.garbage) {
-                        out.extend_from_slice(&[0x13, 0x37, 0xFF, 0x00, 0x42]);
-                    }
-                    let mut resp = resp;
-                    if std::mem::take(&mut chip.bad_checksum) {
-                        let n = resp.len();
-                        resp[n - 2] ^= 0x5A;
-                    }
-                    out.extend_from_slice(&resp);
-                    write_paced(&mut port, &out, &cfg).await?;
+                    send_response(&mut port, &mut chip, resp).await?;
                 }
             }
         }
     }
+}
+
+async fn send_response<S: AsyncWrite + Unpin>(
+    port: &mut S,
+    chip: &mut Chip,
+    mut resp: Vec<u8>,
+) -> std::io::Result<()> {
+    chip.last = Some(resp.clone());
+    let mut out = Vec::new();
+    if std::mem::take(&mut chip.garbage) {
+        out.extend_from_slice(&[0x13, 0x37, 0xFF, 0x00, 0x42]);
+    }
+    if std::mem::take(&mut chip.bad_checksum) {
+        let n = resp.len();
+        resp[n - 2] ^= 0x5A;
+    }
+    out.extend_from_slice(&resp);
+    write_now(port, &out).await
 }
 
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
@@ -596,12 +618,7 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     }
 }
 
-async fn write_paced<S: AsyncWrite + Unpin>(
-    port: &mut S,
-    bytes: &[u8],
-    cfg: &Pn532SimConfig,
-) -> std::io::Result<()> {
-    tokio::time::sleep(cfg.line_time(bytes.len())).await;
+async fn write_now<S: AsyncWrite + Unpin>(port: &mut S, bytes: &[u8]) -> std::io::Result<()> {
     port.write_all(bytes).await?;
     port.flush().await
 }

@@ -215,3 +215,210 @@ pub async fn host(n: usize, terminals: usize) -> anyhow::Result<HostBench> {
         throughput_per_second: total as f64 / elapsed.as_secs_f64(),
     })
 }
+
+/// One card's taps through the PN532 UART driver and the PN532 simulator.
+#[derive(Debug, Clone, Serialize)]
+pub struct TapFigures {
+    /// The virtual card.
+    pub card: String,
+    /// The kernel's outcome (the same every tap).
+    pub outcome: String,
+    /// Command APDUs per tap.
+    pub apdus: usize,
+    /// Bytes of command and response APDUs per tap.
+    pub apdu_bytes: usize,
+    /// Card detected to the kernel's outcome ("remove card"), measured.
+    pub card_in_field: Latency,
+    /// What the UART and the radio alone take for these exchanges (the model: every PN532
+    /// frame, ACKs included, at 10 bits per byte; ISO 14443 at 106 kbit/s with the card's
+    /// processing time), in microseconds.
+    pub modelled_us: u64,
+}
+
+/// Everything `kassa bench reader` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReaderBench {
+    /// The UART's speed.
+    pub baud: u32,
+    /// Taps per card.
+    pub taps: usize,
+    /// Per card.
+    pub cards: Vec<TapFigures>,
+    /// SELECT PPSE through the PN532 driver and the simulated chip over an in-memory pipe
+    /// (no UART, no radio time): the driver's and the chip model's own cost per APDU.
+    pub pn532_in_memory_per_apdu_us: f64,
+    /// The same over a pseudo-terminal at unlimited speed: adds the kernel's tty layer.
+    pub pn532_pty_per_apdu_us: f64,
+    /// The virtual card alone answering SELECT PPSE (the part that is not the driver).
+    pub card_alone_per_apdu_us: f64,
+}
+
+/// The line time of one PN532 frame carrying `data` bytes (TFI and command code included),
+/// plus the 6-byte ACK, at `baud` and 10 bits per byte.
+fn frame_us(data: usize, baud: u32) -> u64 {
+    let frame = data + 7 + if data > 254 { 3 } else { 0 };
+    ((frame + 6) as u64) * 10 * 1_000_000 / u64::from(baud)
+}
+
+async fn drive<R: drivers::CardReader>(
+    reader: &mut R,
+    config: &emv::config::TerminalConfig,
+    amount: u64,
+) -> anyhow::Result<(String, Vec<(Vec<u8>, Vec<u8>)>, Duration)> {
+    let (_, mut input) = emv::testdata::terminal_and_input(amount);
+    input.unpredictable_number = [0x12, 0x34, 0x56, 0x78];
+    reader
+        .wait_for_card(Duration::from_secs(5))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let t0 = Instant::now();
+    let mut txn = EntryPoint::new(config).start(input)?;
+    let mut step = txn.begin();
+    let mut log = Vec::new();
+    let outcome = loop {
+        match step {
+            Step::Transmit(cmd) => {
+                let c = cmd.to_bytes()?;
+                let r = reader
+                    .transceive(&c, Duration::from_secs(2))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                step = txn.on_response(&r);
+                log.push((c, r));
+            }
+            Step::Outcome(o) => break o,
+        }
+    };
+    let t = t0.elapsed();
+    reader
+        .wait_for_removal(Duration::from_secs(5))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((format!("{:?}", outcome.kind), log, t))
+}
+
+/// Runs the reader benchmark: `taps` taps of every built-in card through the PN532 UART
+/// driver on a pseudo-terminal, the simulator pacing bytes at `baud` with typical card
+/// timing; then the per-APDU costs without any line or radio time.
+pub async fn reader(
+    cfg: &crate::config::Config,
+    taps: usize,
+    baud: u32,
+) -> anyhow::Result<ReaderBench> {
+    use drivers::pn532::uart::UartTransport;
+    use drivers::{CardReader, Pn532, Pn532Config};
+    use sim::pn532::{Pn532Pty, Pn532SimConfig};
+    let config = cfg
+        .terminal_config()
+        .map_err(|(k, m)| anyhow::anyhow!("{k}: {m}"))?;
+    let rf = drivers::RfTiming::typical();
+    let mut cards = Vec::new();
+    // One well-behaved card of each scheme (the others carry deliberate defects).
+    for name in [
+        "visa",
+        "wallet",
+        "mastercard",
+        "unionpay",
+        "jcb",
+        "amex",
+        "discover",
+    ] {
+        let pty = Pn532Pty::spawn(Pn532SimConfig {
+            baud,
+            rf,
+            hold: Some(Duration::ZERO),
+            away: Duration::ZERO,
+            ..Default::default()
+        })?;
+        pty.handle
+            .tap(Box::new(sim::builtin_card(name).context("card")??));
+        let mut r = Pn532::new(
+            UartTransport::open(&pty.path, baud)?,
+            Pn532Config::default(),
+        );
+        r.init().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut times = Vec::new();
+        let mut last = None;
+        for _ in 0..taps {
+            let (outcome, log, t) = drive(&mut r, &config, 1234).await?;
+            times.push(t);
+            last = Some((outcome, log));
+        }
+        let (outcome, log) = last.context("no taps")?;
+        let modelled: u64 = log
+            .iter()
+            .map(|(c, resp)| {
+                // InDataExchange: D4 40 Tg + C-APDU; D5 41 status + R-APDU.
+                frame_us(c.len() + 3, baud)
+                    + frame_us(resp.len() + 3, baud)
+                    + rf.exchange(c, resp.len()).as_micros() as u64
+            })
+            .sum();
+        cards.push(TapFigures {
+            card: name.to_string(),
+            outcome,
+            apdus: log.len(),
+            apdu_bytes: log.iter().map(|(c, r)| c.len() + r.len()).sum(),
+            card_in_field: latency(times),
+            modelled_us: modelled,
+        });
+    }
+    const N: u32 = 2000;
+    let select: &[u8] = b"\x00\xA4\x04\x00\x0E2PAY.SYS.DDF01\x00";
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(N);
+    // The driver over an in-memory pipe.
+    let (a, b) = tokio::io::duplex(4096);
+    let handle = sim::pn532::Pn532SimHandle::default();
+    handle.tap(Box::new(sim::builtin_card("visa").context("visa")??));
+    let instant = Pn532SimConfig {
+        baud: 0,
+        rf: drivers::RfTiming::default(),
+        empty_poll: Duration::ZERO,
+        ..Default::default()
+    };
+    tokio::spawn(sim::pn532::serve(b, handle, instant));
+    let mut r = Pn532::new(UartTransport::new(a, "memory"), Pn532Config::default());
+    r.wait_for_card(Duration::from_secs(2))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let t = Instant::now();
+    for _ in 0..N {
+        r.transceive(select, Duration::from_secs(1))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let mem = per(t.elapsed());
+    // Over a pseudo-terminal, unpaced.
+    let pty = Pn532Pty::spawn(instant)?;
+    pty.handle
+        .tap(Box::new(sim::builtin_card("visa").context("visa")??));
+    let mut r = Pn532::new(
+        UartTransport::open(&pty.path, 115_200)?,
+        Pn532Config::default(),
+    );
+    r.wait_for_card(Duration::from_secs(2))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let t = Instant::now();
+    for _ in 0..N {
+        r.transceive(select, Duration::from_secs(1))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let pty_us = per(t.elapsed());
+    // The card alone.
+    let mut card = sim::builtin_card("visa").context("visa")??;
+    let t = Instant::now();
+    for _ in 0..N {
+        std::hint::black_box(card.process(std::hint::black_box(select)));
+    }
+    let alone = per(t.elapsed());
+    Ok(ReaderBench {
+        baud,
+        taps,
+        cards,
+        pn532_in_memory_per_apdu_us: mem,
+        pn532_pty_per_apdu_us: pty_us,
+        card_alone_per_apdu_us: alone,
+    })
+}

@@ -420,6 +420,19 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Taps through the PN532 UART driver and the PN532 simulator at the UART's byte rate:
+    /// card-in-field time per card, and the driver's own cost per APDU.
+    Reader {
+        /// Taps per card.
+        #[arg(long, default_value_t = 20)]
+        taps: usize,
+        /// The UART's speed.
+        #[arg(long, default_value_t = 115_200)]
+        baud: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -818,6 +831,47 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 println!(
                     "simulator throughput: {:.0} authorizations/s ({} terminals, {} authorizations)",
                     b.throughput_per_second, b.terminals, b.throughput_transactions
+                );
+            }
+            Ok(0)
+        }
+        Command::Bench {
+            command: BenchCommand::Reader { taps, baud, json },
+        } => {
+            if taps == 0 || baud == 0 {
+                eprintln!("kassa bench reader: --taps and --baud must be above zero");
+                return Ok(EXIT_USAGE);
+            }
+            let rt = runtime()?;
+            let b = rt.block_on(bench::reader(&cfg, taps, baud))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&b)?);
+            } else {
+                println!(
+                    "taps through the PN532 UART driver at {} baud, typical card timing, {} per card:",
+                    b.baud, b.taps
+                );
+                println!(
+                    "  {:<12} {:<14} {:>5} {:>6} {:>9} {:>9} {:>10}",
+                    "CARD", "OUTCOME", "APDUS", "BYTES", "P50 MS", "P99 MS", "MODEL MS"
+                );
+                for c in &b.cards {
+                    println!(
+                        "  {:<12} {:<14} {:>5} {:>6} {:>9.1} {:>9.1} {:>10.1}",
+                        c.card,
+                        c.outcome,
+                        c.apdus,
+                        c.apdu_bytes,
+                        c.card_in_field.p50_us as f64 / 1000.0,
+                        c.card_in_field.p99_us as f64 / 1000.0,
+                        c.modelled_us as f64 / 1000.0
+                    );
+                }
+                println!(
+                    "per APDU (SELECT PPSE): PN532 driver + simulated chip in memory {:.1} us, over a pty {:.1} us, the card alone {:.1} us",
+                    b.pn532_in_memory_per_apdu_us,
+                    b.pn532_pty_per_apdu_us,
+                    b.card_alone_per_apdu_us
                 );
             }
             Ok(0)
