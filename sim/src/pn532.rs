@@ -655,3 +655,155 @@ impl Pn532Pty {
         })
     }
 }
+
+/// The chip seen from a polled bus (SPI or I2C): frames queue up and become readable when
+/// their time has come; a NACK puts the last frame back.
+struct BusChip {
+    chip: Chip,
+    rx: FrameBuffer,
+    /// Frames to be read, each with the instant it is ready.
+    out: VecDeque<(Vec<u8>, std::time::Instant)>,
+}
+
+impl BusChip {
+    fn new(handle: Pn532SimHandle, cfg: Pn532SimConfig) -> Self {
+        BusChip {
+            chip: Chip::new(cfg, handle),
+            rx: FrameBuffer::new(),
+            out: VecDeque::new(),
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // On SPI and I2C the chip select or the address wakes the PN532.
+        self.chip.awake = true;
+        self.rx.push(bytes);
+        while let Some(f) = self.rx.next_frame() {
+            let now = std::time::Instant::now();
+            let f = match f {
+                Ok(f) => f,
+                Err(_) => {
+                    self.out.push_back((frame::NACK.to_vec(), now));
+                    continue;
+                }
+            };
+            match self.chip.on_frame(f) {
+                Reply::Nothing => {}
+                Reply::Raw(b) => self.out.push_back((b, now)),
+                Reply::AckOnly => self.out.push_back((frame::ACK.to_vec(), now)),
+                Reply::Respond(mut resp, delay) => {
+                    self.out.push_back((frame::ACK.to_vec(), now));
+                    self.chip.last = Some(resp.clone());
+                    if std::mem::take(&mut self.chip.bad_checksum) {
+                        let n = resp.len();
+                        resp[n - 2] ^= 0x5A;
+                    }
+                    self.out.push_back((resp, now + delay));
+                }
+            }
+        }
+    }
+
+    fn ready(&self) -> bool {
+        self.out
+            .front()
+            .is_some_and(|(_, at)| *at <= std::time::Instant::now())
+    }
+
+    /// The first `n` bytes of the ready frame, which is then gone (zeros after its end).
+    fn read(&mut self, n: usize) -> Vec<u8> {
+        let mut b = if self.ready() {
+            self.out.pop_front().map(|(f, _)| f).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        b.resize(n, 0x00);
+        b
+    }
+}
+
+/// A PN532 on SPI, for the driver's SPI transport: it reads the host's bytes least
+/// significant bit first, as the chip does, so a host that forgets to reverse the bits of
+/// an MSB-first controller talks nonsense to it.
+pub struct Pn532Spi {
+    chip: BusChip,
+}
+
+impl Pn532Spi {
+    /// A chip with its own handle for cards and faults.
+    pub fn new(handle: Pn532SimHandle, cfg: Pn532SimConfig) -> Self {
+        Pn532Spi {
+            chip: BusChip::new(handle, cfg),
+        }
+    }
+}
+
+impl drivers::pn532::bus::SpiDevice for Pn532Spi {
+    fn transfer(&mut self, write: &[u8]) -> std::io::Result<Vec<u8>> {
+        use drivers::pn532::bus::{SPI_DR, SPI_DW, SPI_SR};
+        // An MSB-first controller puts bit 7 on the wire first; the PN532 takes it as bit 0.
+        let wire: Vec<u8> = write.iter().map(|b| b.reverse_bits()).collect();
+        let Some((&op, rest)) = wire.split_first() else {
+            return Ok(Vec::new());
+        };
+        let mut answer = vec![0u8; write.len()];
+        match op {
+            SPI_DW => self.chip.write(rest),
+            SPI_SR => {
+                if answer.len() > 1 {
+                    answer[1] = u8::from(self.chip.ready());
+                }
+            }
+            SPI_DR => {
+                let data = self.chip.read(rest.len());
+                answer[1..].copy_from_slice(&data);
+            }
+            _ => {}
+        }
+        Ok(answer.iter().map(|b| b.reverse_bits()).collect())
+    }
+
+    fn describe(&self) -> String {
+        "simulated PN532".into()
+    }
+}
+
+/// A PN532 on I2C at 0x24, for the driver's I2C transport.
+pub struct Pn532I2c {
+    chip: BusChip,
+}
+
+impl Pn532I2c {
+    /// A chip with its own handle for cards and faults.
+    pub fn new(handle: Pn532SimHandle, cfg: Pn532SimConfig) -> Self {
+        Pn532I2c {
+            chip: BusChip::new(handle, cfg),
+        }
+    }
+}
+
+impl drivers::pn532::bus::I2cDevice for Pn532I2c {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.chip.write(bytes);
+        Ok(())
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        // Every read starts with the status byte; the frame follows only when it is ready.
+        let ready = self.chip.ready();
+        buf.fill(0);
+        if let Some(first) = buf.first_mut() {
+            *first = u8::from(ready);
+        }
+        if ready && buf.len() > 1 {
+            let n = buf.len() - 1;
+            let data = self.chip.read(n);
+            buf[1..].copy_from_slice(&data);
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "simulated PN532@0x24".into()
+    }
+}
