@@ -749,11 +749,7 @@ impl drivers::pn532::bus::SpiDevice for Pn532Spi {
         let mut answer = vec![0u8; write.len()];
         match op {
             SPI_DW => self.chip.write(rest),
-            SPI_SR => {
-                if answer.len() > 1 {
-                    answer[1] = u8::from(self.chip.ready());
-                }
-            }
+            SPI_SR if answer.len() > 1 => answer[1] = u8::from(self.chip.ready()),
             SPI_DR => {
                 let data = self.chip.read(rest.len());
                 answer[1..].copy_from_slice(&data);
