@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod device;
+pub mod escpos;
 pub mod indicator;
 #[cfg(feature = "libnfc")]
 pub mod libnfc_reader;
@@ -19,7 +20,7 @@ pub mod worker;
 pub use indicator::{Indicator, Status as IndicatorStatus};
 pub use open::{AnyReader, ReaderSpec};
 pub use pn532::{Pn532, Pn532Config};
-pub use printer::{Printer, PrinterError, VirtualPrinter};
+pub use printer::{EscPosPrinter, Printer, PrinterError, VirtualPrinter};
 pub use reader::{CardInfo, CardReader, ReaderError, ReaderErrorKind};
 pub use sim_reader::{RfTiming, SimReader, SimReaderHandle, VirtualCard};
 pub use trace::{RecordingReader, ReplayReader, Trace, TraceError};

@@ -10,6 +10,7 @@ pub mod host;
 pub mod keys;
 pub mod pki;
 pub mod pn532;
+pub mod printer;
 pub mod rsa;
 pub mod script;
 pub mod transport;

@@ -1234,6 +1234,11 @@ mod tests {
             w.global::<AppAdapter>().get_screen() == Screen::Present
                 && w.global::<EmulatorAdapter>().get_can_tap()
         });
+        // The status lights come from the indicator sequencer (Book A §9.2): ready to read
+        // is the first light.
+        wait_for(weak, "the first status light", |w| {
+            w.global::<PresentAdapter>().get_lights() == 1
+        });
         let card_label: &'static str = Box::leak(format!("card {card}").into_boxed_str());
         click(weak, card_label);
         wait_for(weak, "the result screen", |w| {
@@ -1343,6 +1348,10 @@ mod tests {
                 "EUR 12.34"
             );
             assert_eq!(kind, ResultKind::Approved);
+            // Card read successfully: all four lights.
+            wait_for(&weak, "four status lights", |w| {
+                w.global::<PresentAdapter>().get_lights() == 4
+            });
             let printed = print(&weak);
             assert_eq!(printed, receipt);
             assert!(has_label(&weak, "承認されました".into()));
