@@ -62,6 +62,52 @@ pub struct Config {
     pub ui: UiSection,
     /// The contactless status lights and buzzer.
     pub indicators: IndicatorsSection,
+    /// The receipt printer.
+    pub printer: PrinterSection,
+}
+
+/// `[printer]`: the receipt printer (ESC/POS).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrinterSection {
+    /// `virtual` (standard output for `kassa pay`, the emulator window's paper), `serial`,
+    /// `usb` (a device file such as /dev/usb/lp0), `tcp` (port 9100) or `none`.
+    pub kind: String,
+    /// serial: the port; usb: the device file.
+    pub port: Option<String>,
+    /// serial: bits per second.
+    pub baud: u32,
+    /// tcp: host:port.
+    pub address: Option<String>,
+    /// Paper width in mm: 58 or 80.
+    pub paper: u32,
+    /// How the printer takes text: latin (WPC1252), gb18030, gbk, big5, utf-8.
+    pub encoding: String,
+    /// QR codes with the printer's GS ( k (false: as images).
+    pub native_qr: bool,
+    /// The printer answers status queries (DLE EOT): paper out and cover open are detected
+    /// before printing. Off for write-only connections.
+    pub status: bool,
+    /// The e-receipt address shown as a QR code on screen and printed on the receipt:
+    /// `{reference}` becomes the transaction reference (terminal ID, batch, STAN), `{tid}`,
+    /// `{batch}`, `{stan}` and `{id}` their parts. No card data goes into it.
+    pub e_receipt_url: Option<String>,
+}
+
+impl Default for PrinterSection {
+    fn default() -> Self {
+        PrinterSection {
+            kind: "virtual".into(),
+            port: None,
+            baud: 9600,
+            address: None,
+            paper: 58,
+            encoding: "latin".into(),
+            native_qr: true,
+            status: true,
+            e_receipt_url: None,
+        }
+    }
 }
 
 /// `[indicators]`: the four contactless status lights and the buzzer (EMV Book A §9.2,
@@ -319,6 +365,7 @@ impl Default for Config {
             operator: OperatorSection::default(),
             ui: UiSection::default(),
             indicators: IndicatorsSection::default(),
+            printer: PrinterSection::default(),
         }
     }
 }
@@ -741,6 +788,42 @@ impl Config {
         if let Err(e) = self.reader_spec() {
             return Err(invalid("reader.kind", e.reason));
         }
+        let p = &self.printer;
+        match (p.kind.as_str(), &p.port, &p.address) {
+            ("virtual" | "none", _, _) | ("serial" | "usb", Some(_), _) | ("tcp", _, Some(_)) => {}
+            ("serial" | "usb", None, _) => {
+                return Err(invalid(
+                    "printer.port",
+                    "the printer's device is needed".into(),
+                ));
+            }
+            ("tcp", _, None) => {
+                return Err(invalid(
+                    "printer.address",
+                    "host:port is needed (port 9100 on most printers)".into(),
+                ));
+            }
+            (other, _, _) => {
+                return Err(invalid(
+                    "printer.kind",
+                    format!("unknown kind {other:?} (virtual, serial, usb, tcp, none)"),
+                ));
+            }
+        }
+        if p.paper != 58 && p.paper != 80 {
+            return Err(invalid("printer.paper", "58 or 80 (mm)".into()));
+        }
+        if let Err(e) = p.encoding.parse::<drivers::escpos::Encoding>() {
+            return Err(invalid("printer.encoding", e));
+        }
+        if let Some(u) = &p.e_receipt_url
+            && !u.contains('{')
+        {
+            return Err(invalid(
+                "printer.e_receipt_url",
+                "needs a placeholder: {reference}, {tid}, {batch}, {stan} or {id}".into(),
+            ));
+        }
         match self.indicators.kind.as_str() {
             "screen" | "none" => {}
             "gpio" => {
@@ -845,6 +928,37 @@ impl Config {
         }
         self.terminal_config().map_err(|(k, m)| invalid(&k, m))?;
         Ok(())
+    }
+
+    /// The ESC/POS settings of `[printer]` (checked at load).
+    pub fn escpos(&self) -> drivers::escpos::EscPosConfig {
+        drivers::escpos::EscPosConfig {
+            paper: if self.printer.paper == 80 {
+                drivers::escpos::Paper::Mm80
+            } else {
+                drivers::escpos::Paper::Mm58
+            },
+            encoding: self
+                .printer
+                .encoding
+                .parse()
+                .unwrap_or(drivers::escpos::Encoding::Latin),
+            native_qr: self.printer.native_qr,
+        }
+    }
+
+    /// The e-receipt address of a transaction, from `[printer] e_receipt_url`.
+    pub fn e_receipt_url(&self, journal_id: i64, batch: i64, stan: u32) -> Option<String> {
+        let t = self.printer.e_receipt_url.as_ref()?;
+        let tid = &self.terminal.terminal_id;
+        let reference = format!("{tid}-{batch:03}-{stan:06}");
+        Some(
+            t.replace("{reference}", &reference)
+                .replace("{tid}", tid)
+                .replace("{batch}", &format!("{batch:03}"))
+                .replace("{stan}", &format!("{stan:06}"))
+                .replace("{id}", &journal_id.to_string()),
+        )
     }
 
     /// The reader `[reader]` names.

@@ -211,6 +211,8 @@ pub struct TxnResult {
     pub offline: Option<(String, String)>,
     /// What it refers to and its tip.
     pub extras: TxnExtras,
+    /// The batch it belongs to (closed by `kassa report z`).
+    pub batch: i64,
 }
 
 impl TxnResult {
@@ -253,6 +255,7 @@ impl TxnResult {
         journal.set_details(id, extras.original_id, extras.tip_minor)?;
         journal.set_state(id, TxnState::Refused, Some(code))?;
         let mut r = TxnResult::start(kind, amount_minor, 0, id, chrono::Local::now(), extras);
+        r.batch = journal.current_batch().unwrap_or(1);
         r.outcome = "refused".into();
         r.journal_state = TxnState::Refused;
         r.error = Some(TxnError {
@@ -288,6 +291,7 @@ impl TxnResult {
             when,
             offline: None,
             extras,
+            batch: 1,
         }
     }
 }
@@ -406,6 +410,7 @@ impl<R: CardReader> Engine<R> {
                 .set_details(id, extras.original_id, extras.tip_minor)?;
         }
         let mut result = TxnResult::start(kind, amount_minor, stan, id, when, extras);
+        result.batch = self.journal.current_batch().unwrap_or(1);
         pause_point("started");
         // 1-2. Wait for the tap and run the kernel; on Outcome Try Again (Book A §6.2: the
         // card left, or a phone asks to be presented again) restart at Start B with the same
@@ -1188,6 +1193,7 @@ impl<R: CardReader> Engine<R> {
             acquirer::messages::completion(&original, &auth, amount_minor, stan, &transmission);
         let mut result =
             TxnResult::start(TxnKind::Completion, amount_minor, stan, id, when, extras);
+        result.batch = self.journal.current_batch().unwrap_or(1);
         let Some(sealed) = self.seal_message(&msg, id) else {
             result.fail(
                 &mut self.journal,

@@ -13,6 +13,8 @@ mod engine;
 mod gui;
 mod journal;
 mod ops;
+mod paper;
+mod print;
 mod readers;
 mod receipt;
 mod report;
@@ -142,6 +144,13 @@ enum Command {
         /// person (or `kassa reader-sim`), not chosen with --card.
         #[arg(long, value_name = "SPEC", conflicts_with_all = ["card", "card_file", "tap_delay_ms"])]
         reader: Option<String>,
+        /// Also write the receipt as the printer gets it: ESC/POS bytes, or a picture of the
+        /// paper when PATH ends in .png (the virtual printer's view).
+        #[arg(long, value_name = "PATH")]
+        save_receipt: Option<PathBuf>,
+        /// Which copy --save-receipt writes.
+        #[arg(long, value_enum, default_value = "customer")]
+        copy: CopyArg,
     },
     /// List the card readers (and places for one) this machine has; `--probe SPEC` wakes a
     /// reader and asks for its firmware.
@@ -404,6 +413,13 @@ enum ToolCommand {
         #[arg(long, default_value_t = 0)]
         kernel: u8,
     },
+}
+
+/// `--copy`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CopyArg {
+    Customer,
+    Merchant,
 }
 
 #[derive(Debug, Subcommand)]
@@ -726,6 +742,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             pin_stdin,
             tap_delay_ms,
             ref reader,
+            ref save_receipt,
+            copy,
         } => pay(
             &paths,
             cfg,
@@ -749,6 +767,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 pin_stdin,
                 tap_delay_ms,
                 reader: reader.as_deref(),
+                save_receipt: save_receipt.as_deref(),
+                copy,
             },
         ),
         Command::Readers { json, ref probe } => readers::readers(&cfg, json, probe.as_deref()),
@@ -1264,6 +1284,8 @@ struct PayArgs<'a> {
     pin_stdin: bool,
     tap_delay_ms: u64,
     reader: Option<&'a str>,
+    save_receipt: Option<&'a std::path::Path>,
+    copy: CopyArg,
 }
 
 /// Stores the receipt in the journal, prints the result (the receipt goes to the virtual
@@ -1278,13 +1300,96 @@ fn finish(
 ) -> u8 {
     let text = receipt::render_text(cfg, result, receipt::Copy::Customer);
     ops::store_receipt(journal, result, &text);
-    let code = report_result(cmd, cfg, result, card_name, json);
+    let printer = print_customer_receipt(cfg, result);
+    if let Some(reason) = &printer.reason {
+        eprintln!(
+            "kassa {cmd}: receipt not printed on {} ({reason}); it is kept in the journal: kassa journal reprint {}",
+            printer.device, result.journal_id
+        );
+    }
+    let code = report_result(cmd, cfg, result, card_name, json, &printer);
     if result.approved()
+        && printer.printed
         && let Err(e) = journal.set_printed(result.journal_id)
     {
         tracing::warn!(error = %e, "receipt not marked printed");
     }
     code
+}
+
+/// The customer receipt on `[printer]`: the virtual printer is standard output (the text
+/// report) and the JSON's `receipt`; a hardware printer gets ESC/POS with the e-receipt QR
+/// code and a cut. A printer failure never changes the transaction.
+fn print_customer_receipt(cfg: &Config, result: &engine::TxnResult) -> report::PrinterPart {
+    let reached_card = result.kernel.is_some() || result.host.is_some();
+    match cfg.printer.kind.as_str() {
+        "none" => report::PrinterPart {
+            device: "none".into(),
+            printed: false,
+            reason: None,
+        },
+        _ if !print::is_hardware(cfg) => report::PrinterPart {
+            device: "virtual".into(),
+            printed: true,
+            reason: None,
+        },
+        _ if !reached_card => report::PrinterPart {
+            device: cfg.printer.kind.clone(),
+            printed: false,
+            reason: None,
+        },
+        _ => {
+            let language = receipt::language(cfg, result, receipt::Copy::Customer);
+            let extras = receipt::Extras {
+                qr: cfg.e_receipt_url(result.journal_id, result.batch, result.stan),
+                cut: true,
+                duplicate: false,
+            };
+            let doc = receipt::document(
+                cfg,
+                result,
+                receipt::Copy::Customer,
+                cfg.escpos().paper.columns(),
+                &extras,
+            );
+            // Its own thread and runtime: this may run inside the transaction's runtime.
+            let outcome = std::thread::scope(|s| {
+                s.spawn(|| {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| {
+                            (
+                                cfg.printer.kind.clone(),
+                                drivers::PrinterError::NotConnected(e.to_string()),
+                            )
+                        })?;
+                    rt.block_on(print::print_hardware(cfg, &doc, &language))
+                })
+                .join()
+            });
+            match outcome {
+                Ok(Ok(device)) => report::PrinterPart {
+                    device,
+                    printed: true,
+                    reason: None,
+                },
+                Ok(Err((device, e))) => {
+                    tracing::warn!(error = %e, "receipt not printed");
+                    report::PrinterPart {
+                        device,
+                        printed: false,
+                        reason: Some(e.code().into()),
+                    }
+                }
+                Err(_) => report::PrinterPart {
+                    device: cfg.printer.kind.clone(),
+                    printed: false,
+                    reason: Some("printer_not_connected".into()),
+                },
+            }
+        }
+    }
 }
 
 fn pay(paths: &Paths, mut cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> {
@@ -1559,6 +1664,9 @@ fn pay(paths: &Paths, mut cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> 
             std::fs::write(path, t.to_text())
                 .with_context(|| format!("writing trace {}", path.display()))?;
         }
+        if let Some(path) = args.save_receipt {
+            save_receipt(&cfg, &result, args.copy, path)?;
+        }
         Ok(finish(
             &mut engine.journal,
             "pay",
@@ -1570,6 +1678,37 @@ fn pay(paths: &Paths, mut cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> 
     })
 }
 
+/// `--save-receipt`: the receipt as `[printer]` would get it (paper width, encoding, QR code,
+/// cut), as ESC/POS bytes or, for a .png path, as the picture the virtual printer draws.
+fn save_receipt(
+    cfg: &Config,
+    result: &engine::TxnResult,
+    copy: CopyArg,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let copy = match copy {
+        CopyArg::Customer => receipt::Copy::Customer,
+        CopyArg::Merchant => receipt::Copy::Merchant,
+    };
+    let language = receipt::language(cfg, result, copy);
+    let extras = receipt::Extras {
+        qr: cfg.e_receipt_url(result.journal_id, result.batch, result.stan),
+        cut: true,
+        duplicate: false,
+    };
+    let doc = receipt::document(cfg, result, copy, cfg.escpos().paper.columns(), &extras);
+    let bytes = print::escpos_bytes(cfg, &doc, &language);
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+    {
+        print::paper_png(cfg, &bytes, &language, path)
+            .with_context(|| format!("writing {}", path.display()))
+    } else {
+        std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
 /// Prints a finished transaction (text or JSON) and returns the exit code.
 fn report_result(
     cmd: &str,
@@ -1577,10 +1716,16 @@ fn report_result(
     result: &engine::TxnResult,
     card_name: &str,
     json: bool,
+    printer: &report::PrinterPart,
 ) -> u8 {
     let receipt_text = receipt::render_text(cfg, result, receipt::Copy::Customer);
     if json {
-        let report = report::PayReport::new(cfg, result, receipt_text.clone());
+        let mut report = report::PayReport::new(cfg, result, receipt_text.clone());
+        report.printer = report::PrinterPart {
+            device: printer.device.clone(),
+            printed: printer.printed,
+            reason: printer.reason.clone(),
+        };
         match serde_json::to_string_pretty(&report) {
             Ok(s) => println!("{s}"),
             Err(e) => {
@@ -1614,8 +1759,10 @@ fn report_result(
             cfg.terminal.currency_code,
             ui::amount::format_minor(result.amount_minor, cfg.terminal.currency_exponent)
         );
-        println!();
-        print!("{receipt_text}");
+        if printer.device == "virtual" {
+            println!();
+            print!("{receipt_text}");
+        }
     }
     match &result.error {
         None => 0,

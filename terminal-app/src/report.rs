@@ -37,6 +37,21 @@ pub struct PayReport {
     pub error: Option<ErrorPart>,
     /// The customer receipt.
     pub receipt: String,
+    /// What the receipt printer did.
+    pub printer: PrinterPart,
+}
+
+/// `printer`: the receipt on the configured printer.
+#[derive(Debug, Serialize, Default)]
+pub struct PrinterPart {
+    /// `virtual` (standard output), `serial:/dev/ttyUSB0@9600`, `usb:/dev/usb/lp0`,
+    /// `tcp:HOST:PORT`, or `none`.
+    pub device: String,
+    /// Whether the customer receipt was printed.
+    pub printed: bool,
+    /// Why not: `paper_out`, `cover_open`, `printer_offline`, `printer_timeout`,
+    /// `printer_not_connected`; null when printed or when there was nothing to print.
+    pub reason: Option<String>,
 }
 
 /// `kernel_ui`: what the kernel asked the screen, lights and speaker to do.
@@ -292,6 +307,7 @@ impl PayReport {
                 message: e.message.clone(),
             }),
             receipt,
+            printer: PrinterPart::default(),
         }
     }
 }
