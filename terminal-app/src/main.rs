@@ -1066,6 +1066,27 @@ fn journal_command(paths: &Paths, cfg: &Config, command: &JournalCommand) -> any
                 .filter(|r| matches!(r.state.as_str(), "approved" | "offline_approved"))
                 .map(|r| receipt::render_row(cfg, &r))
         }) {
+            Some(text) if print::is_hardware(cfg) => {
+                let extras = receipt::Extras {
+                    qr: None,
+                    cut: true,
+                    duplicate: true,
+                };
+                let doc = receipt::text_document(&text, &extras);
+                match print::print_blocking(cfg, &doc, &cfg.ui.language) {
+                    Ok(device) => {
+                        println!("kassa journal reprint: printed on {device}");
+                        if journal.get(*id)?.is_some_and(|r| r.printed_at.is_none()) {
+                            journal.set_printed(*id)?;
+                        }
+                        Ok(0)
+                    }
+                    Err((device, e)) => {
+                        eprintln!("kassa journal reprint: {device}: {e}");
+                        Ok(EXIT_OTHER)
+                    }
+                }
+            }
             Some(text) => {
                 println!("{:^32}", "*** DUPLICATE ***");
                 print!("{text}");
@@ -1352,29 +1373,13 @@ fn print_customer_receipt(cfg: &Config, result: &engine::TxnResult) -> report::P
                 cfg.escpos().paper.columns(),
                 &extras,
             );
-            // Its own thread and runtime: this may run inside the transaction's runtime.
-            let outcome = std::thread::scope(|s| {
-                s.spawn(|| {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .map_err(|e| {
-                            (
-                                cfg.printer.kind.clone(),
-                                drivers::PrinterError::NotConnected(e.to_string()),
-                            )
-                        })?;
-                    rt.block_on(print::print_hardware(cfg, &doc, &language))
-                })
-                .join()
-            });
-            match outcome {
-                Ok(Ok(device)) => report::PrinterPart {
+            match print::print_blocking(cfg, &doc, &language) {
+                Ok(device) => report::PrinterPart {
                     device,
                     printed: true,
                     reason: None,
                 },
-                Ok(Err((device, e))) => {
+                Err((device, e)) => {
                     tracing::warn!(error = %e, "receipt not printed");
                     report::PrinterPart {
                         device,
@@ -1382,11 +1387,6 @@ fn print_customer_receipt(cfg: &Config, result: &engine::TxnResult) -> report::P
                         reason: Some(e.code().into()),
                     }
                 }
-                Err(_) => report::PrinterPart {
-                    device: cfg.printer.kind.clone(),
-                    printed: false,
-                    reason: Some("printer_not_connected".into()),
-                },
             }
         }
     }

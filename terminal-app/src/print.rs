@@ -62,6 +62,36 @@ pub async fn print_hardware(
     Ok(label)
 }
 
+/// [`print_hardware`] from synchronous code, on its own thread and runtime (the caller may
+/// itself be inside a runtime).
+pub fn print_blocking(
+    cfg: &Config,
+    doc: &Document,
+    language: &str,
+) -> Result<String, (String, PrinterError)> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| {
+                    (
+                        cfg.printer.kind.clone(),
+                        PrinterError::NotConnected(e.to_string()),
+                    )
+                })?;
+            rt.block_on(print_hardware(cfg, doc, language))
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err((
+                cfg.printer.kind.clone(),
+                PrinterError::NotConnected("printing thread failed".into()),
+            ))
+        })
+    })
+}
+
 /// Whether `[printer]` names a hardware printer.
 pub fn is_hardware(cfg: &Config) -> bool {
     matches!(cfg.printer.kind.as_str(), "serial" | "usb" | "tcp")
