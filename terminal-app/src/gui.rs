@@ -96,7 +96,8 @@ pub fn start(
     let journal = Journal::open(&paths.journal())?;
     let vault = crate::vault::Vault::open(&paths.device_key())?;
     let engine = Engine::new(cfg.clone(), reader, link, journal, vault)?;
-    Ok(wire(window, rt.handle(), engine, tap, env, cfg))
+    let receipts = paths.data_dir.join("receipts");
+    Ok(wire(window, rt.handle(), engine, tap, env, cfg, receipts))
 }
 
 /// What the UI asks the engine task to do.
@@ -208,7 +209,9 @@ fn wire(
     tap: SimReaderHandle,
     env: EmulatorEnv,
     cfg: Config,
+    receipts_dir: std::path::PathBuf,
 ) -> Wiring {
+    PRINT_CFG.with(|c| *c.borrow_mut() = Some(cfg.clone()));
     let t = &cfg.terminal;
     // The screens' home language: `[ui] language`, or what the operator chose in the menu.
     let home = Rc::new(RefCell::new(cfg.ui.language.clone()));
@@ -477,12 +480,36 @@ fn wire(
     {
         let weak = window.as_weak();
         let cmd_tx = cmd_tx.clone();
+        let cfg = cfg.clone();
         window.global::<ResultAdapter>().on_print(move || {
             let Some(w) = weak.upgrade() else { return };
             let r = w.global::<ResultAdapter>();
-            w.global::<EmulatorAdapter>().set_printed(r.get_receipt());
+            let (qr, language) = SHOWN.with(|x| x.borrow().clone());
+            print_virtual(&w, &cfg, &r.get_receipt(), &language, qr);
             let _ = cmd_tx.send(Cmd::Printed);
             r.set_receipt_chosen(true);
+        });
+    }
+    {
+        let weak = window.as_weak();
+        window.global::<EmulatorAdapter>().on_save_paper(move || {
+            let Some(w) = weak.upgrade() else { return };
+            let dir = receipts_dir.clone();
+            let note = LAST_PAPER.with(|p| match p.borrow().as_ref() {
+                None => "nothing printed yet".to_string(),
+                Some(r) => {
+                    let name = chrono::Local::now().format("receipt-%Y%m%d-%H%M%S.png");
+                    let path = dir.join(name.to_string());
+                    match std::fs::create_dir_all(&dir)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|_| crate::paper::save_png(r, &path))
+                    {
+                        Ok(()) => format!("saved {}", path.display()),
+                        Err(e) => format!("not saved: {e}"),
+                    }
+                }
+            });
+            w.global::<EmulatorAdapter>().set_paper_note(note.into());
         });
     }
     {
@@ -497,7 +524,12 @@ fn wire(
         window.global::<ResultAdapter>().on_e_receipt(move || {
             let Some(w) = weak.upgrade() else { return };
             let r = w.global::<ResultAdapter>();
-            match ui::qr::image(r.get_receipt().as_bytes(), 300) {
+            // The configured e-receipt address (the transaction reference, no card data);
+            // without one, the receipt itself.
+            let data = SHOWN
+                .with(|x| x.borrow().0.clone())
+                .unwrap_or_else(|| r.get_receipt().to_string());
+            match ui::qr::image(data.as_bytes(), 300) {
                 Ok(img) => {
                     r.set_e_receipt_qr(img);
                     r.set_showing_qr(true);
@@ -775,6 +807,8 @@ async fn engine_task(
                         receipt: String::new(),
                         approved: false,
                         merchant_copy: None,
+                        e_receipt: None,
+                        language: cfg.ui.language.clone(),
                     },
                 };
                 show_result(&weak, shown);
@@ -924,6 +958,8 @@ async fn pay(
             receipt: String::new(),
             approved: false,
             merchant_copy: None,
+            e_receipt: None,
+            language: cfg.ui.language.clone(),
         },
     };
     show_result(weak, shown);
@@ -951,9 +987,13 @@ fn show_result(weak: &slint::Weak<MainWindow>, shown: ResultShown) {
         r.set_receipt_chosen(false);
         r.set_showing_qr(false);
         r.set_e_receipt_available(!shown.receipt.is_empty());
+        SHOWN.with(|x| *x.borrow_mut() = (shown.e_receipt.clone(), shown.language.clone()));
         if let Some(copy) = &shown.merchant_copy {
-            w.global::<EmulatorAdapter>()
-                .set_printed(copy.clone().into());
+            PRINT_CFG.with(|c| {
+                if let Some(cfg) = c.borrow().as_ref() {
+                    print_virtual(&w, cfg, copy, &cfg.ui.language, None);
+                }
+            });
         }
         w.global::<EmulatorAdapter>().set_can_tap(false);
         w.global::<AppAdapter>().set_screen(Screen::Result);
@@ -1051,6 +1091,10 @@ struct ResultShown {
     /// The merchant copy with the signature line, printed at once when the CVM is a
     /// signature (whatever the customer chooses).
     merchant_copy: Option<String>,
+    /// The e-receipt address (`[printer] e_receipt_url`), if configured.
+    e_receipt: Option<String>,
+    /// The customer copy's language (for the virtual printer's fonts).
+    language: String,
 }
 
 fn result_view(cfg: &Config, r: &TxnResult, engine: &mut Engine<AnyReader>) -> ResultShown {
@@ -1097,6 +1141,72 @@ fn result_view(cfg: &Config, r: &TxnResult, engine: &mut Engine<AnyReader>) -> R
         approved: r.approved(),
         merchant_copy: (signature && r.approved())
             .then(|| receipt::render_text(cfg, r, Copy::Merchant)),
+        e_receipt: cfg.e_receipt_url(r.journal_id, r.batch, r.stan),
+        language: receipt::language(cfg, r, Copy::Customer),
+    }
+}
+
+thread_local! {
+    /// The configuration, for the virtual printer (UI thread).
+    static PRINT_CFG: RefCell<Option<Config>> = const { RefCell::new(None) };
+    /// The virtual printer's last paper, for "Save PNG".
+    static LAST_PAPER: RefCell<Option<drivers::escpos::Raster>> = const { RefCell::new(None) };
+    /// The shown result's e-receipt address and receipt language.
+    static SHOWN: RefCell<(Option<String>, String)> = const { RefCell::new((None, String::new())) };
+    /// Fonts per language, loaded once.
+    static FONTS: RefCell<std::collections::HashMap<String, Rc<crate::paper::Fonts>>> =
+        RefCell::new(std::collections::HashMap::new());
+}
+
+fn fonts_for(language: &str) -> Rc<crate::paper::Fonts> {
+    FONTS.with(|f| {
+        f.borrow_mut()
+            .entry(language.to_string())
+            .or_insert_with(|| Rc::new(crate::paper::Fonts::for_language(language)))
+            .clone()
+    })
+}
+
+/// The virtual printer: the receipt text as the configured printer gets it (ESC/POS bytes
+/// for its paper and encoding, lines it cannot carry as images, the e-receipt QR code, the
+/// cut), decoded back and drawn as paper.
+fn print_virtual(w: &MainWindow, cfg: &Config, text: &str, language: &str, qr: Option<String>) {
+    let extras = receipt::Extras {
+        qr,
+        cut: true,
+        duplicate: false,
+    };
+    let doc = receipt::text_document(text, &extras);
+    let fonts = fonts_for(language);
+    let bytes = crate::print::escpos_bytes_with(cfg, &doc, &fonts);
+    let e = w.global::<EmulatorAdapter>();
+    e.set_printed(text.into());
+    match drivers::escpos::decode(&bytes, cfg.escpos().encoding) {
+        Ok(printed) => {
+            let r = crate::paper::paper(&printed, cfg.escpos().paper, &fonts);
+            let mut buf = slint::SharedPixelBuffer::<slint::Rgb8Pixel>::new(r.width, r.height);
+            for (i, px) in buf.make_mut_slice().iter_mut().enumerate() {
+                let (x, y) = (i as u32 % r.width, i as u32 / r.width);
+                let v = if r.get(x, y) { 0x20 } else { 0xFB };
+                *px = slint::Rgb8Pixel { r: v, g: v, b: v };
+            }
+            e.set_paper(slint::Image::from_rgb8(buf));
+            e.set_has_paper(true);
+            e.set_paper_note(
+                format!(
+                    "{} mm, {}, {} bytes of ESC/POS",
+                    cfg.printer.paper,
+                    cfg.printer.encoding,
+                    bytes.len()
+                )
+                .into(),
+            );
+            LAST_PAPER.with(|p| *p.borrow_mut() = Some(r));
+        }
+        Err(err) => {
+            e.set_has_paper(false);
+            e.set_paper_note(err.to_string().into());
+        }
     }
 }
 
@@ -1259,6 +1369,14 @@ mod tests {
     /// Prints the result's receipt on the virtual printer and returns what it printed.
     fn print(weak: &slint::Weak<MainWindow>) -> String {
         click(weak, "print receipt");
+        // The virtual printer drew the paper from the receipt's ESC/POS bytes.
+        let (has, size) = on_ui(weak, |w| {
+            let e = w.global::<EmulatorAdapter>();
+            (e.get_has_paper(), e.get_paper().size())
+        });
+        assert!(has, "no paper drawn");
+        assert_eq!(size.width, 384, "58 mm paper is 384 dots wide");
+        assert!(size.height > 400, "{size:?}");
         on_ui(weak, |w| {
             w.global::<EmulatorAdapter>().get_printed().to_string()
         })
@@ -1313,7 +1431,8 @@ mod tests {
         let engine =
             Engine::new(cfg.clone(), AnyReader::Sim(reader), link, journal, vault).unwrap();
         let window = MainWindow::new().unwrap();
-        let _wiring = wire(&window, rt.handle(), engine, tap, env, cfg);
+        let receipts = dir.path().join("receipts");
+        let _wiring = wire(&window, rt.handle(), engine, tap, env, cfg, receipts);
         window.show().unwrap();
         let weak = window.as_weak();
         let driver = std::thread::spawn(move || {

@@ -104,6 +104,22 @@ pub fn escpos_bytes(cfg: &Config, doc: &Document, language: &str) -> Vec<u8> {
     escpos::encode(doc, &cfg.escpos(), &mut fonts)
 }
 
+/// [`escpos_bytes`] with fonts already loaded.
+pub fn escpos_bytes_with(cfg: &Config, doc: &Document, fonts: &Fonts) -> Vec<u8> {
+    struct Borrowed<'a>(&'a Fonts);
+    impl escpos::LineRenderer for Borrowed<'_> {
+        fn render(
+            &mut self,
+            text: &str,
+            style: escpos::Style,
+            width: u32,
+        ) -> Option<escpos::Raster> {
+            (!self.0.is_empty()).then(|| self.0.line(text, style, width))
+        }
+    }
+    escpos::encode(doc, &cfg.escpos(), &mut Borrowed(fonts))
+}
+
 /// A picture of the paper the bytes would give, as the virtual printer shows it.
 pub fn paper_png(
     cfg: &Config,
