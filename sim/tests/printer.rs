@@ -123,3 +123,52 @@ fn a_missing_port_is_not_connected() {
         }
     });
 }
+
+#[tokio::test]
+async fn a_network_printer_on_tcp_9100_style_port() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let handle = sim::printer::PrinterSimHandle::default();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        sim::printer::serve(s, h).await
+    });
+    let mut p = EscPosPrinter::tcp(&addr, CFG).await.unwrap();
+    p.print(&receipt()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        handle.printed(),
+        escpos::encode(&receipt(), &CFG, &mut escpos::NoRenderer)
+    );
+    // Nobody listening: not connected, with the address.
+    drop(p);
+    let free = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gone = free.local_addr().unwrap().to_string();
+    drop(free);
+    match EscPosPrinter::tcp(&gone, CFG).await {
+        Err(PrinterError::NotConnected(m)) => assert!(m.contains(&gone)),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("connected to nothing"),
+    }
+}
+
+#[tokio::test]
+async fn a_usb_device_file_without_a_back_channel() {
+    // A write-only device (status = false): the bytes go to the file as they are.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lp0");
+    std::fs::write(&path, b"").unwrap();
+    let mut p = EscPosPrinter::usb(&path, CFG).await.unwrap();
+    p.query_status = false;
+    p.print(&receipt()).await.unwrap();
+    drop(p);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        escpos::encode(&receipt(), &CFG, &mut escpos::NoRenderer)
+    );
+    // With status queries, a device that never answers is a timeout, not a hang.
+    let mut p = EscPosPrinter::usb(&path, CFG).await.unwrap();
+    p.status_timeout = Duration::from_millis(200);
+    assert!(p.print(&receipt()).await.is_err());
+}
