@@ -177,6 +177,9 @@ pub enum AnyReader {
     /// A libnfc device.
     #[cfg(feature = "libnfc")]
     Libnfc(crate::libnfc_reader::LibnfcReader),
+    /// A hardware reader that could not be opened yet (unplugged at boot): every wait for a
+    /// card tries again, so plugging it in is enough.
+    Pending(ReaderSpec, Pn532Config),
 }
 
 #[cfg(not(all(feature = "pi", feature = "pcsc", feature = "libnfc")))]
@@ -234,9 +237,25 @@ pub fn open(spec: &ReaderSpec, config: Pn532Config) -> Result<AnyReader, ReaderE
     }
 }
 
+/// Opens `spec`, or keeps it pending when it cannot be opened now (the terminal then says
+/// "reader not connected" and tries again at every transaction).
+pub fn open_or_pending(spec: &ReaderSpec, config: Pn532Config) -> AnyReader {
+    match open(spec, config) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(reader = %spec, error = %e, "reader not connected; will retry");
+            AnyReader::Pending(spec.clone(), config)
+        }
+    }
+}
+
 macro_rules! each {
     ($self:ident, $r:ident => $e:expr) => {
         match $self {
+            AnyReader::Pending(spec, _) => Err(ReaderError::new(
+                ReaderErrorKind::NoReader,
+                format!("reader not connected ({spec})"),
+            )),
             AnyReader::Sim($r) => $e,
             AnyReader::Pn532Uart($r) => $e,
             #[cfg(feature = "pi")]
@@ -265,8 +284,32 @@ impl AnyReader {
     }
 }
 
+impl AnyReader {
+    /// A pending reader tries to open; the error says why it is still not there.
+    async fn reopen(&mut self, timeout: Duration) -> Result<(), ReaderError> {
+        if let AnyReader::Pending(spec, config) = self {
+            match open(spec, *config) {
+                Ok(r) => {
+                    tracing::info!(reader = %spec, "reader connected");
+                    *self = r;
+                }
+                Err(e) => {
+                    // Not a busy loop: wait a little (within the caller's time) before saying so.
+                    tokio::time::sleep(timeout.min(Duration::from_secs(1))).await;
+                    return Err(ReaderError::new(
+                        e.kind,
+                        format!("reader not connected: {}", e.detail),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl CardReader for AnyReader {
     async fn wait_for_card(&mut self, timeout: Duration) -> Result<CardInfo, ReaderError> {
+        self.reopen(timeout).await?;
         each!(self, r => r.wait_for_card(timeout).await)
     }
 
@@ -283,7 +326,10 @@ impl CardReader for AnyReader {
     }
 
     fn name(&self) -> String {
-        each!(self, r => r.name())
+        match self {
+            AnyReader::Pending(spec, _) => format!("{spec} (not connected)"),
+            other => each!(other, r => Ok::<String, ReaderError>(r.name())).unwrap_or_default(),
+        }
     }
 }
 

@@ -71,6 +71,63 @@ pub fn run(
     Ok(())
 }
 
+/// The device's payment screen (`kassa run`): full screen on whatever backend this build has
+/// (DRM/KMS on the device), the configured hardware, no emulator panels; systemd hears READY
+/// when the screen is up and a watchdog ping from the UI loop. A configuration error is shown
+/// on the error screen with its message, and the process stays up.
+pub fn run_device(
+    rt: &tokio::runtime::Runtime,
+    paths: &Paths,
+    cfg: Result<Config, String>,
+    quit_after: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
+    let window = MainWindow::new().map_err(|e| {
+        anyhow::anyhow!(
+            "no screen: {e} (on the device: is /dev/dri/card0 there and the user in group video?)"
+        )
+    })?;
+    let _wiring = match cfg {
+        Ok(cfg) => {
+            let emulated = cfg.reader.kind == "sim";
+            let w = start(rt, paths, cfg, &window)?;
+            // The emulator's side panels are for the desktop only.
+            window.global::<AppAdapter>().set_emulator(false);
+            if emulated {
+                tracing::warn!("[reader] kind = \"sim\": no card can be tapped on this screen");
+            }
+            crate::notify::notify("STATUS=payment screen shown");
+            Some(w)
+        }
+        Err(message) => {
+            let e = window.global::<ErrorAdapter>();
+            e.set_kind(ui::ErrorKind::Other);
+            e.set_code(format!("config: {message}").into());
+            window.global::<AppAdapter>().set_emulator(false);
+            window.global::<AppAdapter>().set_screen(Screen::Error);
+            crate::notify::notify("STATUS=configuration error (see the screen and the journal)");
+            None
+        }
+    };
+    let _ = window.window().set_fullscreen(true);
+    crate::notify::notify("READY=1");
+    let watchdog = slint::Timer::default();
+    if let Some(every) = crate::notify::watchdog_interval() {
+        watchdog.start(slint::TimerMode::Repeated, every, || {
+            crate::notify::notify("WATCHDOG=1");
+        });
+    }
+    let quit = slint::Timer::default();
+    if let Some(after) = quit_after {
+        quit.start(slint::TimerMode::SingleShot, after, || {
+            println!("kassa run: screen shown; quitting (--quit-after-ms)");
+            let _ = slint::quit_event_loop();
+        });
+    }
+    window.run().context("payment screen")?;
+    crate::notify::notify("STOPPING=1");
+    Ok(())
+}
+
 /// Builds the emulator's engine (host simulator, virtual reader, journal) and wires it to
 /// `window`. Keep the returned value alive as long as the window.
 pub fn start(
@@ -87,10 +144,10 @@ pub fn start(
     let reader = if spec == ReaderSpec::Sim {
         AnyReader::Sim(reader.with_timing(cfg.rf_timing()))
     } else {
-        // Opened inside the runtime: the serial port registers with its reactor.
+        // Opened inside the runtime: the serial port registers with its reactor. A reader
+        // that is not there yet (unplugged at boot) is tried again at every transaction.
         let _guard = rt.enter();
-        drivers::open::open(&spec, crate::readers::pn532_config(&cfg))
-            .with_context(|| format!("card reader {spec}"))?
+        drivers::open::open_or_pending(&spec, crate::readers::pn532_config(&cfg))
     };
     let link = env.link(&cfg)?;
     let journal = Journal::open(&paths.journal())?;

@@ -9,16 +9,17 @@ mod bench;
 mod config;
 mod emulator;
 mod engine;
-#[cfg(feature = "desktop")]
+#[cfg(any(feature = "desktop", feature = "device"))]
 mod gui;
 mod journal;
+mod notify;
 mod ops;
 mod paper;
 mod print;
 mod readers;
 mod receipt;
 mod report;
-#[cfg(feature = "desktop")]
+#[cfg(any(feature = "desktop", feature = "device"))]
 mod sound;
 mod tool;
 mod trace;
@@ -79,6 +80,14 @@ enum Command {
     /// Open the terminal in a desktop window with virtual cards and the host simulator.
     Emulator {
         /// Quit this long after the idle screen is shown (a smoke test, e.g. under Xvfb).
+        #[arg(long, value_name = "MS")]
+        quit_after_ms: Option<u64>,
+    },
+    /// The device's payment screen, full screen (started by systemd): the configured reader,
+    /// printer and lights, no emulator panels. A configuration that cannot be loaded is shown
+    /// on the screen instead of exiting (docs/DEVICE.md).
+    Run {
+        /// Quit this long after the screen is shown (a smoke test).
         #[arg(long, value_name = "MS")]
         quit_after_ms: Option<u64>,
     },
@@ -708,6 +717,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         _ => {}
     }
+    if let Command::Run { quit_after_ms } = cli.command {
+        return device_run(&cli, quit_after_ms);
+    }
     let cfg = match load_config(&cli) {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -810,7 +822,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Emulator { quit_after_ms } => emulator_window(&paths, cfg, quit_after_ms),
         Command::Journal { ref command } => journal_command(&paths, &cfg, command),
         Command::Sync { json, fault } => ops::sync(&paths, cfg, json, fault),
-        Command::Certs { .. } | Command::HostSim { .. } => Ok(EXIT_USAGE),
+        Command::Certs { .. } | Command::HostSim { .. } | Command::Run { .. } => Ok(EXIT_USAGE),
         Command::Bench {
             command:
                 BenchCommand::Host {
@@ -1201,7 +1213,7 @@ fn journal_command(paths: &Paths, cfg: &Config, command: &JournalCommand) -> any
     }
 }
 
-#[cfg(feature = "desktop")]
+#[cfg(any(feature = "desktop", feature = "device"))]
 fn emulator_window(paths: &Paths, cfg: Config, quit_after_ms: Option<u64>) -> anyhow::Result<u8> {
     if !gui::display_available() {
         eprintln!("{}", gui::NO_DISPLAY);
@@ -1217,11 +1229,46 @@ fn emulator_window(paths: &Paths, cfg: Config, quit_after_ms: Option<u64>) -> an
     Ok(0)
 }
 
-#[cfg(not(feature = "desktop"))]
+#[cfg(not(any(feature = "desktop", feature = "device")))]
 fn emulator_window(_paths: &Paths, _cfg: Config, _quit: Option<u64>) -> anyhow::Result<u8> {
     eprintln!(
         "kassa emulator: this build has no desktop window (feature `desktop`); run `kassa pay --amount 12.34 --card visa`"
     );
+    Ok(EXIT_OTHER)
+}
+
+/// `kassa run`: the payment screen on the device.
+#[cfg(any(feature = "desktop", feature = "device"))]
+fn device_run(cli: &Cli, quit_after_ms: Option<u64>) -> anyhow::Result<u8> {
+    let paths = Paths {
+        data_dir: cli
+            .data_dir
+            .clone()
+            .unwrap_or_else(emulator::default_data_dir),
+    };
+    // A configuration that does not load is shown on the screen and logged, and the process
+    // stays up: a restart would not fix it, and a crash loop would hide the message.
+    let cfg = match emulator::config_path(cli.config.as_deref()) {
+        Some(p) => Config::load(&p).map_err(|e| e.to_string()),
+        None => Ok(Config::default()),
+    };
+    if let Err(e) = &cfg {
+        tracing::error!(error = %e, "configuration not loaded");
+        eprintln!("kassa run: {e}");
+    }
+    let rt = runtime()?;
+    gui::run_device(
+        &rt,
+        &paths,
+        cfg,
+        quit_after_ms.map(std::time::Duration::from_millis),
+    )?;
+    Ok(0)
+}
+
+#[cfg(not(any(feature = "desktop", feature = "device")))]
+fn device_run(_cli: &Cli, _quit: Option<u64>) -> anyhow::Result<u8> {
+    eprintln!("kassa run: this build has no screen (features `desktop` or `device`)");
     Ok(EXIT_OTHER)
 }
 

@@ -471,3 +471,49 @@ fn emulator_window_opens_under_xvfb() {
     );
     assert!(String::from_utf8_lossy(&o.stdout).contains("idle screen shown"));
 }
+
+/// `kassa run` (the device's screen, here on Xvfb): tells systemd READY over $NOTIFY_SOCKET;
+/// a configuration that does not load is shown on the screen and the process stays up
+/// instead of crash-looping.
+#[test]
+fn device_screen_reports_ready_and_shows_a_bad_config() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let bad = dir.path().join("kassa.toml");
+    std::fs::write(&bad, "[reader]\nkind = \"pn532-usb\"\n").unwrap();
+    let o = Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1280x900x24"])
+        .arg(env!("CARGO_BIN_EXE_kassa"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&bad)
+        .args(["run", "--quit-after-ms", "1000"])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .output()
+        .expect("xvfb-run (scripts/install-deps installs it)");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("reader.kind"), "{err}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("screen shown"));
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while let Ok(n) = sock.recv(&mut buf) {
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let stop = msg == "STOPPING=1";
+        got.push(msg);
+        if stop {
+            break;
+        }
+    }
+    assert!(
+        got.iter()
+            .any(|m| m.starts_with("STATUS=configuration error")),
+        "{got:?}"
+    );
+    assert!(got.iter().any(|m| m == "READY=1"), "{got:?}");
+}

@@ -1,0 +1,19 @@
+SUMMARY = "Kassa terminal image"
+DESCRIPTION = "Boots a Raspberry Pi straight to the Kassa payment screen: systemd starts \
+               kassa on DRM/KMS, the root file system is read-only and the journal lives on \
+               its own data partition."
+HOMEPAGE = "https://github.com/kassa-pos/kassa"
+BUGTRACKER = "https://github.com/kassa-pos/kassa/issues"
+SECTION = "images"
+LICENSE = "MIT"
+CVE_PRODUCT = "kassa"
+
+inherit core-image
+
+IMAGE_FEATURES += "read-only-rootfs"
+IMAGE_INSTALL:append = " ccid fontconfig kassa kernel-modules pcsc-lite ttf-dejavu-sans-mono"
+
+# The journal, the device key and the PKI live on their own partition, mounted at
+# /var/lib/kassa: the root file system stays read-only.
+WKS_FILE = "kassa-sdimage.wks"
+IMAGE_FSTYPES = "wic.bz2 wic.bmap"
