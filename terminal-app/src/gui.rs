@@ -108,7 +108,7 @@ pub fn run_device(
             None
         }
     };
-    let _ = window.window().set_fullscreen(true);
+    window.window().set_fullscreen(true);
     crate::notify::notify("READY=1");
     let watchdog = slint::Timer::default();
     if let Some(every) = crate::notify::watchdog_interval() {
