@@ -411,6 +411,16 @@ enum ToolCommand {
     },
     /// Hash a supervisor PIN for `[operator] supervisor_pin` (the PIN is read from stdin).
     PinHash,
+    /// Render the idle screen off-screen with the software renderer (no display needed) and
+    /// write it as PNG: the device check that the screen draws, with text, on this machine.
+    Screenshot {
+        /// The PNG to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List a data object list's entries with their names.
     Dol {
         /// The DOL, hex (`-` reads stdin).
@@ -690,7 +700,9 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     // Tools need no configuration: a broken kassa.toml must not stop a decoder.
     match cli.command {
-        Command::Tool { ref command } => return Ok(tool_command(command)),
+        Command::Tool { ref command } if !matches!(command, ToolCommand::Screenshot { .. }) => {
+            return Ok(tool_command(command));
+        }
         Command::Certs {
             ref out,
             ref terminal_id,
@@ -908,8 +920,70 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
+        Command::Tool {
+            command: ToolCommand::Screenshot { ref out, json },
+        } => screenshot(&cfg, out, json),
         Command::Tool { ref command } => Ok(tool_command(command)),
     }
+}
+
+/// `kassa tool screenshot`: the idle screen as the configuration shows it, drawn by Slint's
+/// software renderer into memory (no window system), saved as PNG.
+fn screenshot(cfg: &Config, out: &std::path::Path, json: bool) -> anyhow::Result<u8> {
+    use ui::slint::ComponentHandle;
+    let started = std::time::Instant::now();
+    let portrait = cfg.ui.layout != "landscape";
+    let (w, h) = match cfg.ui.layout.as_str() {
+        "landscape" => (800, 480),
+        "portrait-854" => (480, 854),
+        _ => (480, 800),
+    };
+    let off = ui::offscreen::Offscreen::install(w, h)
+        .map_err(|e| anyhow::anyhow!("off-screen renderer: {e}"))?;
+    let window = ui::MainWindow::new().map_err(|e| anyhow::anyhow!("screen: {e}"))?;
+    window.show().map_err(|e| anyhow::anyhow!("screen: {e}"))?;
+    if let Ok(l) = ui::lang::select(&cfg.ui.language) {
+        window
+            .global::<ui::PresentAdapter>()
+            .set_language(l.code.into());
+    }
+    let theme = window.global::<ui::Theme>();
+    theme.set_portrait(portrait);
+    theme.set_tall(cfg.ui.layout == "portrait-854");
+    theme.set_large_text(cfg.ui.large_text);
+    theme.set_high_contrast(cfg.ui.high_contrast);
+    window
+        .global::<ui::IdleAdapter>()
+        .set_merchant(cfg.terminal.merchant_name.clone().into());
+    window
+        .global::<ui::AppAdapter>()
+        .set_screen(ui::Screen::Idle);
+    let frame = off.render();
+    let render_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // The background's colour is the most common pixel; text and buttons are the rest.
+    let bg = frame.pixel(0, 0);
+    let drawn = frame.count_not(bg);
+    frame.save_png(out).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "file": out.display().to_string(),
+                "width": frame.width,
+                "height": frame.height,
+                "drawn_pixels": drawn,
+                "render_ms": (render_ms * 10.0).round() / 10.0,
+            })
+        );
+    } else {
+        println!(
+            "kassa tool screenshot: {} ({}x{}, {drawn} pixels drawn over the background, {render_ms:.1} ms)",
+            out.display(),
+            frame.width,
+            frame.height
+        );
+    }
+    Ok(if drawn > 0 { 0 } else { EXIT_OTHER })
 }
 
 fn tool_command(command: &ToolCommand) -> u8 {
@@ -944,6 +1018,8 @@ fn tool_command(command: &ToolCommand) -> u8 {
             },
         ),
         ToolCommand::Dol { hex, json, kernel } => tool::dol(hex, *json, *kernel),
+        // Handled where the configuration is loaded.
+        ToolCommand::Screenshot { .. } => return EXIT_USAGE,
         ToolCommand::PinHash => {
             let mut line = zeroize::Zeroizing::new(String::new());
             if std::io::stdin().read_line(&mut line).is_err() {

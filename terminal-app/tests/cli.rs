@@ -517,3 +517,29 @@ fn device_screen_reports_ready_and_shows_a_bad_config() {
     );
     assert!(got.iter().any(|m| m == "READY=1"), "{got:?}");
 }
+
+/// `kassa tool screenshot`: the idle screen drawn off-screen (no display) into a PNG with text.
+#[test]
+fn the_idle_screen_renders_headless_to_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("idle.png");
+    let o = kassa(
+        dir.path(),
+        &[
+            "tool",
+            "screenshot",
+            "--out",
+            png.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text_of(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(480), Some(800))
+    );
+    assert!(v["drawn_pixels"].as_u64().unwrap() > 5000, "{v}");
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+}
