@@ -297,6 +297,21 @@ async fn drive<R: drivers::CardReader>(
     Ok((format!("{:?}", outcome.kind), log, t))
 }
 
+/// How long `n` exchanges of `capdu` take on a reader with a card ready.
+async fn time_apdus<R: drivers::CardReader>(
+    r: &mut R,
+    capdu: &[u8],
+    n: u32,
+) -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    for _ in 0..n {
+        r.transceive(capdu, Duration::from_secs(1))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(t.elapsed())
+}
+
 /// Runs the reader benchmark: `taps` taps of every built-in card through the PN532 UART
 /// driver on a pseudo-terminal, the simulator pacing bytes at `baud` with typical card
 /// timing; then the per-APDU costs without any line or radio time.
@@ -381,13 +396,7 @@ pub async fn reader(
     r.wait_for_card(Duration::from_secs(2))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let t = Instant::now();
-    for _ in 0..N {
-        r.transceive(select, Duration::from_secs(1))
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    let mem = per(t.elapsed());
+    let mem = per(time_apdus(&mut r, select, N).await?);
     // Over a pseudo-terminal, unpaced.
     let pty = Pn532Pty::spawn(instant)?;
     pty.handle
@@ -399,13 +408,7 @@ pub async fn reader(
     r.wait_for_card(Duration::from_secs(2))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let t = Instant::now();
-    for _ in 0..N {
-        r.transceive(select, Duration::from_secs(1))
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    let pty_us = per(t.elapsed());
+    let pty_us = per(time_apdus(&mut r, select, N).await?);
     // The card alone.
     let mut card = sim::builtin_card("visa").context("visa")??;
     let t = Instant::now();

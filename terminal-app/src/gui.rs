@@ -1233,7 +1233,7 @@ fn print_virtual(w: &MainWindow, cfg: &Config, text: &str, language: &str, qr: O
         cut: true,
         duplicate: false,
     };
-    let doc = receipt::text_document(text, &extras);
+    let doc = receipt::text_document(text, &extras, language);
     let fonts = fonts_for(language);
     let bytes = crate::print::escpos_bytes_with(cfg, &doc, &fonts);
     let e = w.global::<EmulatorAdapter>();

@@ -1160,7 +1160,7 @@ fn journal_command(paths: &Paths, cfg: &Config, command: &JournalCommand) -> any
                     cut: true,
                     duplicate: true,
                 };
-                let doc = receipt::text_document(&text, &extras);
+                let doc = receipt::text_document(&text, &extras, &cfg.ui.language);
                 match print::print_blocking(cfg, &doc, &cfg.ui.language) {
                     Ok(device) => {
                         println!("kassa journal reprint: printed on {device}");
@@ -1820,12 +1820,14 @@ fn save_receipt(
         duplicate: false,
     };
     let doc = receipt::document(cfg, result, copy, cfg.escpos().paper.columns(), &extras);
-    let bytes = print::escpos_bytes(cfg, &doc, &language);
+    // One scan of the system fonts serves both the images in the bytes and the picture.
+    let fonts = paper::Fonts::for_language(&language);
+    let bytes = print::escpos_bytes_with(cfg, &doc, &fonts);
     if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("png"))
     {
-        print::paper_png(cfg, &bytes, &language, path)
+        print::paper_png(cfg, &bytes, &fonts, path)
             .with_context(|| format!("writing {}", path.display()))
     } else {
         std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))

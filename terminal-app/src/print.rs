@@ -98,13 +98,7 @@ pub fn is_hardware(cfg: &Config) -> bool {
 }
 
 /// The ESC/POS bytes of `doc` for `[printer]`, with lines the encoding cannot carry drawn
-/// in the fonts of `language`.
-pub fn escpos_bytes(cfg: &Config, doc: &Document, language: &str) -> Vec<u8> {
-    let mut fonts = Fonts::for_language(language);
-    escpos::encode(doc, &cfg.escpos(), &mut fonts)
-}
-
-/// [`escpos_bytes`] with fonts already loaded.
+/// in `fonts`.
 pub fn escpos_bytes_with(cfg: &Config, doc: &Document, fonts: &Fonts) -> Vec<u8> {
     struct Borrowed<'a>(&'a Fonts);
     impl escpos::LineRenderer for Borrowed<'_> {
@@ -124,12 +118,11 @@ pub fn escpos_bytes_with(cfg: &Config, doc: &Document, fonts: &Fonts) -> Vec<u8>
 pub fn paper_png(
     cfg: &Config,
     bytes: &[u8],
-    language: &str,
+    fonts: &Fonts,
     path: &std::path::Path,
 ) -> anyhow::Result<()> {
     let esc = cfg.escpos();
     let printed = escpos::decode(bytes, esc.encoding)?;
-    let fonts = Fonts::for_language(language);
-    let r = crate::paper::paper(&printed, esc.paper, &fonts);
+    let r = crate::paper::paper(&printed, esc.paper, fonts);
     crate::paper::save_png(&r, path)
 }

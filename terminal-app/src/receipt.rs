@@ -356,11 +356,12 @@ pub fn render_text(cfg: &Config, r: &TxnResult, copy: Copy) -> String {
 
 /// A stored text receipt (the journal's) as a document for the printer: its lines as they
 /// are, then the QR code and the cut.
-pub fn text_document(text: &str, extras: &Extras) -> Document {
+/// A reprint's DUPLICATE mark is in `language`.
+pub fn text_document(text: &str, extras: &Extras, language: &str) -> Document {
     let mut blocks: Vec<Block> = Vec::new();
     if extras.duplicate {
         blocks.push(Block::Text(
-            "*** DUPLICATE ***".into(),
+            format!("*** {} ***", ui::lang::tr(language, "Receipt", "DUPLICATE")),
             Style {
                 align: Align::Center,
                 bold: true,

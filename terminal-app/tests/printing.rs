@@ -118,7 +118,8 @@ async fn a_sale_prints_on_the_serial_printer_and_survives_paper_out() {
     );
     let paper = escpos::decode(&printer.handle.printed()[before..], Encoding::Gb18030).unwrap();
     let text = drivers::printer::text_of(&paper);
-    assert!(text.contains("*** DUPLICATE ***"), "{text}");
+    // The mark in the merchant's language (zh_CN here).
+    assert!(text.contains("*** 副本 ***"), "{text}");
     assert!(text.contains("476173******0119"), "{text}");
     let o = run(
         dir.path(),

@@ -77,14 +77,7 @@ fn io_error(what: &str, e: std::io::Error) -> ReaderError {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport for UartTransport<S> {
     async fn wake(&mut self) -> Result<(), ReaderError> {
         self.rx.clear();
-        self.port
-            .write_all(&WAKE_UP)
-            .await
-            .map_err(|e| io_error("serial write", e))?;
-        self.port
-            .flush()
-            .await
-            .map_err(|e| io_error("serial write", e))
+        self.send(&WAKE_UP).await
     }
 
     async fn send(&mut self, bytes: &[u8]) -> Result<(), ReaderError> {
