@@ -33,6 +33,7 @@ pub mod entry;
 pub mod explain;
 pub mod oda;
 pub mod outcome;
+pub mod qr;
 pub mod tags;
 pub mod testdata;
 pub mod tlv;

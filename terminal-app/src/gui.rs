@@ -83,7 +83,7 @@ pub fn run_device(
 ) -> anyhow::Result<()> {
     let window = MainWindow::new().map_err(|e| {
         anyhow::anyhow!(
-            "no screen: {e} (on the device: is /dev/dri/card0 there and the user in group video?)"
+            "no screen: {e} (on the device: is /dev/dri/card0 or /dev/fb0 there and the user in group video?)"
         )
     })?;
     let _wiring = match cfg {

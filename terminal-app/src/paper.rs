@@ -27,34 +27,33 @@ impl Fonts {
     pub fn for_language(language: &str) -> Fonts {
         let mut db = fontdb::Database::new();
         db.load_system_fonts();
-        let cjk: &[&str] = match language {
-            "ja" => &[
-                "Noto Sans CJK JP",
-                "Noto Sans CJK SC",
-                "Noto Sans CJK TC",
-                "Noto Sans CJK KR",
-            ],
-            "zh_TW" => &[
-                "Noto Sans CJK TC",
-                "Noto Sans CJK SC",
-                "Noto Sans CJK JP",
-                "Noto Sans CJK KR",
-            ],
-            "ko" => &[
-                "Noto Sans CJK KR",
-                "Noto Sans CJK SC",
-                "Noto Sans CJK JP",
-                "Noto Sans CJK TC",
-            ],
-            _ => &[
-                "Noto Sans CJK SC",
-                "Noto Sans CJK TC",
-                "Noto Sans CJK JP",
-                "Noto Sans CJK KR",
-            ],
+        // Noto Sans CJK (Debian's fonts-noto-cjk) and Source Han Sans (the same typeface under
+        // Adobe's name, which the Yocto image installs from meta-oe) by region.
+        let sc = [
+            "Noto Sans CJK SC",
+            "Source Han Sans SC",
+            "Source Han Sans CN",
+        ];
+        let tc = [
+            "Noto Sans CJK TC",
+            "Source Han Sans TC",
+            "Source Han Sans TW",
+        ];
+        let jp = ["Noto Sans CJK JP", "Source Han Sans", "Source Han Sans JP"];
+        let kr = [
+            "Noto Sans CJK KR",
+            "Source Han Sans K",
+            "Source Han Sans KR",
+        ];
+        let order: [&[&str]; 4] = match language {
+            "ja" => [&jp, &sc, &tc, &kr],
+            "zh_TW" => [&tc, &sc, &jp, &kr],
+            "ko" => [&kr, &sc, &jp, &tc],
+            _ => [&sc, &tc, &jp, &kr],
         };
+        let cjk: Vec<&str> = order.concat();
         let mut families = vec!["DejaVu Sans Mono"];
-        families.extend_from_slice(cjk);
+        families.extend_from_slice(&cjk);
         families.extend_from_slice(&["Loma", "Garuda", "Norasi", "Noto Sans Thai", "DejaVu Sans"]);
         let mut faces = Vec::new();
         for fam in families {

@@ -11,7 +11,14 @@ CVE_PRODUCT = "kassa"
 inherit core-image
 
 IMAGE_FEATURES += "read-only-rootfs"
-IMAGE_INSTALL:append = " ccid fontconfig kassa kernel-modules pcsc-lite ttf-dejavu-sans-mono"
+IMAGE_INSTALL:append = " ccid fontconfig kassa kernel-modules pcsc-lite"
+
+# The screen and the receipt in the cardholder's language: DejaVu for Latin, Greek and
+# Cyrillic; Source Han Sans (meta-oe's packaging of the typeface Google ships as Noto Sans
+# CJK) for Chinese, Japanese and Korean; TLWG for Thai.
+IMAGE_INSTALL:append = " ttf-dejavu-sans ttf-dejavu-sans-mono \
+                         source-han-sans-cn-fonts source-han-sans-tw-fonts \
+                         source-han-sans-jp-fonts source-han-sans-kr-fonts ttf-tlwg"
 
 # The journal, the device key and the PKI live on their own partition, mounted at
 # /var/lib/kassa: the root file system stays read-only.
