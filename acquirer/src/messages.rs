@@ -230,7 +230,7 @@ pub fn original_data_elements(original: &Message) -> String {
 /// field 90 naming the original.
 pub fn reversal(original: &Message, repeat: bool) -> Message {
     let mut m = Message::new(if repeat { 401 } else { 400 });
-    for n in [2u8, 3, 4, 7, 11, 12, 13, 14, 22, 23, 25, 35, 41, 42, 49] {
+    for n in [2u8, 3, 4, 7, 11, 12, 13, 14, 22, 23, 25, 35, 41, 42, 48, 49] {
         if let Some(v) = original.get(n) {
             m.set(n, v.to_vec());
         }

@@ -114,6 +114,28 @@ pub enum QrRule {
     PayloadTooLong(usize),
 }
 
+impl QrRule {
+    /// A stable snake_case name for scripts (`kassa tool qr decode --json`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            QrRule::IdNotNumeric => "id_not_numeric",
+            QrRule::LengthNotNumeric => "length_not_numeric",
+            QrRule::LengthZero => "length_zero",
+            QrRule::Truncated { .. } => "truncated",
+            QrRule::Duplicate => "duplicate",
+            QrRule::Missing => "missing",
+            QrRule::NotFirst => "not_first",
+            QrRule::NotLast => "not_last",
+            QrRule::CrcMismatch { .. } => "crc_mismatch",
+            QrRule::TooLong { .. } => "too_long",
+            QrRule::WrongLength { .. } => "wrong_length",
+            QrRule::Charset => "charset",
+            QrRule::Value(_) => "value",
+            QrRule::PayloadTooLong(_) => "payload_too_long",
+        }
+    }
+}
+
 impl fmt::Display for QrRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -1602,6 +1624,31 @@ mod tests {
         let mut qr = sample();
         qr.currency = "392".into(); // JPY has no decimals
         assert_eq!(qr.encode().unwrap_err().tag, TagPath::top(54));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_valid_code_round_trips(
+            name in "[A-Z][A-Z &.-]{0,24}",
+            city in "[A-Z][A-Z ]{0,14}",
+            alt in "[\\p{Han}\\p{Thai}a-z]{1,25}",
+            minor in 1u64..10_000_000_000,
+            reference in "[A-Z0-9]{1,25}",
+        ) {
+            let mut qr = sample();
+            qr.merchant_name = name;
+            qr.merchant_city = city;
+            qr.amount = Some(amount_text(minor, 2));
+            qr.additional.as_mut().unwrap().reference_label = Some(reference);
+            qr.language.as_mut().unwrap().name = alt;
+            let code = qr.encode().unwrap();
+            proptest::prop_assert_eq!(MerchantQr::decode(&code).unwrap(), qr);
+        }
+
+        #[test]
+        fn any_string_decodes_or_errs(s in "\\PC{0,200}") {
+            let _ = MerchantQr::decode(&s);
+        }
     }
 
     #[test]

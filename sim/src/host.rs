@@ -8,6 +8,12 @@
 //! - 0400/0401: reverses the original (found by terminal and STAN), restoring the balance.
 //! - 0500: reconciles the terminal's batch totals with its ledger (00 in balance, 95 not).
 //! - 0800: sign-on, sign-off, echo.
+//! - QR payments ([`acquirer::qr`]): a 0200 with POS entry mode 032 registers a
+//!   merchant-presented order (answer 09, pending) or decides a consumer-presented code at
+//!   once (wallet formats it knows: EMVCo CPM, UnionPay, WeChat Pay and Alipay payment
+//!   codes); 0600 reports an order's status (00 paid, 09 pending, 25 unknown); 0400 cancels
+//!   or refunds it. [`HostSim::wallet`] plays the customer's wallet: it scans the code the
+//!   terminal shows and pays it, rejects it, or does nothing.
 //!
 //! Rules ([`HostRules`], a TOML file for `kassa host-sim --rules`) inject behaviour: a response
 //! code above an amount or for a PAN, a delay, a dropped connection, a wrong STAN, silence.
@@ -160,6 +166,8 @@ pub enum EntryStatus {
     Unanswered,
     /// A reversal, network or reconciliation message.
     Administrative,
+    /// A QR order registered and waiting for the customer's wallet.
+    Pending,
 }
 
 /// One request as the host saw it. The PAN is masked.
@@ -193,6 +201,12 @@ pub struct LedgerEntry {
     /// A pre-authorization a completion (0220 naming it in field 90) has settled.
     #[serde(default)]
     pub completed: bool,
+    /// A QR payment's reference (field 48.02).
+    #[serde(default)]
+    pub qr_reference: Option<String>,
+    /// The wallet that paid a QR payment.
+    #[serde(default)]
+    pub wallet: Option<String>,
 }
 
 /// A running host simulator.
@@ -200,6 +214,7 @@ pub struct HostSim {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
     task: JoinHandle<()>,
+    ledger_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for HostSim {
@@ -289,7 +304,7 @@ impl HostSim {
             cfg,
             state: state.clone(),
             sequence: AtomicU32::new(seed),
-            ledger_file,
+            ledger_file: ledger_file.clone(),
         });
         let task = tokio::spawn(async move {
             loop {
@@ -305,7 +320,12 @@ impl HostSim {
                 });
             }
         });
-        Ok(HostSim { addr, state, task })
+        Ok(HostSim {
+            addr,
+            state,
+            task,
+            ledger_file,
+        })
     }
 
     /// The address it listens on.
@@ -321,6 +341,93 @@ impl HostSim {
             .unwrap_or_default()
     }
 
+    /// Plays the customer's wallet on a merchant-presented code: `payload` is what the
+    /// wallet scanned from the terminal's screen. The code must be a valid EMVCo code whose
+    /// reference (62.05) names a pending order of the same amount.
+    pub fn wallet(&self, payload: &str, action: WalletAction) -> Result<WalletResult, String> {
+        let qr = emv::qr::MerchantQr::decode(payload).map_err(|e| e.to_string())?;
+        let reference = qr
+            .reference()
+            .ok_or("the code has no reference (62.05)")?
+            .to_string();
+        let exponent = qr
+            .currency
+            .parse::<u16>()
+            .ok()
+            .and_then(emv::codes::currency)
+            .map(|c| c.exponent)
+            .unwrap_or(2);
+        let amount = qr
+            .amount
+            .as_deref()
+            .and_then(|a| emv::qr::amount_minor(a, exponent))
+            .ok_or("the code has no amount: a static code needs the customer to type one")?;
+        let wallet = wallet_of(&qr);
+        let mut state = match self.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        let order = state
+            .ledger
+            .iter_mut()
+            .rev()
+            .find(|e| e.qr_reference.as_deref() == Some(reference.as_str()) && e.mti == 200)
+            .ok_or_else(|| format!("no order {reference} at the host"))?;
+        if order.status != EntryStatus::Pending {
+            return Err(format!(
+                "order {reference} is {:?}, not pending",
+                order.status
+            ));
+        }
+        if order.amount_minor != amount {
+            return Err(format!(
+                "the code says {amount}, the order {}",
+                order.amount_minor
+            ));
+        }
+        let result = match action {
+            WalletAction::Ignore => WalletResult {
+                reference,
+                response_code: "09".into(),
+                auth_code: None,
+            },
+            WalletAction::Reject => {
+                order.status = EntryStatus::Declined;
+                order.response_code = "05".into();
+                order.reason = "the customer rejected the payment in the wallet".into();
+                WalletResult {
+                    reference,
+                    response_code: "05".into(),
+                    auth_code: None,
+                }
+            }
+            WalletAction::Complete => {
+                let secs = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let auth = auth_code(secs ^ u64::from(order.amount_minor as u32), secs);
+                order.status = EntryStatus::Approved;
+                order.response_code = "00".into();
+                order.auth_code = Some(auth.clone());
+                order.wallet = Some(wallet.to_string());
+                order.pan = "wallet".into();
+                order.reason = format!("paid with {wallet}");
+                WalletResult {
+                    reference,
+                    response_code: "00".into(),
+                    auth_code: Some(auth),
+                }
+            }
+        };
+        if let Some(path) = &self.ledger_file
+            && let Err(e) = write_ledger(path, &state.ledger)
+        {
+            tracing::warn!(error = %e, path = %path.display(), "ledger not written");
+        }
+        Ok(result)
+    }
+
     /// Stops listening. Open connections end when their peers close them.
     pub fn shutdown(&self) {
         self.task.abort();
@@ -331,6 +438,215 @@ impl Drop for HostSim {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// What the simulated wallet does with a code it scanned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalletAction {
+    /// The customer confirms: the order is paid.
+    Complete,
+    /// The customer (or the wallet's issuer) refuses: the order is declined (05).
+    Reject,
+    /// The customer walks away: the order stays pending until the terminal gives up.
+    Ignore,
+}
+
+impl std::str::FromStr for WalletAction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "complete" => Ok(WalletAction::Complete),
+            "reject" => Ok(WalletAction::Reject),
+            "ignore" => Ok(WalletAction::Ignore),
+            _ => Err(format!(
+                "unknown wallet action {s:?} (complete, reject, ignore)"
+            )),
+        }
+    }
+}
+
+/// What the wallet did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletResult {
+    /// The order's reference.
+    pub reference: String,
+    /// 00 paid, 05 rejected, 09 still pending.
+    pub response_code: String,
+    /// The authorization code of a paid order.
+    pub auth_code: Option<String>,
+}
+
+/// The wallet network a merchant-presented code is paid through, by its first merchant
+/// account: UnionPay's AID prefix or scheme IDs, else the template's GUI.
+fn wallet_of(qr: &emv::qr::MerchantQr) -> String {
+    use emv::qr::MerchantAccount;
+    match qr.accounts.first() {
+        Some(MerchantAccount::Scheme { id, .. }) => MerchantAccount::scheme_name(*id)
+            .unwrap_or("Wallet")
+            .to_string(),
+        Some(MerchantAccount::Template(t)) if t.gui.starts_with("A000000333") => "UnionPay".into(),
+        Some(MerchantAccount::Template(t)) if t.gui.eq_ignore_ascii_case("br.gov.bcb.pix") => {
+            "Pix".into()
+        }
+        Some(MerchantAccount::Template(t)) => t.gui.clone(),
+        None => "Wallet".into(),
+    }
+}
+
+/// The wallet a consumer-presented code belongs to, by the formats the simulator knows:
+/// an EMVCo consumer-presented code (base64 of BER-TLV starting 85 05 "CPV01"), and the
+/// numeric payment codes of UnionPay (19 digits from 62), WeChat Pay (18 digits from 10-15)
+/// and Alipay (16-24 digits from 25-30).
+pub fn consumer_code_wallet(code: &str) -> Option<&'static str> {
+    // EMVCo CPM §4: the payload format indicator 85 05 "CPV01" comes first.
+    if let Some(head) = base64_prefix(code, 7)
+        && head == [0x85, 0x05, b'C', b'P', b'V', b'0', b'1']
+    {
+        return Some("EMVCo CPM");
+    }
+    if !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let prefix: u8 = code.get(..2)?.parse().ok()?;
+    match (code.len(), prefix) {
+        (19, 62) => Some("UnionPay"),
+        (18, 10..=15) => Some("WeChat Pay"),
+        (16..=24, 25..=30) => Some("Alipay"),
+        _ => None,
+    }
+}
+
+/// The first `n` bytes of standard base64 text, if the whole text is base64.
+fn base64_prefix(text: &str, n: usize) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let body = text.trim_end_matches('=');
+    if text.len() % 4 != 0 || text.len() - body.len() > 2 {
+        return None;
+    }
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in body.bytes() {
+        acc = (acc << 6) | value(c)?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    (out.len() >= n).then(|| out[..n].to_vec())
+}
+
+/// An authorization code that differs per approval: six alphanumerics.
+fn auth_code(seq: u64, secs: u64) -> String {
+    let n = seq.wrapping_mul(2_654_435_761) ^ secs;
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    (0..6)
+        .map(|i| ALPHABET[((n >> (5 * i)) % ALPHABET.len() as u64) as usize] as char)
+        .collect()
+}
+
+/// A QR payment request (0200, POS entry mode 032) or status request (0600).
+fn decide_qr(
+    req: &Message,
+    entry: &mut LedgerEntry,
+    state: &mut State,
+    resp: &mut Message,
+    forced: Option<&str>,
+    seq: u64,
+    secs: u64,
+) -> (String, String) {
+    use acquirer::qr::{QrMode, field48, parse_field48, sub};
+    let Some(items) = req.get_str(48).and_then(|f| parse_field48(&f).ok()) else {
+        return ("30".into(), "field 48 missing or malformed".into());
+    };
+    let get = |id: u8| items.iter().find(|(i, _)| *i == id).map(|(_, v)| v.clone());
+    let (Some(mode), Some(reference)) = (
+        get(sub::MODE).and_then(|m| QrMode::from_code(&m)),
+        get(sub::REFERENCE),
+    ) else {
+        return ("30".into(), "QR mode or reference missing".into());
+    };
+    entry.qr_reference = Some(reference.clone());
+    let tid = entry.terminal_id.clone();
+    let mut echo = vec![(sub::REFERENCE, reference.clone())];
+    let outcome = if req.mti == 600 {
+        entry.status = EntryStatus::Administrative;
+        let order = state.ledger.iter().rev().find(|e| {
+            e.mti == 200 && e.terminal_id == tid && e.qr_reference.as_deref() == Some(&reference)
+        });
+        match order {
+            None => ("25".into(), "no such QR order".into()),
+            Some(o) => match o.status {
+                EntryStatus::Pending => ("09".into(), "waiting for the wallet".into()),
+                EntryStatus::Approved => {
+                    if let Some(a) = &o.auth_code {
+                        resp.set_str(38, a);
+                    }
+                    if let Some(w) = &o.wallet {
+                        echo.push((sub::WALLET, w.clone()));
+                    }
+                    ("00".into(), "paid".into())
+                }
+                EntryStatus::Reversed => ("05".into(), "cancelled".into()),
+                _ if !o.response_code.is_empty() => (o.response_code.clone(), "declined".into()),
+                _ => ("05".into(), "not paid".into()),
+            },
+        }
+    } else if state.ledger.iter().any(|e| {
+        e.mti == 200 && e.terminal_id == tid && e.qr_reference.as_deref() == Some(&reference)
+    }) {
+        entry.status = EntryStatus::Declined;
+        ("94".into(), "duplicate QR reference".into())
+    } else if let Some(code) = forced {
+        entry.status = if code == "00" {
+            EntryStatus::Approved
+        } else {
+            EntryStatus::Declined
+        };
+        (code.to_string(), "rule: forced response code".into())
+    } else {
+        match mode {
+            QrMode::MerchantPresented => {
+                entry.status = EntryStatus::Pending;
+                (
+                    "09".into(),
+                    "order registered; waiting for the wallet".into(),
+                )
+            }
+            QrMode::ConsumerPresented => {
+                let code = get(sub::CONSUMER_CODE).unwrap_or_default();
+                match consumer_code_wallet(&code) {
+                    Some(wallet) => {
+                        let auth = auth_code(seq, secs);
+                        resp.set_str(38, &auth);
+                        entry.auth_code = Some(auth);
+                        entry.status = EntryStatus::Approved;
+                        entry.wallet = Some(wallet.to_string());
+                        entry.pan = "wallet".into();
+                        echo.push((sub::WALLET, wallet.to_string()));
+                        ("00".into(), format!("paid with {wallet}"))
+                    }
+                    None => {
+                        entry.status = EntryStatus::Declined;
+                        ("14".into(), "not a payment code of a known wallet".into())
+                    }
+                }
+            }
+        }
+    };
+    let refs: Vec<(u8, &str)> = echo.iter().map(|(i, v)| (*i, v.as_str())).collect();
+    resp.set_str(48, &field48(&refs));
+    outcome
 }
 
 /// What to do with one request.
@@ -503,6 +819,8 @@ fn decide(req: &Message, shared: &Shared) -> Decision {
         settled: false,
         preauth: matches!(req.mti, 100 | 200) && req.get_str(25).as_deref() == Some("06"),
         completed: false,
+        qr_reference: None,
+        wallet: None,
     };
     let mut state = match shared.state.lock() {
         Ok(s) => s,
@@ -557,7 +875,20 @@ fn decide(req: &Message, shared: &Shared) -> Decision {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    let is_qr = (req.mti == 200 && req.get_str(22).as_deref() == Some("032")) || req.mti == 600;
     let (code, reason, iad): (String, String, Vec<u8>) = match req.mti {
+        _ if is_qr => {
+            let (c, r) = decide_qr(
+                req,
+                &mut entry,
+                &mut state,
+                &mut resp,
+                forced_code.as_deref(),
+                u64::from(seq),
+                secs,
+            );
+            (c, r, Vec::new())
+        }
         100 | 200 => {
             entry.status = EntryStatus::Declined;
             let psn: u8 = req.get_str(23).and_then(|p| p.parse().ok()).unwrap_or(0);
@@ -624,12 +955,7 @@ fn decide(req: &Message, shared: &Shared) -> Decision {
             };
             if code == "00" {
                 entry.status = EntryStatus::Approved;
-                // An authorization code that differs per approval: six alphanumerics.
-                let n = (seq as u64).wrapping_mul(2_654_435_761) ^ secs;
-                const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ";
-                let auth: String = (0..6)
-                    .map(|i| ALPHABET[((n >> (5 * i)) % ALPHABET.len() as u64) as usize] as char)
-                    .collect();
+                let auth = auth_code(u64::from(seq), secs);
                 resp.set_str(38, &auth);
                 entry.auth_code = Some(auth);
             }
@@ -699,7 +1025,10 @@ fn decide(req: &Message, shared: &Shared) -> Decision {
                     && e.stan == original_stan
                     && matches!(
                         e.status,
-                        EntryStatus::Approved | EntryStatus::Unanswered | EntryStatus::Reversed
+                        EntryStatus::Approved
+                            | EntryStatus::Unanswered
+                            | EntryStatus::Reversed
+                            | EntryStatus::Pending
                     )
             });
             let reason = match found {

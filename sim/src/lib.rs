@@ -17,5 +17,8 @@ pub mod transport;
 pub mod vicc;
 
 pub use card::{CardFault, EmvCard, Profile, builtin_card, builtin_profiles};
-pub use host::{EntryStatus, HostConfig, HostFault, HostRules, HostSim, IssuerKey, LedgerEntry};
+pub use host::{
+    EntryStatus, HostConfig, HostFault, HostRules, HostSim, IssuerKey, LedgerEntry, WalletAction,
+    WalletResult, consumer_code_wallet,
+};
 pub use pki::DevPki;

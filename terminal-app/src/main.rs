@@ -310,6 +310,78 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum QrCommand {
+    /// Decode a payload: every field with its name, the CRC checked (exit 1 when invalid).
+    Decode {
+        /// The payload as scanned (`-` reads one line from stdin).
+        payload: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a payload (dynamic when it has an amount) and optionally its PNG.
+    Encode {
+        /// Merchant name (ID 59, at most 25 characters).
+        #[arg(long)]
+        merchant_name: String,
+        /// Merchant city (ID 60, at most 15 characters).
+        #[arg(long)]
+        city: String,
+        /// Merchant category code (ID 52).
+        #[arg(long, default_value = "5999")]
+        mcc: String,
+        /// Currency, ISO 4217 numeric or alphabetic (ID 53).
+        #[arg(long)]
+        currency: String,
+        /// Country, ISO 3166-1 alpha-2 (ID 58).
+        #[arg(long)]
+        country: String,
+        /// Amount in major units, e.g. 12.34 (ID 54).
+        #[arg(long)]
+        amount: Option<String>,
+        /// A static code (point of initiation 11) even with an amount.
+        #[arg(long = "static")]
+        static_code: bool,
+        /// A merchant account template (IDs 26-51, in order): GUI[,ID=VALUE...].
+        #[arg(long = "account", value_name = "GUI[,ID=VALUE...]")]
+        accounts: Vec<String>,
+        /// A card scheme's merchant identifier (IDs 02-25): ID=VALUE.
+        #[arg(long = "scheme", value_name = "ID=VALUE")]
+        schemes: Vec<String>,
+        /// Reference label (ID 62.05).
+        #[arg(long)]
+        reference: Option<String>,
+        /// Terminal label (ID 62.07).
+        #[arg(long)]
+        terminal_label: Option<String>,
+        /// Bill number (ID 62.01).
+        #[arg(long)]
+        bill_number: Option<String>,
+        /// Postal code (ID 61).
+        #[arg(long)]
+        postal_code: Option<String>,
+        /// Tip or convenience fee (IDs 55-57): prompt, fixed:AMOUNT or percent:P.
+        #[arg(long)]
+        tip: Option<String>,
+        /// Language of the alternate merchant name (ID 64.00), e.g. ZH.
+        #[arg(long)]
+        alt_language: Option<String>,
+        /// Merchant name in that language (ID 64.01).
+        #[arg(long)]
+        alt_name: Option<String>,
+        /// Merchant city in that language (ID 64.02).
+        #[arg(long)]
+        alt_city: Option<String>,
+        /// Also write the code as a PNG.
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ToolCommand {
     /// Decode BER-TLV as a tree with the meaning of each field (`-` reads stdin).
     Tlv {
@@ -420,6 +492,11 @@ enum ToolCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// EMVCo merchant-presented QR codes: decode one field by field, or make one.
+    Qr {
+        #[command(subcommand)]
+        command: QrCommand,
     },
     /// List a data object list's entries with their names.
     Dol {
@@ -1018,6 +1095,66 @@ fn tool_command(command: &ToolCommand) -> u8 {
             },
         ),
         ToolCommand::Dol { hex, json, kernel } => tool::dol(hex, *json, *kernel),
+        ToolCommand::Qr {
+            command: QrCommand::Decode { payload, json },
+        } => {
+            return match tool::qr_decode(payload, *json) {
+                Ok((text, valid)) => {
+                    println!("{text}");
+                    if valid { 0 } else { EXIT_OTHER }
+                }
+                Err(tool::ToolError(msg)) => {
+                    eprintln!("kassa tool {msg}");
+                    EXIT_USAGE
+                }
+            };
+        }
+        ToolCommand::Qr {
+            command:
+                QrCommand::Encode {
+                    merchant_name,
+                    city,
+                    mcc,
+                    currency,
+                    country,
+                    amount,
+                    static_code,
+                    accounts,
+                    schemes,
+                    reference,
+                    terminal_label,
+                    bill_number,
+                    postal_code,
+                    tip,
+                    alt_language,
+                    alt_name,
+                    alt_city,
+                    png,
+                    json,
+                },
+        } => tool::qr_encode(
+            &tool::QrEncodeArgs {
+                merchant_name,
+                city,
+                mcc,
+                currency,
+                country,
+                amount: amount.as_deref(),
+                static_code: *static_code,
+                accounts,
+                schemes,
+                reference: reference.as_deref(),
+                terminal_label: terminal_label.as_deref(),
+                bill_number: bill_number.as_deref(),
+                postal_code: postal_code.as_deref(),
+                tip: tip.as_deref(),
+                alt_language: alt_language.as_deref(),
+                alt_name: alt_name.as_deref(),
+                alt_city: alt_city.as_deref(),
+            },
+            png.as_deref(),
+            *json,
+        ),
         // Handled where the configuration is loaded.
         ToolCommand::Screenshot { .. } => return EXIT_USAGE,
         ToolCommand::PinHash => {

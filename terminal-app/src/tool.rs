@@ -784,3 +784,264 @@ mod tests {
         assert!(read_hex("  ", "t").is_err());
     }
 }
+
+/// Reads a QR payload from the argument, or from stdin when it is `-` (the trailing
+/// newline is dropped; nothing else is touched: spaces are part of a payload).
+fn read_payload(arg: &str) -> Result<String, ToolError> {
+    if arg != "-" {
+        return Ok(arg.to_string());
+    }
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| ToolError(format!("qr decode: reading stdin: {e}")))?;
+    Ok(s.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// `kassa tool qr decode`: every field with its name, the CRC checked. Returns the text
+/// and whether the payload is valid (an invalid one is exit code 1, with the tag and rule).
+pub fn qr_decode(arg: &str, json_out: bool) -> Result<(String, bool), ToolError> {
+    use emv::qr::MerchantQr;
+    let payload = read_payload(arg)?;
+    let qr = match MerchantQr::decode(&payload) {
+        Ok(qr) => qr,
+        Err(e) => {
+            let text = if json_out {
+                serde_json::to_string_pretty(&json!({
+                    "valid": false,
+                    "error": {
+                        "tag": e.tag.to_string(),
+                        "rule": e.rule.code(),
+                        "message": e.to_string(),
+                    },
+                }))
+                .unwrap_or_default()
+            } else {
+                format!("invalid: {e}")
+            };
+            return Ok((text, false));
+        }
+    };
+    let crc = &payload[payload.len() - 4..];
+    let currency = qr
+        .currency
+        .parse::<u16>()
+        .ok()
+        .and_then(emv::codes::currency);
+    if json_out {
+        let v = json!({
+            "valid": true,
+            "initiation": qr.initiation.map(|i| match i {
+                emv::qr::Initiation::Static => "static",
+                emv::qr::Initiation::Dynamic => "dynamic",
+            }),
+            "merchant_name": qr.merchant_name,
+            "merchant_city": qr.merchant_city,
+            "amount": qr.amount,
+            "currency": qr.currency,
+            "currency_alpha": currency.map(|c| c.alpha),
+            "reference": qr.reference(),
+            "crc": crc.to_ascii_uppercase(),
+            "fields": qr.fields().iter().map(|f| json!({
+                "tag": f.tag, "name": f.name, "value": f.value,
+            })).collect::<Vec<_>>(),
+        });
+        return Ok((serde_json::to_string_pretty(&v).unwrap_or_default(), true));
+    }
+    let mut out: Vec<String> = qr
+        .fields()
+        .iter()
+        .map(|f| {
+            let extra = match f.tag.as_str() {
+                "01" if f.value == "11" => " (static)",
+                "01" => " (dynamic)",
+                "53" => currency.map(|c| c.alpha).unwrap_or(""),
+                _ => "",
+            };
+            let extra = if f.tag == "53" && !extra.is_empty() {
+                format!(" ({extra})")
+            } else {
+                extra.to_string()
+            };
+            format!("{:<6} {:<56} {}{extra}", f.tag, f.name, f.value)
+        })
+        .collect();
+    out.push(format!("{:<6} {:<56} {} (valid)", "63", "CRC", crc));
+    Ok((out.join("\n"), true))
+}
+
+/// What `kassa tool qr encode` puts in a code.
+#[derive(Debug, Default)]
+pub struct QrEncodeArgs<'a> {
+    /// 59.
+    pub merchant_name: &'a str,
+    /// 60.
+    pub city: &'a str,
+    /// 52.
+    pub mcc: &'a str,
+    /// 53: numeric or alphabetic ISO 4217.
+    pub currency: &'a str,
+    /// 58.
+    pub country: &'a str,
+    /// 54 in major units ("12.34"); makes the code dynamic unless `static_code`.
+    pub amount: Option<&'a str>,
+    /// 01 = 11 even with an amount.
+    pub static_code: bool,
+    /// 26.. templates: "GUI,ID=VALUE,...".
+    pub accounts: &'a [String],
+    /// 02-25: "ID=VALUE".
+    pub schemes: &'a [String],
+    /// 62.05.
+    pub reference: Option<&'a str>,
+    /// 62.07.
+    pub terminal_label: Option<&'a str>,
+    /// 62.01.
+    pub bill_number: Option<&'a str>,
+    /// 61.
+    pub postal_code: Option<&'a str>,
+    /// 55-57: prompt, fixed:AMOUNT, percent:P.
+    pub tip: Option<&'a str>,
+    /// 64.00.
+    pub alt_language: Option<&'a str>,
+    /// 64.01.
+    pub alt_name: Option<&'a str>,
+    /// 64.02.
+    pub alt_city: Option<&'a str>,
+}
+
+fn id_value(s: &str, what: &str) -> Result<(u8, String), ToolError> {
+    let (id, v) = s
+        .split_once('=')
+        .ok_or_else(|| ToolError(format!("qr encode: {what} {s:?}: expected ID=VALUE")))?;
+    let id: u8 = id
+        .parse()
+        .ok()
+        .filter(|i: &u8| *i <= 99)
+        .ok_or_else(|| ToolError(format!("qr encode: {what} {s:?}: the ID is 00 to 99")))?;
+    Ok((id, v.to_string()))
+}
+
+/// Builds the code `kassa tool qr encode` describes.
+pub fn qr_build(a: &QrEncodeArgs) -> Result<emv::qr::MerchantQr, ToolError> {
+    use emv::qr::{AdditionalData, Initiation, MerchantAccount, MerchantLanguage, Template, Tip};
+    let currency = match a.currency.parse::<u16>() {
+        Ok(n) => emv::codes::currency(n),
+        Err(_) => emv::codes::currency_by_alpha(a.currency),
+    }
+    .ok_or_else(|| ToolError(format!("qr encode: unknown currency {:?}", a.currency)))?;
+    let amount = match a.amount {
+        None => None,
+        Some(t) => {
+            let minor = emv::qr::amount_minor(t, currency.exponent).ok_or_else(|| {
+                ToolError(format!(
+                    "qr encode: amount {t:?} is not an amount in {} ({} decimals)",
+                    currency.alpha, currency.exponent
+                ))
+            })?;
+            Some(emv::qr::amount_text(minor, currency.exponent))
+        }
+    };
+    let mut accounts = Vec::new();
+    for s in a.schemes {
+        let (id, value) = id_value(s, "--scheme")?;
+        accounts.push(MerchantAccount::Scheme { id, value });
+    }
+    for (i, s) in a.accounts.iter().enumerate() {
+        let mut parts = s.split(',');
+        let gui = parts.next().unwrap_or("").to_string();
+        let fields = parts
+            .map(|p| id_value(p, "--account"))
+            .collect::<Result<Vec<_>, _>>()?;
+        accounts.push(MerchantAccount::Template(Template {
+            id: 26 + i as u8,
+            gui,
+            fields,
+        }));
+    }
+    if accounts.is_empty() {
+        return Err(ToolError(
+            "qr encode: give at least one --account GUI[,ID=VALUE...] or --scheme ID=VALUE".into(),
+        ));
+    }
+    let tip = match a.tip {
+        None => None,
+        Some("prompt") => Some(Tip::Prompt),
+        Some(t) => match t.split_once(':') {
+            Some(("fixed", v)) => Some(Tip::Fixed(v.to_string())),
+            Some(("percent", v)) => Some(Tip::Percentage(v.to_string())),
+            _ => {
+                return Err(ToolError(format!(
+                    "qr encode: --tip {t:?}: expected prompt, fixed:AMOUNT or percent:P"
+                )));
+            }
+        },
+    };
+    let additional = AdditionalData {
+        reference_label: a.reference.map(str::to_string),
+        terminal_label: a.terminal_label.map(str::to_string),
+        bill_number: a.bill_number.map(str::to_string),
+        ..AdditionalData::default()
+    };
+    let language = match (a.alt_language, a.alt_name) {
+        (None, None) => None,
+        (Some(l), Some(n)) => Some(MerchantLanguage {
+            language: l.to_string(),
+            name: n.to_string(),
+            city: a.alt_city.map(str::to_string),
+            rfu: vec![],
+        }),
+        _ => {
+            return Err(ToolError(
+                "qr encode: --alt-language and --alt-name go together".into(),
+            ));
+        }
+    };
+    Ok(emv::qr::MerchantQr {
+        initiation: Some(if amount.is_some() && !a.static_code {
+            Initiation::Dynamic
+        } else {
+            Initiation::Static
+        }),
+        accounts,
+        mcc: a.mcc.to_string(),
+        currency: format!("{:03}", currency.numeric),
+        amount,
+        tip,
+        country: a.country.to_string(),
+        merchant_name: a.merchant_name.to_string(),
+        merchant_city: a.city.to_string(),
+        postal_code: a.postal_code.map(str::to_string),
+        additional: (additional != AdditionalData::default()).then_some(additional),
+        language,
+        rfu: vec![],
+        unreserved: vec![],
+    })
+}
+
+/// `kassa tool qr encode`: the payload (and a PNG of the code with `png`).
+pub fn qr_encode(
+    a: &QrEncodeArgs,
+    png: Option<&std::path::Path>,
+    json_out: bool,
+) -> Result<String, ToolError> {
+    let qr = qr_build(a)?;
+    let payload = qr
+        .encode()
+        .map_err(|e| ToolError(format!("qr encode: {e}")))?;
+    if let Some(path) = png {
+        let raster = drivers::escpos::qr_raster(&payload, 8)
+            .ok_or_else(|| ToolError("qr encode: the payload does not fit a QR code".into()))?;
+        crate::paper::save_png(&raster, path)
+            .map_err(|e| ToolError(format!("qr encode: {}: {e}", path.display())))?;
+    }
+    if json_out {
+        let v = json!({
+            "payload": payload,
+            "crc": &payload[payload.len() - 4..],
+            "characters": payload.chars().count(),
+            "png": png.map(|p| p.display().to_string()),
+        });
+        return Ok(serde_json::to_string_pretty(&v).unwrap_or_default());
+    }
+    Ok(payload)
+}

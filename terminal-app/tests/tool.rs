@@ -527,3 +527,133 @@ fn oda_tool_walks_the_chain() {
         "{out}"
     );
 }
+
+const EMVCO_EXAMPLE: &str = "00020101021229300012D156000000000510A93FO3230Q31280012D15600000001030812345678520441115802CN5914BEST TRANSPORT6007BEIJING64200002ZH0104最佳运输0202北京540523.7253031565502016233030412340603***0708A60086670902ME91320016A0112233449988770708123456786304A13A";
+
+#[test]
+fn qr_decode_names_every_field() {
+    let out = ok(&kassa(&["tool", "qr", "decode", EMVCO_EXAMPLE], None));
+    assert!(out.contains("54     Transaction Amount"), "{out}");
+    assert!(out.contains("53     Transaction Currency"), "{out}");
+    assert!(out.contains("156 (CNY)"), "{out}");
+    assert!(
+        out.contains("64.01  Merchant Name—Alternate Language"),
+        "{out}"
+    );
+    assert!(out.contains("最佳运输"), "{out}");
+    assert!(out.trim_end().ends_with("A13A (valid)"), "{out}");
+    // The same from stdin, as JSON.
+    let j: Value = serde_json::from_str(&ok(&kassa(
+        &["tool", "qr", "decode", "-", "--json"],
+        Some(&format!("{EMVCO_EXAMPLE}\n")),
+    )))
+    .unwrap();
+    assert_eq!(j["valid"], true);
+    assert_eq!(j["amount"], "23.72");
+    assert_eq!(j["currency_alpha"], "CNY");
+    assert_eq!(j["crc"], "A13A");
+    let fields = j["fields"].as_array().unwrap();
+    let f = |tag: &str| {
+        fields
+            .iter()
+            .find(|f| f["tag"] == tag)
+            .map(|f| f["value"].as_str().unwrap().to_string())
+    };
+    assert_eq!(f("29.00").as_deref(), Some("D15600000000"));
+    assert_eq!(f("62.07").as_deref(), Some("A6008667"));
+    assert_eq!(f("64.02").as_deref(), Some("北京"));
+    assert_eq!(f("91.00").as_deref(), Some("A011223344998877"));
+}
+
+#[test]
+fn qr_decode_reports_tag_and_rule() {
+    let bad_crc = EMVCO_EXAMPLE.replace("6304A13A", "6304A13B");
+    let o = kassa(&["tool", "qr", "decode", &bad_crc, "--json"], None);
+    assert_eq!(o.status.code(), Some(1));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["valid"], false);
+    assert_eq!(j["error"]["tag"], "63");
+    assert_eq!(j["error"]["rule"], "crc_mismatch");
+    let o = kassa(&["tool", "qr", "decode", "000201599"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "invalid: QR tag 59: the length is not two digits"
+    );
+}
+
+#[test]
+fn qr_encode_writes_a_scannable_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("code.png");
+    let out = ok(&kassa(
+        &[
+            "tool",
+            "qr",
+            "encode",
+            "--merchant-name",
+            "GOLDEN DRAGON",
+            "--city",
+            "SHANGHAI",
+            "--currency",
+            "CNY",
+            "--country",
+            "CN",
+            "--amount",
+            "88",
+            "--account",
+            "A000000333010101,01=KASSA0001",
+            "--reference",
+            "K42",
+            "--alt-language",
+            "ZH",
+            "--alt-name",
+            "金龙酒家",
+            "--png",
+            png.to_str().unwrap(),
+            "--json",
+        ],
+        None,
+    ));
+    let j: Value = serde_json::from_str(&out).unwrap();
+    let payload = j["payload"].as_str().unwrap();
+    let body = "00020101021226330016A0000003330101010109KASSA0001520459995303156540588.005802CN\
+                5913GOLDEN DRAGON6008SHANGHAI62070503K4264140002ZH0104金龙酒家6304";
+    assert_eq!(payload, format!("{body}{}", j["crc"].as_str().unwrap()));
+    // The CRC is the one `decode` checks.
+    ok(&kassa(&["tool", "qr", "decode", payload], None));
+    // The PNG holds exactly the payload.
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * w + x]);
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1);
+    let (_, content) = grids[0].decode().unwrap();
+    assert_eq!(content, payload);
+    // A name too long for ID 59 is refused with the tag.
+    let e = bad(&kassa(
+        &[
+            "tool",
+            "qr",
+            "encode",
+            "--merchant-name",
+            "A NAME THAT IS MUCH TOO LONG FOR A QR",
+            "--city",
+            "X",
+            "--currency",
+            "978",
+            "--country",
+            "DE",
+            "--scheme",
+            "02=4000123412341234",
+        ],
+        None,
+    ));
+    assert!(
+        e.contains("QR tag 59: is 37 characters, at most 25 allowed"),
+        "{e}"
+    );
+}
