@@ -229,7 +229,7 @@ pub fn parse_objects(s: &str, parent: Option<u8>) -> Result<Vec<DataObject<'_>>,
             // Name the position by the previous object (or the template itself).
             let at = out.last().map(|o| o.id).unwrap_or(0);
             return Err(QrError::new(
-                parent.map_or(TagPath::top(at), |p| TagPath::top(p)),
+                parent.map_or(TagPath::top(at), TagPath::top),
                 QrRule::IdNotNumeric,
             ));
         };

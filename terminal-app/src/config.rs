@@ -64,6 +64,55 @@ pub struct Config {
     pub indicators: IndicatorsSection,
     /// The receipt printer.
     pub printer: PrinterSection,
+    /// QR payments (EMVCo merchant-presented codes on screen, customer codes scanned).
+    pub qr: QrSection,
+}
+
+/// `[qr]`: mobile payments by QR code.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QrSection {
+    /// QR payments offered (the amount screen's QR button, `kassa pay --qr`).
+    pub enabled: bool,
+    /// The globally unique identifier of the QR network in the merchant account template
+    /// (ID 26.00): an AID or a reverse domain name from the acquirer.
+    pub network_gui: String,
+    /// The merchant's identifier in that network (ID 26.01); default `terminal.merchant_id`.
+    pub network_merchant_id: Option<String>,
+    /// Merchant city in the code (ID 60, at most 15 characters).
+    pub merchant_city: String,
+    /// ISO 639-1 language of the merchant's name in another script (ID 64.00), e.g. "ZH".
+    pub alt_language: Option<String>,
+    /// The merchant's name in that language (ID 64.01, at most 25 characters, any script).
+    pub alt_name: Option<String>,
+    /// The city in that language (ID 64.02).
+    pub alt_city: Option<String>,
+    /// How often the terminal asks the host whether the customer has paid, milliseconds.
+    pub poll_ms: u64,
+    /// How long the customer has to pay before the order is cancelled, seconds.
+    pub timeout_s: u64,
+    /// A serial barcode scanner for the customer's code: the port (e.g. /dev/ttyACM0).
+    pub scanner_port: Option<String>,
+    /// The scanner's bits per second.
+    pub scanner_baud: u32,
+}
+
+impl Default for QrSection {
+    fn default() -> Self {
+        QrSection {
+            enabled: true,
+            network_gui: "A000000333010101".into(),
+            network_merchant_id: None,
+            merchant_city: "Berlin".into(),
+            alt_language: None,
+            alt_name: None,
+            alt_city: None,
+            poll_ms: 1000,
+            timeout_s: 120,
+            scanner_port: None,
+            scanner_baud: 9600,
+        }
+    }
 }
 
 /// `[printer]`: the receipt printer (ESC/POS).
@@ -366,6 +415,7 @@ impl Default for Config {
             ui: UiSection::default(),
             indicators: IndicatorsSection::default(),
             printer: PrinterSection::default(),
+            qr: QrSection::default(),
         }
     }
 }
@@ -927,6 +977,21 @@ impl Config {
             ));
         }
         self.terminal_config().map_err(|(k, m)| invalid(&k, m))?;
+        if self.qr.enabled {
+            if self.qr.poll_ms < 200 || self.qr.poll_ms > 60_000 {
+                return Err(invalid("qr.poll_ms", "must be 200-60000".into()));
+            }
+            if self.qr.timeout_s < 5 || self.qr.timeout_s > 3600 {
+                return Err(invalid("qr.timeout_s", "must be 5-3600".into()));
+            }
+            // The code the terminal would show for the largest amount must obey the EMVCo
+            // rules: a name, city or GUI that breaks one is named here, not at the till.
+            let max = parse_amount(&t.max_amount, t.currency_exponent)
+                .unwrap_or(1)
+                .max(1);
+            crate::qrpay::merchant_code(self, max, "K0000000000000000000")
+                .map_err(|e| invalid(&format!("qr ({e})"), e.rule.to_string()))?;
+        }
         Ok(())
     }
 

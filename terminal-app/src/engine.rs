@@ -120,6 +120,15 @@ pub enum EngineEvent {
     /// The kernel asked for the card again (Outcome Try Again): its UI request ("Present
     /// card again", "See phone").
     PresentAgain(emv::outcome::UiRequest),
+    /// The host registered a QR order: show the code until it is paid or `timeout_s` passes.
+    QrShown {
+        /// The EMVCo merchant-presented payload to draw.
+        payload: String,
+        /// The transaction's reference (62.05).
+        reference: String,
+        /// How long the customer has.
+        timeout_s: u64,
+    },
 }
 
 /// Associated data for sealing torn records.
@@ -213,11 +222,13 @@ pub struct TxnResult {
     pub extras: TxnExtras,
     /// The batch it belongs to (closed by `kassa report z`).
     pub batch: i64,
+    /// A QR payment's reference, mode, wallet and status checks.
+    pub qr: Option<crate::qrpay::QrInfo>,
 }
 
 impl TxnResult {
     /// Ends the transaction without an outcome: records the state and reason in the journal.
-    fn fail(
+    pub(crate) fn fail(
         &mut self,
         journal: &mut Journal,
         state: TxnState,
@@ -267,7 +278,7 @@ impl TxnResult {
     }
 
     /// A transaction just begun (journal row `id`, state `started`), nothing known yet.
-    fn start(
+    pub(crate) fn start(
         kind: TxnKind,
         amount_minor: u64,
         stan: u32,
@@ -292,6 +303,7 @@ impl TxnResult {
             offline: None,
             extras,
             batch: 1,
+            qr: None,
         }
     }
 }
@@ -369,7 +381,7 @@ impl<R: CardReader> Engine<R> {
         self.events = None;
     }
 
-    fn emit(&self, e: EngineEvent) {
+    pub(crate) fn emit(&self, e: EngineEvent) {
         if let Some(tx) = &self.events {
             let _ = tx.send(e);
         }
@@ -881,13 +893,13 @@ impl<R: CardReader> Engine<R> {
     }
 
     /// Seals an ISO 8583 message for the journal under the device key, bound to the row.
-    fn seal_message(&self, m: &acquirer::Message, id: i64) -> Option<Vec<u8>> {
+    pub(crate) fn seal_message(&self, m: &acquirer::Message, id: i64) -> Option<Vec<u8>> {
         let bytes = Zeroizing::new(m.encode(self.link.config().dialect).ok()?);
         self.vault.seal(&bytes, &id.to_be_bytes()).ok()
     }
 
     /// Opens a message sealed by [`seal_message`](Self::seal_message).
-    fn open_message(&self, sealed: &[u8], id: i64) -> Result<acquirer::Message, String> {
+    pub(crate) fn open_message(&self, sealed: &[u8], id: i64) -> Result<acquirer::Message, String> {
         let plain = self
             .vault
             .open_sealed(sealed, &id.to_be_bytes())
@@ -1002,11 +1014,15 @@ impl<R: CardReader> Engine<R> {
     pub async fn sync(&mut self) -> Result<SyncReport, JournalError> {
         let (advices_done, advices_left) = self.send_pending_advices().await?;
         let (reversals_done, reversals_left) = self.send_pending_reversals().await?;
+        let (qr_resolved, qr_unknown, qr_approved) = self.check_unknown_qr().await?;
         Ok(SyncReport {
             reversals_done,
             reversals_left,
             advices_done,
             advices_left,
+            qr_resolved,
+            qr_unknown,
+            qr_approved,
         })
     }
 
@@ -1463,6 +1479,12 @@ pub struct SyncReport {
     pub advices_done: usize,
     /// Advices still owed.
     pub advices_left: usize,
+    /// QR payments whose unknown outcome the host has now told.
+    pub qr_resolved: usize,
+    /// QR payments whose outcome is still unknown.
+    pub qr_unknown: usize,
+    /// Of the resolved, those the customer had paid (now approved).
+    pub qr_approved: usize,
 }
 
 /// The request kept for a void: the original without card data (PAN, expiry, track 2, EMV

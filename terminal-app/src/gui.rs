@@ -1308,6 +1308,8 @@ fn show_progress(w: &MainWindow, ev: &EngineEvent) {
                 PresentMessage::PresentAgain
             });
         }
+        // QR payments are not started from the window yet.
+        EngineEvent::QrShown { .. } => {}
     }
 }
 

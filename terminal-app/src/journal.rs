@@ -55,11 +55,14 @@ pub enum TxnState {
     /// Refused before any card or host was involved (bad amount, refund above the original,
     /// wrong supervisor PIN...): `reason` is the code.
     Refused,
+    /// A QR payment whose outcome the host never told: a status check is owed (never
+    /// approved by guess).
+    Unknown,
 }
 
 impl TxnState {
     /// Every state.
-    pub const ALL: [TxnState; 15] = [
+    pub const ALL: [TxnState; 16] = [
         TxnState::Started,
         TxnState::CardRead,
         TxnState::Authorising,
@@ -75,6 +78,7 @@ impl TxnState {
         TxnState::Voided,
         TxnState::VoidPending,
         TxnState::Refused,
+        TxnState::Unknown,
     ];
 
     /// The state stored as `name` (an unknown name reads as `ended`).
@@ -103,6 +107,7 @@ impl TxnState {
             TxnState::Voided => "voided",
             TxnState::VoidPending => "void_pending",
             TxnState::Refused => "refused",
+            TxnState::Unknown => "unknown",
         }
     }
 }
@@ -152,6 +157,8 @@ pub struct JournalRow {
     pub advice: String,
     /// When the customer receipt was printed (RFC 3339), if it was.
     pub printed_at: Option<String>,
+    /// A QR payment's reference (the code's 62.05), null for cards.
+    pub qr_ref: Option<String>,
 }
 
 /// The host's answer as the journal keeps it.
@@ -258,6 +265,10 @@ impl Journal {
             ("printed_at", "TEXT"),
             // The customer receipt as laid out before printing (masked PAN only), for reprints.
             ("receipt", "TEXT"),
+            // QR payments: the reference, `mp` or `cp`, and how many status checks were sent.
+            ("qr_ref", "TEXT"),
+            ("qr_mode", "TEXT"),
+            ("qr_checks", "INTEGER NOT NULL DEFAULT 0"),
         ] {
             if !columns.iter().any(|c| c == name) {
                 conn.execute_batch(&format!(
@@ -278,6 +289,14 @@ impl Journal {
     fn recover(&mut self) -> Result<(), JournalError> {
         let t = now();
         let tx = self.conn.transaction()?;
+        // A QR payment request that was stored may have reached the host and been paid: its
+        // outcome is unknown until a status check tells.
+        tx.execute(
+            "UPDATE transactions SET state = 'unknown', updated_at = ?1,
+                reason = 'interrupted', history = history || ?1 || ' unknown interrupted' || char(10)
+             WHERE state = 'authorising' AND qr_ref IS NOT NULL AND request_msg IS NOT NULL",
+            params![t],
+        )?;
         tx.execute(
             "UPDATE transactions SET state = 'reversal_pending', reversal = 'pending', updated_at = ?1,
                 reason = 'interrupted', history = history || ?1 || ' reversal_pending interrupted' || char(10)
@@ -844,6 +863,46 @@ impl Journal {
         Ok(())
     }
 
+    /// Stores a QR payment's reference, mode and sealed request, and moves to `authorising`,
+    /// in one SQLite transaction, before the request leaves: a crash from here leaves a row
+    /// that a status check resolves.
+    pub fn qr_begin(
+        &mut self,
+        id: i64,
+        reference: &str,
+        mode: &str,
+        sealed_request: &[u8],
+    ) -> Result<(), JournalError> {
+        let t = now();
+        self.conn.execute(
+            "UPDATE transactions SET qr_ref = ?2, qr_mode = ?3, request_msg = ?4,
+                state = 'authorising', updated_at = ?5,
+                history = history || ?5 || ' authorising qr ' || ?3 || char(10)
+             WHERE id = ?1",
+            params![id, reference, mode, sealed_request, t],
+        )?;
+        Ok(())
+    }
+
+    /// QR payments whose outcome is unknown: (row, sealed request, status checks so far).
+    pub fn unknown_qr(&self) -> Result<Vec<(i64, Vec<u8>, u32)>, JournalError> {
+        let mut st = self.conn.prepare(
+            "SELECT id, request_msg, qr_checks FROM transactions
+             WHERE state = 'unknown' AND request_msg IS NOT NULL ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Counts one status check of a QR payment.
+    pub fn qr_checked(&mut self, id: i64) -> Result<(), JournalError> {
+        self.conn.execute(
+            "UPDATE transactions SET qr_checks = qr_checks + 1 WHERE id = ?1",
+            params![id],
+        )?;
+        Ok(())
+    }
+
     /// Moves a transaction to `state` with an optional reason code, appending to its history.
     pub fn set_state(
         &mut self,
@@ -894,7 +953,7 @@ impl Journal {
 
 const SELECT: &str = "SELECT id, created_at, txn_type, amount_minor, currency, stan, state, reason,
     pan_masked, scheme, aid, response_code, auth_code, rrn, reversal, history, original_id,
-    tip_minor, batch, advice, printed_at FROM transactions";
+    tip_minor, batch, advice, printed_at, qr_ref FROM transactions";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JournalRow> {
     Ok(JournalRow {
@@ -919,6 +978,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JournalRow> {
         batch: r.get(18)?,
         advice: r.get(19)?,
         printed_at: r.get(20)?,
+        qr_ref: r.get(21)?,
     })
 }
 
@@ -976,5 +1036,30 @@ mod tests {
                 .ends_with("reversal_pending response_timeout")
         );
         assert_eq!(j.recent(10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_interrupted_qr_payment_becomes_unknown_and_a_card_one_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let (qr, card) = {
+            let mut j = Journal::open(&path).unwrap();
+            let qr = j.begin("sale", 500, 978, 1).unwrap();
+            j.qr_begin(qr, "KKASSA001261130000001", "mp", b"sealed")
+                .unwrap();
+            let card = j.begin("sale", 600, 978, 2).unwrap();
+            j.set_state(card, TxnState::Authorising, None).unwrap();
+            (qr, card)
+        };
+        // The process died: on reopening, the QR payment may have been paid (a status
+        // check is owed); the card one never sent its request (no reversal armed).
+        let mut j = Journal::open(&path).unwrap();
+        let r = j.get(qr).unwrap().unwrap();
+        assert_eq!(r.state, "unknown");
+        assert_eq!(r.qr_ref.as_deref(), Some("KKASSA001261130000001"));
+        assert_eq!(j.unknown_qr().unwrap(), vec![(qr, b"sealed".to_vec(), 0)]);
+        j.qr_checked(qr).unwrap();
+        assert_eq!(j.unknown_qr().unwrap()[0].2, 1);
+        assert_eq!(j.get(card).unwrap().unwrap().state, "ended");
     }
 }

@@ -16,6 +16,7 @@ mod notify;
 mod ops;
 mod paper;
 mod print;
+mod qrpay;
 mod readers;
 mod receipt;
 mod report;
@@ -99,10 +100,31 @@ enum Command {
         /// Virtual card name (see `kassa cards`).
         #[arg(
             long,
-            required_unless_present_any = ["card_file", "reader"],
+            required_unless_present_any = ["card_file", "reader", "qr", "qr_code"],
             conflicts_with = "card_file"
         )]
         card: Option<String>,
+        /// Pay by QR: the terminal shows a dynamic EMVCo code for the amount and waits for
+        /// the host to say the customer's wallet paid (in emulator mode the simulated wallet
+        /// scans it, see --wallet).
+        #[arg(long, conflicts_with_all = ["card", "card_file", "reader", "qr_code"])]
+        qr: bool,
+        /// With --qr in emulator mode: what the simulated wallet does with the code:
+        /// complete (pays), reject, or ignore (the customer walks away).
+        #[arg(
+            long,
+            value_name = "ACTION",
+            default_value = "complete",
+            requires = "qr"
+        )]
+        wallet: String,
+        /// With --qr: the wallet scans the code this many milliseconds after it is shown.
+        #[arg(long, value_name = "MS", default_value_t = 200, requires = "qr")]
+        wallet_delay_ms: u64,
+        /// Pay with the customer's own QR code as a scanner read it (consumer-presented);
+        /// `-` reads one line from stdin.
+        #[arg(long, value_name = "CODE", conflicts_with_all = ["card", "card_file", "reader"])]
+        qr_code: Option<String>,
         /// Your own card profile (docs/CARDS.md) instead of a built-in card.
         #[arg(long, value_name = "PATH")]
         card_file: Option<PathBuf>,
@@ -320,65 +342,68 @@ enum QrCommand {
         json: bool,
     },
     /// Make a payload (dynamic when it has an amount) and optionally its PNG.
-    Encode {
-        /// Merchant name (ID 59, at most 25 characters).
-        #[arg(long)]
-        merchant_name: String,
-        /// Merchant city (ID 60, at most 15 characters).
-        #[arg(long)]
-        city: String,
-        /// Merchant category code (ID 52).
-        #[arg(long, default_value = "5999")]
-        mcc: String,
-        /// Currency, ISO 4217 numeric or alphabetic (ID 53).
-        #[arg(long)]
-        currency: String,
-        /// Country, ISO 3166-1 alpha-2 (ID 58).
-        #[arg(long)]
-        country: String,
-        /// Amount in major units, e.g. 12.34 (ID 54).
-        #[arg(long)]
-        amount: Option<String>,
-        /// A static code (point of initiation 11) even with an amount.
-        #[arg(long = "static")]
-        static_code: bool,
-        /// A merchant account template (IDs 26-51, in order): GUI[,ID=VALUE...].
-        #[arg(long = "account", value_name = "GUI[,ID=VALUE...]")]
-        accounts: Vec<String>,
-        /// A card scheme's merchant identifier (IDs 02-25): ID=VALUE.
-        #[arg(long = "scheme", value_name = "ID=VALUE")]
-        schemes: Vec<String>,
-        /// Reference label (ID 62.05).
-        #[arg(long)]
-        reference: Option<String>,
-        /// Terminal label (ID 62.07).
-        #[arg(long)]
-        terminal_label: Option<String>,
-        /// Bill number (ID 62.01).
-        #[arg(long)]
-        bill_number: Option<String>,
-        /// Postal code (ID 61).
-        #[arg(long)]
-        postal_code: Option<String>,
-        /// Tip or convenience fee (IDs 55-57): prompt, fixed:AMOUNT or percent:P.
-        #[arg(long)]
-        tip: Option<String>,
-        /// Language of the alternate merchant name (ID 64.00), e.g. ZH.
-        #[arg(long)]
-        alt_language: Option<String>,
-        /// Merchant name in that language (ID 64.01).
-        #[arg(long)]
-        alt_name: Option<String>,
-        /// Merchant city in that language (ID 64.02).
-        #[arg(long)]
-        alt_city: Option<String>,
-        /// Also write the code as a PNG.
-        #[arg(long, value_name = "FILE")]
-        png: Option<PathBuf>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Encode(Box<QrEncodeCli>),
+}
+
+#[derive(Debug, clap::Args)]
+struct QrEncodeCli {
+    /// Merchant name (ID 59, at most 25 characters).
+    #[arg(long)]
+    merchant_name: String,
+    /// Merchant city (ID 60, at most 15 characters).
+    #[arg(long)]
+    city: String,
+    /// Merchant category code (ID 52).
+    #[arg(long, default_value = "5999")]
+    mcc: String,
+    /// Currency, ISO 4217 numeric or alphabetic (ID 53).
+    #[arg(long)]
+    currency: String,
+    /// Country, ISO 3166-1 alpha-2 (ID 58).
+    #[arg(long)]
+    country: String,
+    /// Amount in major units, e.g. 12.34 (ID 54).
+    #[arg(long)]
+    amount: Option<String>,
+    /// A static code (point of initiation 11) even with an amount.
+    #[arg(long = "static")]
+    static_code: bool,
+    /// A merchant account template (IDs 26-51, in order): GUI[,ID=VALUE...].
+    #[arg(long = "account", value_name = "GUI[,ID=VALUE...]")]
+    accounts: Vec<String>,
+    /// A card scheme's merchant identifier (IDs 02-25): ID=VALUE.
+    #[arg(long = "scheme", value_name = "ID=VALUE")]
+    schemes: Vec<String>,
+    /// Reference label (ID 62.05).
+    #[arg(long)]
+    reference: Option<String>,
+    /// Terminal label (ID 62.07).
+    #[arg(long)]
+    terminal_label: Option<String>,
+    /// Bill number (ID 62.01).
+    #[arg(long)]
+    bill_number: Option<String>,
+    /// Postal code (ID 61).
+    #[arg(long)]
+    postal_code: Option<String>,
+    /// Tip or convenience fee (IDs 55-57): prompt, fixed:AMOUNT or percent:P.
+    #[arg(long)]
+    tip: Option<String>,
+    /// Language of the alternate merchant name (ID 64.00), e.g. ZH.
+    #[arg(long)]
+    alt_language: Option<String>,
+    /// Merchant name in that language (ID 64.01).
+    #[arg(long)]
+    alt_name: Option<String>,
+    /// Merchant city in that language (ID 64.02).
+    #[arg(long)]
+    alt_city: Option<String>,
+    /// Also write the code as a PNG.
+    #[arg(long, value_name = "FILE")]
+    png: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -828,6 +853,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         ),
         Command::Pay {
             ref amount,
+            qr,
+            ref wallet,
+            wallet_delay_ms,
+            ref qr_code,
             ref card,
             ref card_file,
             kind,
@@ -854,6 +883,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     Err(code) => return Ok(code),
                 },
                 amount,
+                qr,
+                wallet,
+                wallet_delay_ms,
+                qr_code: qr_code.as_deref(),
                 card: card.as_deref(),
                 card_file: card_file.as_deref(),
                 kind,
@@ -1110,50 +1143,29 @@ fn tool_command(command: &ToolCommand) -> u8 {
             };
         }
         ToolCommand::Qr {
-            command:
-                QrCommand::Encode {
-                    merchant_name,
-                    city,
-                    mcc,
-                    currency,
-                    country,
-                    amount,
-                    static_code,
-                    accounts,
-                    schemes,
-                    reference,
-                    terminal_label,
-                    bill_number,
-                    postal_code,
-                    tip,
-                    alt_language,
-                    alt_name,
-                    alt_city,
-                    png,
-                    json,
-                },
+            command: QrCommand::Encode(a),
         } => tool::qr_encode(
             &tool::QrEncodeArgs {
-                merchant_name,
-                city,
-                mcc,
-                currency,
-                country,
-                amount: amount.as_deref(),
-                static_code: *static_code,
-                accounts,
-                schemes,
-                reference: reference.as_deref(),
-                terminal_label: terminal_label.as_deref(),
-                bill_number: bill_number.as_deref(),
-                postal_code: postal_code.as_deref(),
-                tip: tip.as_deref(),
-                alt_language: alt_language.as_deref(),
-                alt_name: alt_name.as_deref(),
-                alt_city: alt_city.as_deref(),
+                merchant_name: &a.merchant_name,
+                city: &a.city,
+                mcc: &a.mcc,
+                currency: &a.currency,
+                country: &a.country,
+                amount: a.amount.as_deref(),
+                static_code: a.static_code,
+                accounts: &a.accounts,
+                schemes: &a.schemes,
+                reference: a.reference.as_deref(),
+                terminal_label: a.terminal_label.as_deref(),
+                bill_number: a.bill_number.as_deref(),
+                postal_code: a.postal_code.as_deref(),
+                tip: a.tip.as_deref(),
+                alt_language: a.alt_language.as_deref(),
+                alt_name: a.alt_name.as_deref(),
+                alt_city: a.alt_city.as_deref(),
             },
-            png.as_deref(),
-            *json,
+            a.png.as_deref(),
+            a.json,
         ),
         // Handled where the configuration is loaded.
         ToolCommand::Screenshot { .. } => return EXIT_USAGE,
@@ -1551,6 +1563,10 @@ fn cards(json: bool, show: Option<&str>) -> anyhow::Result<u8> {
 struct PayArgs<'a> {
     host_rules: sim::HostRules,
     amount: &'a str,
+    qr: bool,
+    wallet: &'a str,
+    wallet_delay_ms: u64,
+    qr_code: Option<&'a str>,
     card: Option<&'a str>,
     card_file: Option<&'a std::path::Path>,
     kind: PayType,
@@ -1717,6 +1733,9 @@ fn pay(paths: &Paths, mut cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> 
         original_id: args.original,
         tip_minor,
     };
+    if args.qr || args.qr_code.is_some() {
+        return pay_qr(paths, cfg, &args, amount_minor, extras, refusal);
+    }
     // Which reader: --reader, else the virtual one when a virtual card is named, else the
     // config's [reader].
     let spec: drivers::ReaderSpec = match (args.reader, args.card.or(args.card_file.map(|_| ""))) {
@@ -1933,6 +1952,140 @@ fn pay(paths: &Paths, mut cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> 
             &cfg,
             &result,
             &card_name,
+            args.json,
+        ))
+    })
+}
+
+/// `kassa pay --qr` and `--qr-code`: a QR sale, the simulated wallet playing the customer
+/// on a merchant-presented code in emulator mode.
+fn pay_qr(
+    paths: &Paths,
+    cfg: Config,
+    args: &PayArgs<'_>,
+    amount_minor: u64,
+    extras: engine::TxnExtras,
+    refusal: Option<ops::Refusal>,
+) -> anyhow::Result<u8> {
+    let name = if args.qr { "qr" } else { "qr-code" };
+    if !matches!(args.kind, PayType::Sale) {
+        eprintln!("kassa pay: QR payments are sales (--type sale)");
+        return Ok(EXIT_USAGE);
+    }
+    let wallet: sim::WalletAction = match args.wallet.parse() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("kassa pay: --wallet: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let source = match args.qr_code {
+        None => qrpay::QrSource::Show,
+        Some(code) => {
+            let code = if code == "-" {
+                let mut line = zeroize::Zeroizing::new(String::new());
+                if std::io::stdin().read_line(&mut line).is_err() {
+                    eprintln!("kassa pay: cannot read the QR code from stdin");
+                    return Ok(EXIT_USAGE);
+                }
+                zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string())
+            } else {
+                zeroize::Zeroizing::new(code.to_string())
+            };
+            if code.is_empty() || code.chars().any(|c| c.is_control()) {
+                eprintln!("kassa pay: --qr-code: not a code (empty or control characters)");
+                return Ok(EXIT_USAGE);
+            }
+            qrpay::QrSource::Scanned(code)
+        }
+    };
+    let refusal = refusal.or_else(|| {
+        (!cfg.qr.enabled).then(|| {
+            (
+                "qr_disabled".to_string(),
+                "QR payments are not enabled on this terminal ([qr] enabled)".to_string(),
+            )
+        })
+    });
+    if let Some((code, message)) = refusal {
+        let mut journal = Journal::open(&paths.journal())
+            .with_context(|| format!("journal {}", paths.journal().display()))?;
+        let result = engine::TxnResult::refused(
+            &mut journal,
+            TxnKind::Sale,
+            amount_minor,
+            cfg.terminal.currency,
+            extras,
+            &code,
+            message,
+        )?;
+        return Ok(finish(&mut journal, "pay", &cfg, &result, name, args.json));
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let env =
+            EmulatorEnv::start_with(paths, &cfg, args.fault, Vec::new(), args.host_rules.clone())
+                .await?;
+        let link = env.link(&cfg)?;
+        let journal = Journal::open(&paths.journal())
+            .with_context(|| format!("journal {}", paths.journal().display()))?;
+        let vault = vault::Vault::open(&paths.device_key())?;
+        let (reader, _tap) = SimReader::new("no reader (QR)");
+        let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut engine = Engine::new(
+            cfg.clone(),
+            RecordingReader::new(drivers::AnyReader::Sim(reader)),
+            link,
+            journal,
+            vault,
+        )?
+        .with_events(ev_tx);
+        let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = cancel_tx.send(true);
+            }
+        });
+        // The customer's wallet: scans the code on the screen and does what --wallet says.
+        let host = env.host.as_ref();
+        let quiet = args.json;
+        let delay = std::time::Duration::from_millis(args.wallet_delay_ms);
+        let wallet_plays = async {
+            while let Some(ev) = ev_rx.recv().await {
+                if let engine::EngineEvent::QrShown { payload, .. } = ev {
+                    if !quiet {
+                        eprintln!("kassa pay: scan to pay: {payload}");
+                    }
+                    tokio::time::sleep(delay).await;
+                    match host {
+                        Some(h) => {
+                            if let Err(e) = h.wallet(&payload, wallet) {
+                                eprintln!("kassa pay: the simulated wallet: {e}");
+                            }
+                        }
+                        None if !quiet => {
+                            eprintln!("kassa pay: waiting for the customer's wallet");
+                        }
+                        None => {}
+                    }
+                }
+            }
+            std::future::pending::<std::convert::Infallible>().await
+        };
+        let result = tokio::select! {
+            r = engine.run_qr(amount_minor, extras, source, Some(cancel_rx)) => r?,
+            never = wallet_plays => match never {},
+        };
+        engine.link.close().await;
+        if let Some(path) = args.save_receipt {
+            save_receipt(&cfg, &result, args.copy, path)?;
+        }
+        Ok(finish(
+            &mut engine.journal,
+            "pay",
+            &cfg,
+            &result,
+            name,
             args.json,
         ))
     })

@@ -268,7 +268,8 @@ pub fn complete(
     })
 }
 
-/// `kassa sync`: advices and reversals to the host, now; lists receipts never printed.
+/// `kassa sync`: advices and reversals to the host, status checks of QR payments whose
+/// outcome is unknown, now; lists receipts never printed.
 pub fn sync(paths: &Paths, cfg: Config, json: bool, fault: Option<Fault>) -> anyhow::Result<u8> {
     let rt = runtime()?;
     rt.block_on(async {
@@ -282,6 +283,11 @@ pub fn sync(paths: &Paths, cfg: Config, json: bool, fault: Option<Fault>) -> any
                 serde_json::json!({
                     "reversals": { "acknowledged": r.reversals_done, "pending": r.reversals_left },
                     "advices": { "acknowledged": r.advices_done, "pending": r.advices_left },
+                    "qr": {
+                        "resolved": r.qr_resolved,
+                        "approved": r.qr_approved,
+                        "unknown": r.qr_unknown,
+                    },
                     "unprinted": unprinted,
                 })
             );
@@ -293,6 +299,10 @@ pub fn sync(paths: &Paths, cfg: Config, json: bool, fault: Option<Fault>) -> any
             println!(
                 "advices: {} acknowledged, {} still pending",
                 r.advices_done, r.advices_left
+            );
+            println!(
+                "qr payments: {} resolved ({} paid), {} still unknown",
+                r.qr_resolved, r.qr_approved, r.qr_unknown
             );
             if !unprinted.is_empty() {
                 println!(

@@ -213,6 +213,16 @@ pub fn document(
         }
         b.line(format!("AID {}", hex(&card.aid)));
     }
+    if let Some(q) = &r.qr {
+        b.pair(
+            &ui::lang::tr(l, "Receipt", "QR PAYMENT"),
+            q.wallet.as_deref().unwrap_or(""),
+        );
+        if let Some(payer) = &q.payer {
+            b.line(payer.clone());
+        }
+        b.pair(&ui::lang::tr(l, "Receipt", "REFERENCE"), &q.reference);
+    }
     b.blank();
     let money = |minor: u64| {
         format!(
@@ -246,6 +256,7 @@ pub fn document(
         "declined" => ui::lang::tr(l, "Receipt", "DECLINED"),
         "host_unreachable" | "reversal_pending" => ui::lang::tr(l, "Receipt", "NOT AUTHORISED"),
         "cancelled" => ui::lang::tr(l, "Receipt", "CANCELLED"),
+        "unknown" => ui::lang::tr(l, "Receipt", "RESULT UNKNOWN"),
         other => other.replace('_', " ").to_uppercase(),
     };
     b.styled(verdict, true, false);
@@ -523,6 +534,7 @@ mod tests {
             offline: None,
             extras: TxnExtras::default(),
             batch: 3,
+            qr: None,
         }
     }
 

@@ -39,6 +39,26 @@ pub struct PayReport {
     pub receipt: String,
     /// What the receipt printer did.
     pub printer: PrinterPart,
+    /// A QR payment's facts (null for cards).
+    pub qr: Option<QrPart>,
+}
+
+/// `qr`: a QR payment.
+#[derive(Debug, Serialize)]
+pub struct QrPart {
+    /// `merchant_presented` (the code on the terminal's screen) or `consumer_presented`
+    /// (the customer's code, scanned).
+    pub mode: String,
+    /// The transaction's reference (the code's 62.05).
+    pub reference: String,
+    /// The code shown (merchant-presented); the customer's code is never reported.
+    pub payload: Option<String>,
+    /// The wallet that paid, as the host names it.
+    pub wallet: Option<String>,
+    /// The payer's masked account, when the host gives one.
+    pub payer: Option<String>,
+    /// Status requests sent while waiting.
+    pub status_checks: u32,
 }
 
 /// `printer`: the receipt on the configured printer.
@@ -308,6 +328,18 @@ impl PayReport {
             }),
             receipt,
             printer: PrinterPart::default(),
+            qr: r.qr.as_ref().map(|q| QrPart {
+                mode: match q.mode {
+                    acquirer::qr::QrMode::MerchantPresented => "merchant_presented",
+                    acquirer::qr::QrMode::ConsumerPresented => "consumer_presented",
+                }
+                .into(),
+                reference: q.reference.clone(),
+                payload: q.payload.clone(),
+                wallet: q.wallet.clone(),
+                payer: q.payer.clone(),
+                status_checks: q.status_checks,
+            }),
         }
     }
 }
