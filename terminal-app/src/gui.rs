@@ -168,6 +168,11 @@ enum Cmd {
         /// cancel before the engine starts the payment still counts).
         cancel: watch::Receiver<bool>,
     },
+    /// A QR sale: the terminal shows a dynamic code for `amount`.
+    PayQr {
+        amount: u64,
+        cancel: watch::Receiver<bool>,
+    },
     /// Check the supervisor PIN (the counters and lock-out live in the journal).
     CheckPin(zeroize::Zeroizing<String>),
     /// Complete pre-authorization `id` with `amount`.
@@ -448,6 +453,40 @@ fn wire(
             start_payment(&w, &cfg, &cmd_tx, &cancel, s.kind, fare, 0, &home.borrow());
         });
     }
+    // Pay by QR code: no tap; the code appears once the host has registered the order.
+    {
+        let weak = window.as_weak();
+        let state = state.clone();
+        let cfg = cfg.clone();
+        let cmd_tx = cmd_tx.clone();
+        let cancel = cancel.clone();
+        let home = home.clone();
+        amount_adapter.on_charge_qr(move || {
+            let Some(w) = weak.upgrade() else { return };
+            let mut s = state.borrow_mut();
+            let fare = s.entry.minor();
+            if fare == 0 || s.kind != TxnKind::Sale || !cfg.qr.enabled {
+                return;
+            }
+            s.fare = fare;
+            let p = w.global::<PresentAdapter>();
+            p.set_amount_text(amount_text(&cfg, fare, &home.borrow()).into());
+            p.set_showing_qr(false);
+            p.set_message(PresentMessage::Authorising);
+            p.set_busy(false);
+            indicate(Status::Processing);
+            w.global::<EmulatorAdapter>().set_can_tap(false);
+            w.global::<AppAdapter>().set_screen(Screen::Present);
+            let (cancel_tx, cancel_rx) = watch::channel(false);
+            if let Ok(mut c) = cancel.lock() {
+                *c = Some(cancel_tx);
+            }
+            let _ = cmd_tx.send(Cmd::PayQr {
+                amount: fare,
+                cancel: cancel_rx,
+            });
+        });
+    }
     // Tips.
     {
         let weak = window.as_weak();
@@ -531,6 +570,30 @@ fn wire(
             if let Some(w) = weak.upgrade() {
                 w.global::<EmulatorAdapter>().set_can_tap(false);
             }
+        });
+    }
+    {
+        let env = env.clone();
+        let weak = window.as_weak();
+        emu.on_pay_with_phone(move |action| {
+            let Some(w) = weak.upgrade() else { return };
+            let emu = w.global::<EmulatorAdapter>();
+            emu.set_can_pay_phone(false);
+            let Some(payload) = QR_ON_SCREEN.with(|q| q.borrow().clone()) else {
+                return;
+            };
+            let action = match action.as_str() {
+                "reject" => sim::WalletAction::Reject,
+                _ => sim::WalletAction::Complete,
+            };
+            let note = match env.host.as_ref() {
+                Some(h) => match h.wallet(&payload, action) {
+                    Ok(r) => format!("phone: {} ({})", r.reference, r.response_code),
+                    Err(e) => format!("phone: {e}"),
+                },
+                None => "phone: the acquirer is not the built-in simulator".to_string(),
+            };
+            emu.set_host_status(note.into());
         });
     }
     // Result and receipt choice.
@@ -759,6 +822,7 @@ fn open_amount(w: &MainWindow, s: &mut UiState, cfg: &Config, title: TxnTitle, k
     a.set_amount_text(ui::amount::format_minor(0, cfg.terminal.currency_exponent).into());
     a.set_can_charge(false);
     a.set_at_maximum(false);
+    a.set_qr_offered(cfg.qr.enabled && kind == TxnKind::Sale && title != TxnTitle::Completion);
     w.global::<AppAdapter>().set_screen(Screen::Amount);
 }
 
@@ -831,6 +895,9 @@ async fn engine_task(
                 cancel,
             } => {
                 last_id = pay(&mut engine, &weak, cancel, &cfg, kind, amount, tip).await;
+            }
+            Cmd::PayQr { amount, cancel } => {
+                last_id = pay_qr(&mut engine, &weak, cancel, &cfg, amount).await;
             }
             Cmd::CheckPin(pin) => {
                 let checked =
@@ -1023,6 +1090,55 @@ async fn pay(
     id
 }
 
+/// One QR sale through the engine, its progress on the screen, then the result.
+async fn pay_qr(
+    engine: &mut Engine<AnyReader>,
+    weak: &slint::Weak<MainWindow>,
+    cancel_rx: watch::Receiver<bool>,
+    cfg: &Config,
+    amount: u64,
+) -> Option<i64> {
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+    engine.set_events(ev_tx);
+    let w = weak.clone();
+    let forward = tokio::spawn(async move {
+        while let Some(ev) = ev_rx.recv().await {
+            let _ = w.upgrade_in_event_loop(move |w| show_progress(&w, &ev));
+        }
+    });
+    let result = engine
+        .run_qr(
+            amount,
+            TxnExtras::default(),
+            crate::qrpay::QrSource::Show,
+            Some(cancel_rx),
+        )
+        .await;
+    engine.detach_events();
+    let _ = forward.await;
+    let id = result.as_ref().ok().map(|r| r.journal_id);
+    let shown = match result {
+        Ok(r) => result_view(cfg, &r, engine),
+        Err(e) => ResultShown {
+            kind: ResultKind::Error,
+            approval_code: String::new(),
+            detail: e.to_string(),
+            receipt: String::new(),
+            approved: false,
+            merchant_copy: None,
+            e_receipt: None,
+            language: cfg.ui.language.clone(),
+        },
+    };
+    show_result(weak, shown);
+    id
+}
+
+thread_local! {
+    /// The QR payload on the screen, for the emulator's phone. UI thread only.
+    static QR_ON_SCREEN: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
 /// Shows a result on the result screen and speaks it.
 fn show_result(weak: &slint::Weak<MainWindow>, shown: ResultShown) {
     let _ = weak.upgrade_in_event_loop(move |w| {
@@ -1036,6 +1152,9 @@ fn show_result(weak: &slint::Weak<MainWindow>, shown: ResultShown) {
             w.global::<AppAdapter>().set_screen(Screen::Error);
             return;
         }
+        w.global::<PresentAdapter>().set_showing_qr(false);
+        w.global::<EmulatorAdapter>().set_can_pay_phone(false);
+        QR_ON_SCREEN.with(|q| *q.borrow_mut() = None);
         let r = w.global::<ResultAdapter>();
         r.set_kind(shown.kind);
         r.set_approval_code(shown.approval_code.into());
@@ -1168,7 +1287,8 @@ fn result_view(cfg: &Config, r: &TxnResult, engine: &mut Engine<AnyReader>) -> R
         "approved" => ResultKind::Approved,
         "declined" => ResultKind::Declined,
         "cancelled" => ResultKind::Cancelled,
-        "host_unreachable" | "reversal_pending" => ResultKind::NotAuthorised,
+        // A QR payment whose outcome the host has not given is not a sale: the goods stay.
+        "host_unreachable" | "reversal_pending" | "unknown" => ResultKind::NotAuthorised,
         "try_again" => ResultKind::TryAgain,
         "try_another_interface" => ResultKind::TryAnotherInterface,
         "end_application" | "select_next" => ResultKind::UseAnotherCard,
@@ -1308,8 +1428,21 @@ fn show_progress(w: &MainWindow, ev: &EngineEvent) {
                 PresentMessage::PresentAgain
             });
         }
-        // QR payments are not started from the window yet.
-        EngineEvent::QrShown { .. } => {}
+        // The host registered the QR order: the code replaces the tap zone.
+        EngineEvent::QrShown {
+            payload, reference, ..
+        } => {
+            indicate(Status::Ready);
+            match ui::qr::image(payload.as_bytes(), 300) {
+                Ok(img) => p.set_qr_code(img),
+                Err(e) => tracing::warn!(error = %e, "the payment code cannot be drawn"),
+            }
+            p.set_qr_reference(reference.as_str().into());
+            p.set_showing_qr(true);
+            p.set_message(PresentMessage::ScanQr);
+            QR_ON_SCREEN.with(|q| *q.borrow_mut() = Some(payload.clone()));
+            w.global::<EmulatorAdapter>().set_can_pay_phone(true);
+        }
     }
 }
 
@@ -1621,6 +1754,48 @@ mod tests {
                 w.global::<OperatorAdapter>().get_message().to_string()
             });
             assert_eq!(msg, "#5: voided");
+            click(&weak, "menu");
+            click(&weak, "close");
+            wait_for(&weak, "the idle screen", |w| {
+                w.global::<AppAdapter>().get_screen() == Screen::Idle
+            });
+            // A QR sale: the code replaces the tap zone once the host has the order; the
+            // emulator's phone scans it and pays.
+            click(&weak, "new sale");
+            for k in ["key 8", "key 8", "key 0", "key 0"] {
+                click(&weak, k);
+            }
+            click(&weak, "charge qr");
+            wait_for(&weak, "the QR code on the screen", |w| {
+                w.global::<PresentAdapter>().get_showing_qr()
+                    && w.global::<EmulatorAdapter>().get_can_pay_phone()
+            });
+            assert!(has_label(&weak, "payment qr code".into()));
+            let (size, reference) = on_ui(&weak, |w| {
+                let p = w.global::<PresentAdapter>();
+                (p.get_qr_code().size(), p.get_qr_reference().to_string())
+            });
+            assert!(size.width >= 150 && size.width == size.height, "{size:?}");
+            assert!(reference.starts_with("KKASSA001"), "{reference}");
+            click(&weak, "phone complete");
+            wait_for(&weak, "the QR sale's result", |w| {
+                w.global::<AppAdapter>().get_screen() == Screen::Result
+            });
+            assert_eq!(
+                on_ui(&weak, |w| w.global::<ResultAdapter>().get_kind()),
+                ResultKind::Approved
+            );
+            let receipt = on_ui(&weak, |w| {
+                w.global::<ResultAdapter>().get_receipt().to_string()
+            });
+            assert!(
+                receipt.contains("QR-ZAHLUNG") && receipt.contains(&reference),
+                "{receipt}"
+            );
+            assert!(!on_ui(&weak, |w| w
+                .global::<PresentAdapter>()
+                .get_showing_qr()));
+            click(&weak, "done");
         }
     }
 }

@@ -315,11 +315,13 @@ pub fn sync(paths: &Paths, cfg: Config, json: bool, fault: Option<Fault>) -> any
                 );
             }
         }
-        Ok(if r.reversals_left == 0 && r.advices_left == 0 && r.qr_unknown == 0 {
-            0
-        } else {
-            EXIT_HOST
-        })
+        Ok(
+            if r.reversals_left == 0 && r.advices_left == 0 && r.qr_unknown == 0 {
+                0
+            } else {
+                EXIT_HOST
+            },
+        )
     })
 }
 

@@ -13,8 +13,8 @@ use ui::lang::LANGUAGES;
 use ui::offscreen::{Frame, Offscreen};
 use ui::{
     AmountAdapter, AppAdapter, ErrorAdapter, ErrorKind, IdleAdapter, LanguageChoice, MainWindow,
-    OperatorAdapter, OperatorPage, PresentAdapter, ResultAdapter, ResultKind, Screen, Theme,
-    TipAdapter, TipChoice,
+    OperatorAdapter, OperatorPage, PresentAdapter, PresentMessage, ResultAdapter, ResultKind,
+    Screen, Theme, TipAdapter, TipChoice,
 };
 
 const BACKGROUND: [u8; 3] = [0x0f, 0x17, 0x20];
@@ -70,6 +70,7 @@ const SCREENS: &[&str] = &[
     "amount",
     "tip",
     "present",
+    "present-qr",
     "result",
     "declined",
     "operator-pin",
@@ -92,7 +93,23 @@ fn show(w: &MainWindow, screen: &str) {
         "idle" => app.set_screen(Screen::Idle),
         "amount" => app.set_screen(Screen::Amount),
         "tip" => app.set_screen(Screen::Tip),
-        "present" => app.set_screen(Screen::Present),
+        "present" => {
+            w.global::<PresentAdapter>().set_showing_qr(false);
+            w.global::<PresentAdapter>()
+                .set_message(PresentMessage::PresentCard);
+            app.set_screen(Screen::Present);
+        }
+        "present-qr" => {
+            let p = w.global::<PresentAdapter>();
+            let code = "00020101021226390016A0000003330101010115KASSA0000000001520459995303978\
+                        540512.345802DE5915Kassa Demo Shop6006Berlin62370521KKASSA0012611300000\
+                        010708KASSA0016304ACEA";
+            p.set_qr_code(ui::qr::image(code.as_bytes(), 300).unwrap());
+            p.set_qr_reference("KKASSA001261130000001".into());
+            p.set_showing_qr(true);
+            p.set_message(PresentMessage::ScanQr);
+            app.set_screen(Screen::Present);
+        }
         "result" => app.set_screen(Screen::Result),
         "declined" => {
             r.set_kind(ResultKind::Declined);
