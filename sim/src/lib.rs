@@ -12,6 +12,7 @@ pub mod pki;
 pub mod pn532;
 pub mod printer;
 pub mod rsa;
+pub mod scanner;
 pub mod script;
 pub mod transport;
 pub mod vicc;

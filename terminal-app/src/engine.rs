@@ -262,15 +262,40 @@ impl TxnResult {
         code: &str,
         message: String,
     ) -> Result<TxnResult, JournalError> {
+        TxnResult::ended_early(
+            journal,
+            kind,
+            amount_minor,
+            currency,
+            extras,
+            (TxnState::Refused, Failure::Refused),
+            code,
+            message,
+        )
+    }
+
+    /// A transaction that ended before any card or host was involved (refused by the
+    /// terminal's rules, or no code from the scanner): journalled in `state` with `code`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn ended_early(
+        journal: &mut Journal,
+        kind: TxnKind,
+        amount_minor: u64,
+        currency: u16,
+        extras: TxnExtras,
+        (state, failure): (TxnState, Failure),
+        code: &str,
+        message: String,
+    ) -> Result<TxnResult, JournalError> {
         let id = journal.begin(kind.name(), amount_minor, currency, 0)?;
         journal.set_details(id, extras.original_id, extras.tip_minor)?;
-        journal.set_state(id, TxnState::Refused, Some(code))?;
+        journal.set_state(id, state, Some(code))?;
         let mut r = TxnResult::start(kind, amount_minor, 0, id, chrono::Local::now(), extras);
         r.batch = journal.current_batch().unwrap_or(1);
-        r.outcome = "refused".into();
-        r.journal_state = TxnState::Refused;
+        r.outcome = state.name().into();
+        r.journal_state = state;
         r.error = Some(TxnError {
-            failure: Failure::Refused,
+            failure,
             code: code.to_string(),
             message,
         });

@@ -100,7 +100,7 @@ enum Command {
         /// Virtual card name (see `kassa cards`).
         #[arg(
             long,
-            required_unless_present_any = ["card_file", "reader", "qr", "qr_code"],
+            required_unless_present_any = ["card_file", "reader", "qr", "qr_code", "scan"],
             conflicts_with = "card_file"
         )]
         card: Option<String>,
@@ -123,8 +123,15 @@ enum Command {
         wallet_delay_ms: u64,
         /// Pay with the customer's own QR code as a scanner read it (consumer-presented);
         /// `-` reads one line from stdin.
-        #[arg(long, value_name = "CODE", conflicts_with_all = ["card", "card_file", "reader"])]
+        #[arg(long, value_name = "CODE", conflicts_with_all = ["card", "card_file", "reader", "scan"])]
         qr_code: Option<String>,
+        /// Pay with the customer's code read by the barcode scanner (`[qr] scanner_port`, or
+        /// --scanner): waits up to `[qr] timeout_s` for a scan.
+        #[arg(long, conflicts_with_all = ["card", "card_file", "reader", "qr"])]
+        scan: bool,
+        /// With --scan: the scanner's serial port instead of `[qr] scanner_port`.
+        #[arg(long, value_name = "PATH", requires = "scan")]
+        scanner: Option<PathBuf>,
         /// Your own card profile (docs/CARDS.md) instead of a built-in card.
         #[arg(long, value_name = "PATH")]
         card_file: Option<PathBuf>,
@@ -857,6 +864,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             ref wallet,
             wallet_delay_ms,
             ref qr_code,
+            scan,
+            ref scanner,
             ref card,
             ref card_file,
             kind,
@@ -887,6 +896,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 wallet,
                 wallet_delay_ms,
                 qr_code: qr_code.as_deref(),
+                scan,
+                scanner: scanner.as_deref(),
                 card: card.as_deref(),
                 card_file: card_file.as_deref(),
                 kind,
@@ -1567,6 +1578,8 @@ struct PayArgs<'a> {
     wallet: &'a str,
     wallet_delay_ms: u64,
     qr_code: Option<&'a str>,
+    scan: bool,
+    scanner: Option<&'a std::path::Path>,
     card: Option<&'a str>,
     card_file: Option<&'a std::path::Path>,
     kind: PayType,
@@ -1733,7 +1746,7 @@ fn pay(paths: &Paths, mut cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> 
         original_id: args.original,
         tip_minor,
     };
-    if args.qr || args.qr_code.is_some() {
+    if args.qr || args.qr_code.is_some() || args.scan {
         return pay_qr(paths, cfg, &args, amount_minor, extras, refusal);
     }
     // Which reader: --reader, else the virtual one when a virtual card is named, else the
@@ -1967,7 +1980,13 @@ fn pay_qr(
     extras: engine::TxnExtras,
     refusal: Option<ops::Refusal>,
 ) -> anyhow::Result<u8> {
-    let name = if args.qr { "qr" } else { "qr-code" };
+    let name = if args.qr {
+        "qr"
+    } else if args.scan {
+        "scanner"
+    } else {
+        "qr-code"
+    };
     if !matches!(args.kind, PayType::Sale) {
         eprintln!("kassa pay: QR payments are sales (--type sale)");
         return Ok(EXIT_USAGE);
@@ -1980,7 +1999,8 @@ fn pay_qr(
         }
     };
     let source = match args.qr_code {
-        None => qrpay::QrSource::Show,
+        None if args.scan => None,
+        None => Some(qrpay::QrSource::Show),
         Some(code) => {
             let code = if code == "-" {
                 let mut line = zeroize::Zeroizing::new(String::new());
@@ -1996,7 +2016,16 @@ fn pay_qr(
                 eprintln!("kassa pay: --qr-code: not a code (empty or control characters)");
                 return Ok(EXIT_USAGE);
             }
-            qrpay::QrSource::Scanned(code)
+            Some(qrpay::QrSource::Scanned(code))
+        }
+    };
+    let scanner_path = match (args.scan, args.scanner, &cfg.qr.scanner_port) {
+        (false, _, _) => None,
+        (true, Some(p), _) => Some(p.to_path_buf()),
+        (true, None, Some(p)) => Some(PathBuf::from(p)),
+        (true, None, None) => {
+            eprintln!("kassa pay: --scan needs [qr] scanner_port or --scanner PATH");
+            return Ok(EXIT_USAGE);
         }
     };
     let refusal = refusal.or_else(|| {
@@ -2023,6 +2052,29 @@ fn pay_qr(
     }
     let rt = runtime()?;
     rt.block_on(async {
+        // The customer's code from the scanner, before anything else starts.
+        let source = match (source, scanner_path) {
+            (Some(s), _) => s,
+            (None, Some(path)) => match scan_code(&path, &cfg, args.json).await {
+                Ok(code) => qrpay::QrSource::Scanned(code),
+                Err(e) => {
+                    let mut journal = Journal::open(&paths.journal())
+                        .with_context(|| format!("journal {}", paths.journal().display()))?;
+                    let result = engine::TxnResult::ended_early(
+                        &mut journal,
+                        TxnKind::Sale,
+                        amount_minor,
+                        cfg.terminal.currency,
+                        extras,
+                        (journal::TxnState::CardError, engine::Failure::Other),
+                        e.kind.code(),
+                        e.to_string(),
+                    )?;
+                    return Ok(finish(&mut journal, "pay", &cfg, &result, name, args.json));
+                }
+            },
+            (None, None) => return Ok(EXIT_USAGE),
+        };
         let env =
             EmulatorEnv::start_with(paths, &cfg, args.fault, Vec::new(), args.host_rules.clone())
                 .await?;
@@ -2089,6 +2141,22 @@ fn pay_qr(
             args.json,
         ))
     })
+}
+
+/// Waits for the customer's code on the serial scanner at `path`.
+async fn scan_code(
+    path: &std::path::Path,
+    cfg: &Config,
+    quiet: bool,
+) -> Result<zeroize::Zeroizing<String>, drivers::ScannerError> {
+    use drivers::CodeScanner;
+    let mut scanner = drivers::SerialScanner::open(path, cfg.qr.scanner_baud)?;
+    if !quiet {
+        eprintln!("kassa pay: scan the customer's code ({})", scanner.label());
+    }
+    scanner
+        .read_code(std::time::Duration::from_secs(cfg.qr.timeout_s))
+        .await
 }
 
 /// `--save-receipt`: the receipt as `[printer]` would get it (paper width, encoding, QR code,

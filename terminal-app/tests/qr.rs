@@ -232,3 +232,67 @@ fn the_customers_code_is_paid_by_format_and_never_shown() {
     );
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn the_customers_code_from_a_serial_scanner() {
+    let dir = setup();
+    let scanner = sim::scanner::ScannerPty::spawn().unwrap();
+    let path = scanner.path.to_str().unwrap().to_string();
+    let run = |args: Vec<String>| {
+        let data = dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            kassa(&data, &args)
+        })
+    };
+    let args = |amount: &str| -> Vec<String> {
+        [
+            "pay",
+            "--amount",
+            amount,
+            "--scan",
+            "--scanner",
+            &path,
+            "--json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    // The customer shows their Alipay code; the scanner reads it once the terminal waits.
+    let pay = run(args("5.00"));
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    scanner.handle.scan("281234567890123456");
+    let o = pay.await.unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(!text(&o.stdout).contains("281234567890123456"));
+    let j = json(&o);
+    assert_eq!(j["outcome"], "approved");
+    assert_eq!(j["qr"]["mode"], "consumer_presented");
+    assert_eq!(j["qr"]["wallet"], "Alipay");
+    // Noise on the line: no payment request at all, a card error with the reason.
+    let pay = run(args("5.00"));
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    scanner.handle.send_raw(b"\x00\x13\xfe!\r\n");
+    let o = pay.await.unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let j = json(&o);
+    assert_eq!(j["outcome"], "card_error");
+    assert_eq!(j["error"]["code"], "scanner_noise");
+    assert_eq!(j["journal"]["state"], "card_error");
+    // No scanner at all.
+    let o = kassa(
+        dir.path(),
+        &[
+            "pay",
+            "--amount",
+            "5.00",
+            "--scan",
+            "--scanner",
+            "/dev/ttyNOPE9",
+            "--json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(json(&o)["error"]["code"], "no_scanner");
+}
