@@ -23,6 +23,8 @@ pub use open::{AnyReader, ReaderSpec};
 pub use pn532::{Pn532, Pn532Config};
 pub use printer::{EscPosPrinter, Printer, PrinterError, VirtualPrinter};
 pub use reader::{CardInfo, CardReader, ReaderError, ReaderErrorKind};
-pub use scanner::{CodeScanner, ScannerError, ScannerErrorKind, SerialScanner};
+pub use scanner::{
+    AnyScanner, CodeScanner, HidScanner, ScannerError, ScannerErrorKind, SerialScanner,
+};
 pub use sim_reader::{RfTiming, SimReader, SimReaderHandle, VirtualCard};
 pub use trace::{RecordingReader, ReplayReader, Trace, TraceError};

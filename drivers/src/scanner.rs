@@ -7,6 +7,11 @@
 //! noisy line (wrong speed, a loose cable) sends bytes that are not a code: those are
 //! [`ScannerErrorKind::Noise`], never passed on, and never echoed in errors (a code is a
 //! payment token).
+//!
+//! A scanner in keyboard mode (USB HID, most scanners' factory setting) types the code as
+//! key presses and Enter: [`HidScanner`] grabs its input device (`/dev/input/by-id/...-kbd`,
+//! so the keys reach nothing else) and [`KeyDecoder`] turns Linux key codes with Shift into
+//! characters (US layout, the scanners' default).
 
 use std::future::Future;
 use std::path::Path;
@@ -153,6 +158,228 @@ impl LineDecoder {
             ));
         }
         Ok(Zeroizing::new(text.to_string()))
+    }
+}
+
+/// Turns a keyboard-mode scanner's key events into codes: Linux key codes (input-event-codes.h)
+/// in the US layout with Shift, Enter ending the line. A key with no character on a scanner
+/// (F-keys, arrows, Ctrl) makes the line noise.
+#[derive(Default)]
+pub struct KeyDecoder {
+    line: Zeroizing<String>,
+    shift: bool,
+    noise: bool,
+}
+
+impl KeyDecoder {
+    /// A decoder with nothing typed.
+    pub fn new() -> KeyDecoder {
+        KeyDecoder::default()
+    }
+
+    /// Forgets a partial line.
+    pub fn clear(&mut self) {
+        self.line.clear();
+        self.noise = false;
+    }
+
+    /// One key event (`value` 1 pressed, 0 released, 2 auto-repeat). Returns a verdict when
+    /// Enter ends a line.
+    pub fn key(
+        &mut self,
+        code: u16,
+        value: i32,
+    ) -> Option<Result<Zeroizing<String>, ScannerError>> {
+        const LEFTSHIFT: u16 = 42;
+        const RIGHTSHIFT: u16 = 54;
+        const ENTER: u16 = 28;
+        const KPENTER: u16 = 96;
+        if code == LEFTSHIFT || code == RIGHTSHIFT {
+            self.shift = value != 0;
+            return None;
+        }
+        if value != 1 {
+            return None;
+        }
+        if code == ENTER || code == KPENTER {
+            let noise = std::mem::take(&mut self.noise);
+            let line = Zeroizing::new(std::mem::take(&mut *self.line));
+            if line.is_empty() && !noise {
+                return None;
+            }
+            if noise {
+                return Some(Err(ScannerError::new(
+                    ScannerErrorKind::Noise,
+                    format!(
+                        "{} keys, some without a character",
+                        line.chars().count() + 1
+                    ),
+                )));
+            }
+            return Some(LineDecoder::verdict(line.as_bytes()));
+        }
+        match key_char(code, self.shift) {
+            Some(c) if self.line.len() < MAX_CODE_CHARS * 4 => self.line.push(c),
+            Some(_) => {}
+            None => self.noise = true,
+        }
+        None
+    }
+}
+
+/// The character of a key in the US layout.
+fn key_char(code: u16, shift: bool) -> Option<char> {
+    const DIGITS: &[u8; 10] = b"1234567890";
+    const SHIFTED: &[u8; 10] = b"!@#$%^&*()";
+    let pick = |plain: char, shifted: char| Some(if shift { shifted } else { plain });
+    let letter = |c: u8| {
+        Some(if shift {
+            c.to_ascii_uppercase() as char
+        } else {
+            c as char
+        })
+    };
+    match code {
+        2..=11 => {
+            let i = usize::from(code - 2);
+            Some(if shift { SHIFTED[i] } else { DIGITS[i] } as char)
+        }
+        12 => pick('-', '_'),
+        13 => pick('=', '+'),
+        16..=25 => letter(b"qwertyuiop"[usize::from(code - 16)]),
+        26 => pick('[', '{'),
+        27 => pick(']', '}'),
+        30..=38 => letter(b"asdfghjkl"[usize::from(code - 30)]),
+        39 => pick(';', ':'),
+        40 => pick('\'', '"'),
+        41 => pick('`', '~'),
+        43 => pick('\\', '|'),
+        44..=50 => letter(b"zxcvbnm"[usize::from(code - 44)]),
+        51 => pick(',', '<'),
+        52 => pick('.', '>'),
+        53 => pick('/', '?'),
+        55 => Some('*'),
+        57 => Some(' '),
+        // The keypad: 7 8 9 - 4 5 6 + 1 2 3 0 .
+        71..=83 => Some(b"789-456+1230."[usize::from(code - 71)] as char),
+        98 => Some('/'),
+        _ => None,
+    }
+}
+
+/// A scanner in keyboard mode on a Linux input device, grabbed while open.
+pub struct HidScanner {
+    events: evdev::EventStream,
+    decoder: KeyDecoder,
+    label: String,
+}
+
+impl std::fmt::Debug for HidScanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HidScanner")
+            .field("label", &self.label)
+            .finish()
+    }
+}
+
+impl HidScanner {
+    /// Opens and grabs the input device at `path` (needs a Tokio runtime).
+    pub fn open(path: &Path) -> Result<Self, ScannerError> {
+        let open_err = |e: std::io::Error| {
+            let kind = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                ScannerErrorKind::Permission
+            } else {
+                ScannerErrorKind::NoScanner
+            };
+            ScannerError::new(kind, format!("{}: {e}", path.display()))
+        };
+        if !path.exists() {
+            return Err(ScannerError::new(
+                ScannerErrorKind::NoScanner,
+                format!("{} does not exist", path.display()),
+            ));
+        }
+        let mut dev = evdev::Device::open(path).map_err(open_err)?;
+        dev.grab().map_err(open_err)?;
+        let events = dev.into_event_stream().map_err(open_err)?;
+        Ok(HidScanner {
+            events,
+            decoder: KeyDecoder::new(),
+            label: format!("hid:{}", path.display()),
+        })
+    }
+
+    /// Where it is (`hid:/dev/input/event3`).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+}
+
+impl CodeScanner for HidScanner {
+    async fn read_code(&mut self, timeout: Duration) -> Result<Zeroizing<String>, ScannerError> {
+        // Keys typed before the terminal asked belong to no payment.
+        while let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_millis(2), self.events.next_event()).await
+        {}
+        self.decoder.clear();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let ev = match tokio::time::timeout_at(deadline, self.events.next_event()).await {
+                Err(_) => {
+                    return Err(ScannerError::new(
+                        ScannerErrorKind::Timeout,
+                        format!("no code within {} ms", timeout.as_millis()),
+                    ));
+                }
+                Ok(Err(e)) => {
+                    return Err(ScannerError::new(ScannerErrorKind::Closed, e.to_string()));
+                }
+                Ok(Ok(ev)) => ev,
+            };
+            if ev.event_type() != evdev::EventType::KEY {
+                continue;
+            }
+            if let Some(v) = self.decoder.key(ev.code(), ev.value()) {
+                return v;
+            }
+        }
+    }
+}
+
+/// A serial or keyboard-mode scanner, by its path: under `/dev/input/` it is an input device.
+#[derive(Debug)]
+pub enum AnyScanner {
+    /// A serial (or USB CDC-ACM) scanner.
+    Serial(SerialScanner<tokio_serial::SerialStream>),
+    /// A keyboard-mode (USB HID) scanner.
+    Hid(HidScanner),
+}
+
+impl AnyScanner {
+    /// Opens the scanner at `path` (`baud` for serial ones).
+    pub fn open(path: &Path, baud: u32) -> Result<AnyScanner, ScannerError> {
+        if path.starts_with("/dev/input") {
+            HidScanner::open(path).map(AnyScanner::Hid)
+        } else {
+            SerialScanner::open(path, baud).map(AnyScanner::Serial)
+        }
+    }
+
+    /// Where it is.
+    pub fn label(&self) -> &str {
+        match self {
+            AnyScanner::Serial(s) => s.label(),
+            AnyScanner::Hid(h) => h.label(),
+        }
+    }
+}
+
+impl CodeScanner for AnyScanner {
+    async fn read_code(&mut self, timeout: Duration) -> Result<Zeroizing<String>, ScannerError> {
+        match self {
+            AnyScanner::Serial(s) => s.read_code(timeout).await,
+            AnyScanner::Hid(h) => h.read_code(timeout).await,
+        }
     }
 }
 
@@ -344,6 +571,78 @@ mod tests {
         // Blank lines between codes are skipped, spaces alone are noise.
         assert_eq!(feed(&mut d, b"\r\n\r\n"), vec![]);
         assert_eq!(feed(&mut d, b"   \r"), vec![Err(ScannerErrorKind::Noise)]);
+    }
+
+    /// Key events as a keyboard-mode scanner types `text` (US layout) and Enter.
+    fn typed(text: &str) -> Vec<(u16, i32)> {
+        let mut ev = Vec::new();
+        for c in text.chars() {
+            let (code, shift) = (1..=120u16)
+                .find_map(|k| {
+                    if key_char(k, false) == Some(c) {
+                        Some((k, false))
+                    } else if key_char(k, true) == Some(c) {
+                        Some((k, true))
+                    } else {
+                        None
+                    }
+                })
+                .unwrap();
+            if shift {
+                ev.push((42, 1));
+            }
+            ev.extend([(code, 1), (code, 0)]);
+            if shift {
+                ev.push((42, 0));
+            }
+        }
+        ev.extend([(28, 1), (28, 0)]);
+        ev
+    }
+
+    fn keys(d: &mut KeyDecoder, events: &[(u16, i32)]) -> Vec<Result<String, ScannerErrorKind>> {
+        events
+            .iter()
+            .filter_map(|(c, v)| d.key(*c, *v))
+            .map(|r| r.map(|s| s.to_string()).map_err(|e| e.kind))
+            .collect()
+    }
+
+    #[test]
+    fn keyboard_mode_codes_with_shift() {
+        let mut d = KeyDecoder::new();
+        // Exactly the events a scanner sends for "6212" and Enter.
+        let events = [
+            (7, 1),
+            (7, 0),
+            (3, 1),
+            (3, 0),
+            (2, 1),
+            (2, 0),
+            (3, 1),
+            (3, 0),
+            (28, 1),
+            (28, 0),
+        ];
+        assert_eq!(keys(&mut d, &events), vec![Ok("6212".into())]);
+        // Base64 needs Shift for capitals, + and =.
+        let cpm = "hQVDUFYwMWEUTwigAAADMwEBAVoIYhI0VniQEj8=";
+        assert_eq!(keys(&mut d, &typed(cpm)), vec![Ok(cpm.into())]);
+        // An EMVCo payload with spaces, '.', '*'.
+        let p = "00020101021229300012D156000000000510A93FO3230Q5914BEST TRANSPORT0603***540523.72";
+        assert_eq!(keys(&mut d, &typed(p)), vec![Ok(p.into())]);
+        // Auto-repeat and releases type nothing.
+        assert_eq!(
+            keys(&mut d, &[(2, 1), (2, 2), (2, 0), (28, 1)]),
+            vec![Ok("1".into())]
+        );
+        // A key without a character (F1 = 59) spoils the line; the next is fine.
+        assert_eq!(
+            keys(&mut d, &[(2, 1), (59, 1), (28, 1), (3, 1), (28, 1)]),
+            vec![Err(ScannerErrorKind::Noise), Ok("2".into())]
+        );
+        // Enter alone is nothing.
+        assert_eq!(keys(&mut d, &[(28, 1), (96, 1)]), vec![]);
     }
 
     #[test]

@@ -2150,7 +2150,7 @@ async fn scan_code(
     quiet: bool,
 ) -> Result<zeroize::Zeroizing<String>, drivers::ScannerError> {
     use drivers::CodeScanner;
-    let mut scanner = drivers::SerialScanner::open(path, cfg.qr.scanner_baud)?;
+    let mut scanner = drivers::AnyScanner::open(path, cfg.qr.scanner_baud)?;
     if !quiet {
         eprintln!("kassa pay: scan the customer's code ({})", scanner.label());
     }
