@@ -352,14 +352,14 @@ pub enum AnyScanner {
     /// A serial (or USB CDC-ACM) scanner.
     Serial(SerialScanner<tokio_serial::SerialStream>),
     /// A keyboard-mode (USB HID) scanner.
-    Hid(HidScanner),
+    Hid(Box<HidScanner>),
 }
 
 impl AnyScanner {
     /// Opens the scanner at `path` (`baud` for serial ones).
     pub fn open(path: &Path, baud: u32) -> Result<AnyScanner, ScannerError> {
         if path.starts_with("/dev/input") {
-            HidScanner::open(path).map(AnyScanner::Hid)
+            HidScanner::open(path).map(|h| AnyScanner::Hid(Box::new(h)))
         } else {
             SerialScanner::open(path, baud).map(AnyScanner::Serial)
         }
