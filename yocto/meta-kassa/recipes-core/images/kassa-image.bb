@@ -16,9 +16,15 @@ IMAGE_INSTALL:append = " ccid fontconfig kassa kernel-modules pcsc-lite"
 # The screen and the receipt in the cardholder's language: DejaVu for Latin, Greek and
 # Cyrillic; Source Han Sans (meta-oe's packaging of the typeface Google ships as Noto Sans
 # CJK) for Chinese, Japanese and Korean; TLWG for Thai.
-IMAGE_INSTALL:append = " ttf-dejavu-sans ttf-dejavu-sans-mono \
-                         source-han-sans-cn-fonts source-han-sans-tw-fonts \
-                         source-han-sans-jp-fonts source-han-sans-kr-fonts ttf-tlwg"
+IMAGE_INSTALL:append = " \
+    source-han-sans-cn-fonts \
+    source-han-sans-jp-fonts \
+    source-han-sans-kr-fonts \
+    source-han-sans-tw-fonts \
+    ttf-dejavu-sans \
+    ttf-dejavu-sans-mono \
+    ttf-tlwg \
+"
 
 # The journal, the device key and the PKI live on their own partition, mounted at
 # /var/lib/kassa: the root file system stays read-only.
