@@ -425,3 +425,399 @@ pub async fn reader(
         card_alone_per_apdu_us: alone,
     })
 }
+
+/// The cards `kassa bench` taps: one well-behaved card of each scheme.
+const BENCH_CARDS: [&str; 7] = [
+    "visa",
+    "wallet",
+    "mastercard",
+    "unionpay",
+    "jcb",
+    "amex",
+    "discover",
+];
+
+/// One card's tap against the radio's physical limit.
+#[derive(Debug, Clone, Serialize)]
+pub struct TapBudget {
+    /// The virtual card.
+    pub card: String,
+    /// The kernel's outcome.
+    pub outcome: String,
+    /// Offline data authentication as the kernel did it (`fdda_ok`, `cda_ok`, `not_performed`).
+    pub oda: String,
+    /// Command/response pairs.
+    pub apdus: usize,
+    /// C-APDU and R-APDU bytes.
+    pub apdu_bytes: usize,
+    /// ISO 14443-4 framing added (PCB, CID, CRC: 5 bytes each way per exchange).
+    pub frame_overhead_bytes: usize,
+    /// Air time of those bytes at 106 kbit/s, 9 bits per byte (type A parity), microseconds.
+    pub air_us: u64,
+    /// Frame waiting time: the card's processing (typical: 4 ms per plain command, 40 ms
+    /// per cryptogram or signature), microseconds.
+    pub card_processing_us: u64,
+    /// Air time plus processing: the physical floor of this tap, microseconds.
+    pub modelled_us: u64,
+    /// Kassa's own CPU time for the whole kernel (Entry Point, the kernel, ODA when it
+    /// runs, cryptogram request), the card's time excluded, median, microseconds.
+    pub kernel_cpu_us: f64,
+    /// `kernel_cpu_us` as a share of `modelled_us`, percent.
+    pub cpu_share_percent: f64,
+    /// Card detected to the kernel's outcome ("remove card") through the simulated reader
+    /// pacing every exchange at the modelled rate.
+    pub card_in_field: Latency,
+}
+
+/// Taps every bench card: the exchange against the model, the kernel's CPU time, and the
+/// card-in-field time through the simulated reader at the modelled rate.
+pub async fn taps(cfg: &crate::config::Config, taps: usize) -> anyhow::Result<Vec<TapBudget>> {
+    use drivers::{SimReader, VirtualCard};
+    let config = cfg
+        .terminal_config()
+        .map_err(|(k, m)| anyhow::anyhow!("{k}: {m}"))?;
+    let rf = drivers::RfTiming::typical();
+    let mut out = Vec::new();
+    for name in BENCH_CARDS {
+        // The kernel alone, the card's answers taken out of the clock.
+        let mut cpu = Vec::new();
+        let mut log = Vec::new();
+        let mut outcome = None;
+        for _ in 0..200 {
+            let mut card = sim::builtin_card(name).context("card")??;
+            let (_, mut input) = emv::testdata::terminal_and_input(1234);
+            input.unpredictable_number = [0x12, 0x34, 0x56, 0x78];
+            log.clear();
+            let mut spent = Duration::ZERO;
+            let t = Instant::now();
+            let mut txn = EntryPoint::new(&config).start(input)?;
+            let mut step = txn.begin();
+            spent += t.elapsed();
+            let o = loop {
+                match step {
+                    Step::Transmit(cmd) => {
+                        let t = Instant::now();
+                        let c = cmd.to_bytes()?;
+                        spent += t.elapsed();
+                        let r = card.process(&c);
+                        let t = Instant::now();
+                        step = txn.on_response(&r);
+                        spent += t.elapsed();
+                        log.push((c, r));
+                    }
+                    Step::Outcome(o) => break o,
+                }
+            };
+            cpu.push(spent);
+            outcome = Some(o);
+        }
+        let o = outcome.context("no run")?;
+        cpu.sort();
+        let kernel_cpu_us = cpu[cpu.len() / 2].as_secs_f64() * 1e6;
+        let air_us: u64 = log
+            .iter()
+            .map(|(c, r)| ((c.len() + r.len() + 10) as u64 * 9 * 1_000_000) / 106_000)
+            .sum();
+        let modelled_us: u64 = log
+            .iter()
+            .map(|(c, r)| rf.exchange(c, r.len()).as_micros() as u64)
+            .sum();
+        // Through the simulated reader at the modelled rate.
+        let (mut reader, tap) = SimReader::new("bench");
+        reader = reader.with_timing(rf);
+        let mut times = Vec::new();
+        for _ in 0..taps {
+            let card: Box<dyn VirtualCard> = Box::new(sim::builtin_card(name).context("card")??);
+            tap.tap(card);
+            let (_, _, t) = drive_and_remove(&mut reader, &tap, &config).await?;
+            times.push(t);
+        }
+        out.push(TapBudget {
+            card: name.to_string(),
+            outcome: format!("{:?}", o.kind),
+            oda: o.oda.name().to_string(),
+            apdus: log.len(),
+            apdu_bytes: log.iter().map(|(c, r)| c.len() + r.len()).sum(),
+            frame_overhead_bytes: log.len() * 10,
+            air_us,
+            card_processing_us: modelled_us.saturating_sub(air_us),
+            modelled_us,
+            kernel_cpu_us,
+            cpu_share_percent: kernel_cpu_us / modelled_us.max(1) as f64 * 100.0,
+            card_in_field: latency(times),
+        });
+    }
+    Ok(out)
+}
+
+/// [`drive`] on the simulated reader, which needs the card taken off the field by hand.
+async fn drive_and_remove(
+    reader: &mut drivers::SimReader,
+    tap: &drivers::SimReaderHandle,
+    config: &emv::config::TerminalConfig,
+) -> anyhow::Result<(String, Vec<(Vec<u8>, Vec<u8>)>, Duration)> {
+    use drivers::CardReader;
+    let (_, mut input) = emv::testdata::terminal_and_input(1234);
+    input.unpredictable_number = [0x12, 0x34, 0x56, 0x78];
+    reader
+        .wait_for_card(Duration::from_secs(5))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let t0 = Instant::now();
+    let mut txn = EntryPoint::new(config).start(input)?;
+    let mut step = txn.begin();
+    let mut log = Vec::new();
+    let outcome = loop {
+        match step {
+            Step::Transmit(cmd) => {
+                let c = cmd.to_bytes()?;
+                let r = reader
+                    .transceive(&c, Duration::from_secs(2))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                step = txn.on_response(&r);
+                log.push((c, r));
+            }
+            Step::Outcome(o) => break o,
+        }
+    };
+    let t = t0.elapsed();
+    tap.remove();
+    reader
+        .wait_for_removal(Duration::from_secs(5))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((format!("{:?}", outcome.kind), log, t))
+}
+
+/// Start-up: a new `kassa` process drawing the idle screen with the software renderer and
+/// writing it (`kassa tool screenshot`), measured from spawn to exit.
+#[derive(Debug, Clone, Serialize)]
+pub struct StartBench {
+    /// Spawn to exit (the PNG written), per run.
+    pub process: Latency,
+    /// Inside the process: the window created and the first frame drawn, median, ms.
+    pub render_ms: f64,
+}
+
+/// Runs `kassa tool screenshot` `runs` times.
+pub fn start_time(runs: usize) -> anyhow::Result<StartBench> {
+    let exe = std::env::current_exe().context("the kassa executable")?;
+    let dir = std::env::temp_dir().join(format!("kassa-bench-start-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let png = dir.join("idle.png");
+    let mut times = Vec::new();
+    let mut render = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let o = std::process::Command::new(&exe)
+            .args(["--data-dir"])
+            .arg(&dir)
+            .args(["tool", "screenshot", "--json", "--out"])
+            .arg(&png)
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .output()?;
+        times.push(t.elapsed());
+        anyhow::ensure!(
+            o.status.success(),
+            "kassa tool screenshot failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+        render.push(v["render_ms"].as_f64().unwrap_or(0.0));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    render.sort_by(f64::total_cmp);
+    Ok(StartBench {
+        process: latency(times),
+        render_ms: render.get(render.len() / 2).copied().unwrap_or(0.0),
+    })
+}
+
+/// Memory over a long emulator run.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct MemoryBench {
+    /// Transactions run (each a full sale: tap, kernel, mTLS authorization, journal).
+    pub transactions: usize,
+    /// How many were approved.
+    pub approved: usize,
+    /// Peak resident set size (VmHWM), kilobytes.
+    pub peak_rss_kb: u64,
+    /// Resident set size at the end (VmRSS), kilobytes.
+    pub end_rss_kb: u64,
+    /// Wall time of the run, seconds.
+    pub seconds: f64,
+}
+
+fn proc_status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Runs `n` emulator sales in this process (virtual cards taken in turn, the host simulator
+/// over mutual TLS, the journal in a scratch directory) and reports the memory it needed.
+pub async fn memory_run(cfg: &crate::config::Config, n: usize) -> anyhow::Result<MemoryBench> {
+    use crate::emulator::{EmulatorEnv, Paths};
+    use crate::engine::{Engine, Overrides, TxnExtras, TxnKind};
+    let dir = std::env::temp_dir().join(format!("kassa-bench-memory-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let paths = Paths {
+        data_dir: dir.clone(),
+    };
+    let t = Instant::now();
+    let result = async {
+        let env = EmulatorEnv::start(&paths, cfg, None).await?;
+        let (reader, tap) = drivers::SimReader::new("bench");
+        let journal = crate::journal::Journal::open(&paths.journal())?;
+        let vault = crate::vault::Vault::open(&paths.device_key())?;
+        let mut engine = Engine::new(
+            cfg.clone(),
+            drivers::AnyReader::Sim(reader),
+            env.link(cfg)?,
+            journal,
+            vault,
+        )?;
+        let mut approved = 0;
+        for i in 0..n {
+            let name = BENCH_CARDS[i % BENCH_CARDS.len()];
+            tap.tap(Box::new(env.card(name).context("card")??));
+            let r = engine
+                .run_full(
+                    TxnKind::Sale,
+                    1000 + (i as u64 % 4000),
+                    TxnExtras::default(),
+                    None,
+                    Overrides::default(),
+                )
+                .await?;
+            if r.approved() {
+                approved += 1;
+            }
+            tap.remove();
+        }
+        engine.link.close().await;
+        anyhow::Ok(approved)
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(MemoryBench {
+        transactions: n,
+        approved: result?,
+        peak_rss_kb: proc_status_kb("VmHWM:"),
+        end_rss_kb: proc_status_kb("VmRSS:"),
+        seconds: t.elapsed().as_secs_f64(),
+    })
+}
+
+/// The memory run in a fresh `kassa` process, so nothing else this process did counts.
+pub fn memory(n: usize) -> anyhow::Result<MemoryBench> {
+    let exe = std::env::current_exe().context("the kassa executable")?;
+    let o = std::process::Command::new(exe)
+        .args([
+            "bench",
+            "memory",
+            "--transactions",
+            &n.to_string(),
+            "--json",
+        ])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()?;
+    anyhow::ensure!(
+        o.status.success(),
+        "kassa bench memory failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Ok(serde_json::from_slice(&o.stdout)?)
+}
+
+/// Everything `kassa bench` reports, with the budgets of docs/PERFORMANCE.md.
+#[derive(Debug, Clone, Serialize)]
+pub struct AllBench {
+    /// Per card: the exchange against the radio's limit and Kassa's CPU time.
+    pub taps: Vec<TapBudget>,
+    /// The authorization round trip and the simulator's throughput.
+    pub host: HostBench,
+    /// Process start to the idle screen drawn.
+    pub start: StartBench,
+    /// A 1000-transaction emulator run.
+    pub memory: MemoryBench,
+    /// The budgets, each with the figure measured and whether it holds.
+    pub budgets: Vec<Budget>,
+}
+
+/// One budget.
+#[derive(Debug, Clone, Serialize)]
+pub struct Budget {
+    /// What is budgeted.
+    pub name: String,
+    /// The limit, in `unit`.
+    pub limit: f64,
+    /// The figure measured, in `unit`.
+    pub measured: f64,
+    /// `percent`, `ms`, `MB`.
+    pub unit: String,
+    /// Whether the figure is within the limit.
+    pub met: bool,
+}
+
+fn budget(name: &str, limit: f64, measured: f64, unit: &str) -> Budget {
+    Budget {
+        name: name.into(),
+        limit,
+        measured,
+        unit: unit.into(),
+        met: measured <= limit,
+    }
+}
+
+/// Runs every benchmark (`kassa bench`).
+pub async fn all(cfg: &crate::config::Config) -> anyhow::Result<AllBench> {
+    let taps = taps(cfg, 20).await?;
+    let host = host(1000, 32).await?;
+    let start = tokio::task::spawn_blocking(|| start_time(5)).await??;
+    let memory = tokio::task::spawn_blocking(|| memory(1000)).await??;
+    let worst_share = taps.iter().map(|t| t.cpu_share_percent).fold(0.0, f64::max);
+    let visa = taps
+        .iter()
+        .find(|t| t.card == "visa")
+        .map(|t| t.card_in_field.p99_us as f64 / 1000.0)
+        .unwrap_or(f64::MAX);
+    let budgets = vec![
+        budget(
+            "kernel CPU time per tap, share of air time (worst card)",
+            2.0,
+            worst_share,
+            "percent",
+        ),
+        budget("Visa card in field (p99)", 250.0, visa, "ms"),
+        budget(
+            "start to idle screen drawn (p50)",
+            300.0,
+            start.process.p50_us as f64 / 1000.0,
+            "ms",
+        ),
+        budget(
+            "peak resident memory, 1000 transactions",
+            60.0,
+            memory.peak_rss_kb as f64 / 1024.0,
+            "MB",
+        ),
+    ];
+    Ok(AllBench {
+        taps,
+        host,
+        start,
+        memory,
+        budgets,
+    })
+}

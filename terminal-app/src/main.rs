@@ -300,10 +300,15 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         ledger: Option<PathBuf>,
     },
-    /// Measure: `kassa bench host` (authorization round trips and simulator throughput).
+    /// Measure: with no subcommand every figure of docs/PERFORMANCE.md with its budget;
+    /// `taps`, `host`, `reader`, `start`, `memory` one at a time.
+    #[command(args_conflicts_with_subcommands = true)]
     Bench {
         #[command(subcommand)]
-        command: BenchCommand,
+        command: Option<BenchCommand>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Create a development PKI: a CA, a host certificate and terminal certificates.
     Certs {
@@ -552,6 +557,34 @@ enum CopyArg {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
+    /// Per card: APDUs and bytes against the modelled air time at 106 kbit/s, the kernel's
+    /// CPU time, and the card-in-field time through the simulated reader at that rate.
+    Taps {
+        /// Taps per card through the simulated reader.
+        #[arg(long, default_value_t = 20)]
+        taps: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Process start to the idle screen drawn (`kassa tool screenshot` in a new process).
+    Start {
+        /// Runs.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Peak resident memory of an emulator run of many sales, in this process.
+    Memory {
+        /// Sales to run.
+        #[arg(long, default_value_t = 1000)]
+        transactions: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Authorization round trip over mutual TLS on loopback, and simulator throughput.
     Host {
         /// Authorizations per series.
@@ -957,12 +990,118 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Sync { json, fault } => ops::sync(&paths, cfg, json, fault),
         Command::Certs { .. } | Command::HostSim { .. } | Command::Run { .. } => Ok(EXIT_USAGE),
         Command::Bench {
+            command: None,
+            json,
+        } => {
+            let rt = runtime()?;
+            let b = rt.block_on(bench::all(&cfg))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&b)?);
+            } else {
+                print_taps(&b.taps);
+                let h = &b.host;
+                println!(
+                    "host round trip (mTLS 1.3, loopback): kept p50 {} us p99 {} us; new connection p50 {} us p99 {} us",
+                    h.reused_connection.p50_us,
+                    h.reused_connection.p99_us,
+                    h.new_connection_full_handshake.p50_us,
+                    h.new_connection_full_handshake.p99_us
+                );
+                println!(
+                    "start to idle screen drawn: p50 {:.0} ms (first frame {:.0} ms)",
+                    b.start.process.p50_us as f64 / 1000.0,
+                    b.start.render_ms
+                );
+                println!(
+                    "{} sales: peak resident {:.1} MB, {:.1} s",
+                    b.memory.transactions,
+                    b.memory.peak_rss_kb as f64 / 1024.0,
+                    b.memory.seconds
+                );
+                println!("budgets:");
+                for x in &b.budgets {
+                    println!(
+                        "  {:<58} {:>9.3} {:<7} limit {:>6} {}",
+                        x.name,
+                        x.measured,
+                        x.unit,
+                        x.limit,
+                        if x.met { "met" } else { "MISSED" }
+                    );
+                }
+            }
+            Ok(0)
+        }
+        Command::Bench {
+            command: Some(BenchCommand::Taps { taps, json }),
+            ..
+        } => {
+            if taps == 0 {
+                eprintln!("kassa bench taps: --taps must be above zero");
+                return Ok(EXIT_USAGE);
+            }
+            let rt = runtime()?;
+            let b = rt.block_on(bench::taps(&cfg, taps))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&b)?);
+            } else {
+                print_taps(&b);
+            }
+            Ok(0)
+        }
+        Command::Bench {
+            command: Some(BenchCommand::Start { runs, json }),
+            ..
+        } => {
+            if runs == 0 {
+                eprintln!("kassa bench start: --runs must be above zero");
+                return Ok(EXIT_USAGE);
+            }
+            let b = bench::start_time(runs)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&b)?);
+            } else {
+                println!(
+                    "start to idle screen drawn: p50 {:.1} ms, p99 {:.1} ms (first frame {:.1} ms)",
+                    b.process.p50_us as f64 / 1000.0,
+                    b.process.p99_us as f64 / 1000.0,
+                    b.render_ms
+                );
+            }
+            Ok(0)
+        }
+        Command::Bench {
+            command: Some(BenchCommand::Memory { transactions, json }),
+            ..
+        } => {
+            if transactions == 0 {
+                eprintln!("kassa bench memory: --transactions must be above zero");
+                return Ok(EXIT_USAGE);
+            }
+            let rt = runtime()?;
+            let b = rt.block_on(bench::memory_run(&cfg, transactions))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&b)?);
+            } else {
+                println!(
+                    "{} sales ({} approved) in {:.1} s: peak resident {:.1} MB, at the end {:.1} MB",
+                    b.transactions,
+                    b.approved,
+                    b.seconds,
+                    b.peak_rss_kb as f64 / 1024.0,
+                    b.end_rss_kb as f64 / 1024.0
+                );
+            }
+            Ok(0)
+        }
+        Command::Bench {
             command:
-                BenchCommand::Host {
+                Some(BenchCommand::Host {
                     transactions,
                     terminals,
                     json,
-                },
+                }),
+            ..
         } => {
             if transactions == 0 || terminals == 0 {
                 eprintln!("kassa bench host: --transactions and --terminals must be above zero");
@@ -1001,7 +1140,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Bench {
-            command: BenchCommand::Reader { taps, baud, json },
+            command: Some(BenchCommand::Reader { taps, baud, json }),
+            ..
         } => {
             if taps == 0 || baud == 0 {
                 eprintln!("kassa bench reader: --taps and --baud must be above zero");
@@ -2157,6 +2297,41 @@ async fn scan_code(
     scanner
         .read_code(std::time::Duration::from_secs(cfg.qr.timeout_s))
         .await
+}
+
+/// The per-card tap table of `kassa bench` and `kassa bench taps`.
+fn print_taps(taps: &[bench::TapBudget]) {
+    println!(
+        "taps at 106 kbit/s with typical card timing (model) and through the simulated reader:"
+    );
+    println!(
+        "  {:<11} {:<14} {:<14} {:>5} {:>6} {:>8} {:>9} {:>10} {:>8} {:>10}",
+        "CARD",
+        "OUTCOME",
+        "ODA",
+        "APDUS",
+        "BYTES",
+        "AIR MS",
+        "MODEL MS",
+        "KERNEL US",
+        "CPU %",
+        "FIELD P99"
+    );
+    for t in taps {
+        println!(
+            "  {:<11} {:<14} {:<14} {:>5} {:>6} {:>8.1} {:>9.1} {:>10.1} {:>8.4} {:>8.1}ms",
+            t.card,
+            t.outcome,
+            t.oda,
+            t.apdus,
+            t.apdu_bytes,
+            t.air_us as f64 / 1000.0,
+            t.modelled_us as f64 / 1000.0,
+            t.kernel_cpu_us,
+            t.cpu_share_percent,
+            t.card_in_field.p99_us as f64 / 1000.0
+        );
+    }
 }
 
 /// `--save-receipt`: the receipt as `[printer]` would get it (paper width, encoding, QR code,
