@@ -327,3 +327,27 @@ fn visa_fdda_version_01_format_95() {
     assert!(oda::verify_fdda(&RustCrypto, &icc, &sdad, &tdata[..4]).is_err());
     assert!(oda::verify_fdda(&RustCrypto, &icc, &flip(&sdad, 64), &tdata).is_err());
 }
+
+proptest::proptest! {
+    /// The fast path for the public exponents EMV uses (3, 65537) gives what the general
+    /// modular exponentiation gives.
+    #[test]
+    fn small_exponents_match_modpow(
+        n in proptest::collection::vec(proptest::num::u8::ANY, 8..64),
+        x in proptest::collection::vec(proptest::num::u8::ANY, 1..64),
+        e in proptest::sample::select(vec![vec![3u8], vec![1, 0, 1], vec![0, 0, 3], vec![1], vec![2]]),
+    ) {
+        use emv::oda::Crypto;
+        use num_bigint_dig::BigUint;
+        let mut n = n;
+        n[0] |= 0x80;
+        let nn = BigUint::from_bytes_be(&n);
+        let mut want = BigUint::from_bytes_be(&x)
+            .modpow(&BigUint::from_bytes_be(&e), &nn)
+            .to_bytes_be();
+        while want.len() < n.len() {
+            want.insert(0, 0);
+        }
+        proptest::prop_assert_eq!(emv::oda::RustCrypto.rsa_public(&n, &e, &x), want);
+    }
+}
