@@ -4,7 +4,7 @@
 //! Run: `cargo bench -p kassa-emv --bench tlv`
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use emv::tlv::{self, Tag, TagStore};
+use emv::tlv::{self, TagStore};
 
 mod common;
 use common::card_data;
