@@ -5,6 +5,7 @@
 pub mod iso8583;
 pub mod link;
 pub mod messages;
+pub mod pin;
 pub mod qr;
 
 pub use iso8583::{Dialect, Message};
