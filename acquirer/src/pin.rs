@@ -326,8 +326,8 @@ pub mod tdes_dukpt {
             let mut l = [0u8; 8];
             l.copy_from_slice(&k.0[..8]);
             let mut r2 = des_encrypt(&l, &r1);
-            for i in 0..8 {
-                r2[i] ^= k.0[8 + i];
+            for (r, kb) in r2.iter_mut().zip(&k.0[8..]) {
+                *r ^= kb;
             }
             l.zeroize();
             r2
