@@ -530,6 +530,42 @@ enum ToolCommand {
         #[arg(long)]
         json: bool,
     },
+    /// DUKPT keys for a KSN: the initial key, the derivation key and the working keys.
+    Dukpt {
+        /// Base derivation key, 32 hex digits.
+        #[arg(long)]
+        bdk: String,
+        /// Key serial number: 24 hex digits for AES (X9.24-3), 20 for TDES (X9.24-1).
+        #[arg(long)]
+        ksn: String,
+        /// AES DUKPT (X9.24-3); without it TDES DUKPT (X9.24-1).
+        #[arg(long)]
+        aes: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// An ISO 9564-1 PIN block: the clear PIN and PAN fields and, with a key, the block.
+    Pinblock {
+        /// 0 (TDES) or 4 (AES).
+        #[arg(long)]
+        format: u8,
+        /// The PIN, 4 to 12 digits.
+        #[arg(long)]
+        pin: String,
+        /// The PAN, 12 to 19 digits.
+        #[arg(long)]
+        pan: String,
+        /// The PIN key, 32 hex digits (TDES double length for format 0, AES-128 for 4).
+        #[arg(long)]
+        key: Option<String>,
+        /// Format 4's random fill, 16 hex digits (fixed to compare with published vectors).
+        #[arg(long)]
+        fill: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// EMVCo merchant-presented QR codes: decode one field by field, or make one.
     Qr {
         #[command(subcommand)]
@@ -1279,6 +1315,20 @@ fn tool_command(command: &ToolCommand) -> u8 {
             },
         ),
         ToolCommand::Dol { hex, json, kernel } => tool::dol(hex, *json, *kernel),
+        ToolCommand::Dukpt {
+            bdk,
+            ksn,
+            aes,
+            json,
+        } => tool::dukpt(bdk, ksn, *aes, *json),
+        ToolCommand::Pinblock {
+            format,
+            pin,
+            pan,
+            key,
+            fill,
+            json,
+        } => tool::pinblock(*format, pin, pan, key.as_deref(), fill.as_deref(), *json),
         ToolCommand::Qr {
             command: QrCommand::Decode { payload, json },
         } => {

@@ -1045,3 +1045,146 @@ pub fn qr_encode(
     }
     Ok(payload)
 }
+
+fn key16(hex_text: &str, what: &str) -> Result<acquirer::pin::Key16, ToolError> {
+    let b = zeroize::Zeroizing::new(read_hex(hex_text, what)?);
+    acquirer::pin::Key16::from_slice(&b)
+        .map_err(|_| ToolError(format!("{what}: a key is 32 hex digits")))
+}
+
+/// `kassa tool dukpt`: the keys of one KSN, in hex (an engineer's tool: keys are printed).
+pub fn dukpt(bdk: &str, ksn: &str, aes: bool, json_out: bool) -> Result<String, ToolError> {
+    use acquirer::pin::{aes_dukpt, tdes_dukpt};
+    let bdk = key16(bdk, "dukpt --bdk")?;
+    let ksn_bytes = read_hex(ksn, "dukpt --ksn")?;
+    let err = |e: acquirer::pin::PinError| ToolError(format!("dukpt: {e}"));
+    let rows: Vec<(&str, String)> = if aes {
+        let k = aes_dukpt::Ksn::from_slice(&ksn_bytes).map_err(err)?;
+        let ik = aes_dukpt::initial_key(&bdk, &k.initial_key_id);
+        let dk = aes_dukpt::derivation_key(&ik, &k).map_err(err)?;
+        let w = |u| aes_dukpt::working_key(&ik, &k, u).map(|k| hex(&k.0));
+        vec![
+            ("initial_key_id", hex(&k.initial_key_id)),
+            ("counter", format!("{:08X}", k.counter)),
+            ("initial_key", hex(&ik.0)),
+            ("derivation_key", hex(&dk.0)),
+            ("pin_key", w(aes_dukpt::Usage::PinEncryption).map_err(err)?),
+            ("mac_key", w(aes_dukpt::Usage::MacGeneration).map_err(err)?),
+            (
+                "data_key",
+                w(aes_dukpt::Usage::DataEncryption).map_err(err)?,
+            ),
+        ]
+    } else {
+        let k: [u8; 10] = ksn_bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| ToolError("dukpt --ksn: a TDES KSN is 20 hex digits".into()))?;
+        let ipek = tdes_dukpt::ipek(&bdk, &k);
+        let tk = tdes_dukpt::transaction_key(&ipek, &k).map_err(err)?;
+        let variant = |mask: [u8; 16]| {
+            let mut v = tk.0;
+            for (a, m) in v.iter_mut().zip(mask) {
+                *a ^= m;
+            }
+            hex(&v)
+        };
+        let pin = [0, 0, 0, 0, 0, 0, 0, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0xFF];
+        let mac = [0, 0, 0, 0, 0, 0, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0];
+        vec![
+            (
+                "counter",
+                format!("{:06X}", u32::from_be_bytes([0, k[7] & 0x1F, k[8], k[9]])),
+            ),
+            ("initial_key", hex(&ipek.0)),
+            ("transaction_key", hex(&tk.0)),
+            ("pin_key", variant(pin)),
+            ("mac_key", variant(mac)),
+        ]
+    };
+    if json_out {
+        let mut m = serde_json::Map::new();
+        m.insert("scheme".into(), json!(if aes { "aes128" } else { "tdes" }));
+        for (k, v) in rows {
+            m.insert(k.into(), json!(v));
+        }
+        return Ok(serde_json::to_string_pretty(&Value::Object(m)).unwrap_or_default());
+    }
+    Ok(rows
+        .iter()
+        .map(|(k, v)| format!("{k:<16} {v}"))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+/// `kassa tool pinblock`: the clear fields and, with a key, the enciphered block.
+pub fn pinblock(
+    format: u8,
+    pin: &str,
+    pan: &str,
+    key: Option<&str>,
+    fill: Option<&str>,
+    json_out: bool,
+) -> Result<String, ToolError> {
+    use acquirer::pin;
+    let err = |e: pin::PinError| ToolError(format!("pinblock: {e}"));
+    let mut rows: Vec<(&str, String)> = Vec::new();
+    match format {
+        0 => {
+            if fill.is_some() {
+                return Err(ToolError("pinblock: --fill is for format 4".into()));
+            }
+            rows.push((
+                "clear_block",
+                hex(&*pin::format0_clear(pin, pan).map_err(err)?),
+            ));
+            if let Some(k) = key {
+                let k = key16(k, "pinblock --key")?;
+                rows.push(("block", hex(&pin::format0(pin, pan, &k).map_err(err)?)));
+            }
+        }
+        4 => {
+            let fill: [u8; 8] = match fill {
+                Some(f) => read_hex(f, "pinblock --fill")?
+                    .try_into()
+                    .map_err(|_| ToolError("pinblock --fill: 16 hex digits".into()))?,
+                None => {
+                    let mut f = [0u8; 8];
+                    getrandom::fill(&mut f)
+                        .map_err(|e| ToolError(format!("pinblock: no randomness: {e}")))?;
+                    f
+                }
+            };
+            rows.push((
+                "pin_field",
+                hex(&*pin::format4_pin_field(pin, &fill).map_err(err)?),
+            ));
+            rows.push(("pan_field", hex(&pin::format4_pan_field(pan).map_err(err)?)));
+            if let Some(k) = key {
+                let k = key16(k, "pinblock --key")?;
+                rows.push((
+                    "block",
+                    hex(&pin::format4(pin, pan, &k, &fill).map_err(err)?),
+                ));
+            }
+        }
+        other => {
+            return Err(ToolError(format!(
+                "pinblock: format {other} is not supported (0 or 4)"
+            )));
+        }
+    }
+    if json_out {
+        let mut m = serde_json::Map::new();
+        m.insert("format".into(), json!(format));
+        for (k, v) in rows {
+            m.insert(k.into(), json!(v));
+        }
+        return Ok(serde_json::to_string_pretty(&Value::Object(m)).unwrap_or_default());
+    }
+    Ok(rows
+        .iter()
+        .map(|(k, v)| format!("{k:<12} {v}"))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}

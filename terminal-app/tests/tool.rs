@@ -657,3 +657,114 @@ fn qr_encode_writes_a_scannable_png() {
         "{e}"
     );
 }
+
+#[test]
+fn dukpt_and_pin_blocks_match_the_published_vectors() {
+    // ANSI X9.24-3-2017 supplement: AES DUKPT, counter 1.
+    let j: Value = serde_json::from_str(&ok(&kassa(
+        &[
+            "tool",
+            "dukpt",
+            "--aes",
+            "--bdk",
+            "FEDCBA9876543210F1F1F1F1F1F1F1F1",
+            "--ksn",
+            "123456789012345600000001",
+            "--json",
+        ],
+        None,
+    )))
+    .unwrap();
+    assert_eq!(j["initial_key"], "1273671EA26AC29AFA4D1084127652A1");
+    assert_eq!(j["derivation_key"], "4F21B565BAD9835E112B6465635EAE44");
+    assert_eq!(j["pin_key"], "AF8CB133A78F8DC2D1359F18527593FB");
+    assert_eq!(j["mac_key"], "A2DC23DE6FDE0824A2BC321E08E4B8B7");
+    assert_eq!(j["data_key"], "A35C412EFD41FDB98B69797C02DCD08F");
+    // ANSI X9.24-1-2009 Annex A.4: TDES DUKPT, counter 1.
+    let out = ok(&kassa(
+        &[
+            "tool",
+            "dukpt",
+            "--bdk",
+            "0123456789ABCDEFFEDCBA9876543210",
+            "--ksn",
+            "FFFF9876543210E00001",
+        ],
+        None,
+    ));
+    assert!(
+        out.contains("initial_key      6AC292FAA1315B4D858AB3A3D7D5933A"),
+        "{out}"
+    );
+    assert!(
+        out.contains("pin_key          042666B49184CF5C68DE9628D0397B36"),
+        "{out}"
+    );
+    // ISO 9564 format 4 with the supplement's fill, and format 0 under the TDES PIN key.
+    let out = ok(&kassa(
+        &[
+            "tool",
+            "pinblock",
+            "--format",
+            "4",
+            "--pin",
+            "1234",
+            "--pan",
+            "4111111111111111",
+            "--key",
+            "AF8CB133A78F8DC2D1359F18527593FB",
+            "--fill",
+            "2F69ADDE2E9E7ACE",
+        ],
+        None,
+    ));
+    assert!(
+        out.contains("pin_field    441234AAAAAAAAAA2F69ADDE2E9E7ACE"),
+        "{out}"
+    );
+    assert!(
+        out.contains("pan_field    44111111111111111000000000000000"),
+        "{out}"
+    );
+    assert!(
+        out.contains("block        A912150391AB65A67E52883D81CE2D15"),
+        "{out}"
+    );
+    let out = ok(&kassa(
+        &[
+            "tool",
+            "pinblock",
+            "--format",
+            "0",
+            "--pin",
+            "1234",
+            "--pan",
+            "4012345678909",
+            "--key",
+            "042666B49184CF5C68DE9628D0397B36",
+        ],
+        None,
+    ));
+    assert!(out.contains("clear_block  041274EDCBA9876F"), "{out}");
+    assert!(out.contains("block        1B9C1845EB993A7A"), "{out}");
+    // Bad input: exit 2 with the reason.
+    let e = bad(&kassa(
+        &[
+            "tool",
+            "pinblock",
+            "--format",
+            "4",
+            "--pin",
+            "123",
+            "--pan",
+            "4111111111111111",
+        ],
+        None,
+    ));
+    assert!(e.contains("a PIN is 4 to 12 digits"), "{e}");
+    let e = bad(&kassa(
+        &["tool", "dukpt", "--aes", "--bdk", "00", "--ksn", "00"],
+        None,
+    ));
+    assert!(e.contains("32 hex digits"), "{e}");
+}
