@@ -106,8 +106,12 @@ pub fn format0_clear(pin: &str, pan: &str) -> Result<Zeroizing<[u8; 8]>, PinErro
     pin_field[0] = 0;
     pin_field[1] = p.len() as u8;
     pin_field[2..2 + p.len()].copy_from_slice(&p);
+    // The 12 rightmost digits before the check digit, right-aligned (a 12-digit PAN has
+    // only 11: the field starts with one more zero).
+    let body = &pan[..pan.len() - 1];
+    let take = body.len().min(12);
     let mut pan_field = [0u8; 16];
-    pan_field[4..].copy_from_slice(&pan[pan.len() - 13..pan.len() - 1]);
+    pan_field[16 - take..].copy_from_slice(&body[body.len() - take..]);
     let a = Zeroizing::new(nibbles_to_bytes(&pin_field[..]));
     let b = nibbles_to_bytes(&pan_field);
     let mut out = Zeroizing::new([0u8; 8]);
@@ -527,6 +531,12 @@ mod tests {
             Err(PinError::Pan)
         );
         assert!(format4("123456789012", "4111111111111111111", &key, &fill).is_ok());
+        // The shortest PAN: 11 digits before the check digit, right-aligned.
+        assert_eq!(
+            format0_clear("1234", "123456789012").unwrap().to_vec(),
+            h("041235DCBA9876FE")
+        );
+        assert!(format4("1234", "123456789012", &key, &fill).is_ok());
         // Counters: more than 16 one-bits is invalid; the next valid one skips ahead.
         let ik = k("1273671EA26AC29AFA4D1084127652A1");
         let ksn = aes_dukpt::Ksn {
