@@ -322,7 +322,9 @@ impl<'a> Payload<'a> {
                 },
             ));
         }
-        let covered = &payload[..payload.len() - 4];
+        // The CRC value is the payload's last data object: what precedes it ends at a
+        // character boundary whatever the value holds.
+        let covered = &payload[..payload.len() - crc.len()];
         let computed = crc16(covered.as_bytes());
         let found = u16::from_str_radix(crc, 16).ok();
         if !crc.bytes().all(|b| b.is_ascii_hexdigit()) || found != Some(computed) {
@@ -1592,6 +1594,11 @@ mod tests {
         ] {
             assert!(MerchantQr::decode(junk).is_err(), "{junk:?}");
         }
+        // A CRC of four multi-byte characters is an error, not a slice across a character.
+        assert!(matches!(
+            MerchantQr::decode("0002016304中文中文").unwrap_err().rule,
+            QrRule::CrcMismatch { .. }
+        ));
         // Every prefix of a good payload, cut at any character boundary.
         for (i, _) in EMVCO_EXAMPLE.char_indices() {
             let _ = MerchantQr::decode(&EMVCO_EXAMPLE[..i]);
