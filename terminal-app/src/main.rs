@@ -12,6 +12,7 @@ mod engine;
 #[cfg(any(feature = "desktop", feature = "device"))]
 mod gui;
 mod journal;
+mod keys;
 mod notify;
 mod ops;
 mod paper;
@@ -330,6 +331,11 @@ enum Command {
         /// Inject a fault (as `kassa pay --fault`).
         #[arg(long, value_enum)]
         fault: Option<Fault>,
+    },
+    /// The PIN key store: load an AES DUKPT initial key, or show the key ID and counter.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Read the transaction journal.
     Journal {
@@ -658,6 +664,34 @@ enum CardsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Load an AES DUKPT (ANSI X9.24-3) initial key and its KSN, read from stdin as two hex
+    /// lines (the key, 32 digits; the KSN, 24 digits): never on the command line.
+    Load {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Encrypt a PIN (read from stdin) as an ISO 9564 format 4 block under the next DUKPT
+    /// PIN key, as a transaction would (the counter advances): for testing a host's PIN
+    /// decryption. Prints the KSN and the block.
+    Encrypt {
+        /// The card's PAN, 12 to 19 digits.
+        #[arg(long)]
+        pan: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The loaded key's ID, the last counter used and the next KSN (never the key).
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum JournalCommand {
     /// The most recent transactions, newest first.
     List {
@@ -910,6 +944,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     if let Command::Run { quit_after_ms } = cli.command {
         return device_run(&cli, quit_after_ms);
     }
+    // The key store needs the data directory, not the configuration.
+    if let Command::Keys { ref command } = cli.command {
+        let paths = Paths {
+            data_dir: cli
+                .data_dir
+                .clone()
+                .unwrap_or_else(emulator::default_data_dir),
+        };
+        return keys_command(&paths, command);
+    }
     let cfg = match load_config(&cli) {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -1023,6 +1067,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Replay { ref trace, json } => replay(&paths, cfg, trace, json),
         Command::Emulator { quit_after_ms } => emulator_window(&paths, cfg, quit_after_ms),
         Command::Journal { ref command } => journal_command(&paths, &cfg, command),
+        Command::Keys { .. } => Ok(EXIT_USAGE), // handled before the configuration
         Command::Sync { json, fault } => ops::sync(&paths, cfg, json, fault),
         Command::Certs { .. } | Command::HostSim { .. } | Command::Run { .. } => Ok(EXIT_USAGE),
         Command::Bench {
@@ -1477,6 +1522,105 @@ fn tool_command(command: &ToolCommand) -> u8 {
             eprintln!("kassa tool {msg}");
             EXIT_USAGE
         }
+    }
+}
+
+fn keys_command(paths: &Paths, command: &KeysCommand) -> anyhow::Result<u8> {
+    let vault = vault::Vault::open(&paths.device_key())?;
+    let mut journal = Journal::open(&paths.journal())
+        .with_context(|| format!("journal {}", paths.journal().display()))?;
+    match command {
+        KeysCommand::Load { json } => {
+            let mut text = zeroize::Zeroizing::new(String::new());
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("reading the key from stdin")?;
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let (Some(key), Some(ksn)) = (lines.next(), lines.next()) else {
+                eprintln!(
+                    "kassa keys load: stdin needs two lines: the initial key and the KSN (hex)"
+                );
+                return Ok(EXIT_USAGE);
+            };
+            let key = zeroize::Zeroizing::new(emv::util::unhex(key).unwrap_or_default());
+            let Ok(key) = acquirer::pin::Key16::from_slice(&key) else {
+                eprintln!("kassa keys load: the initial key is 32 hex digits");
+                return Ok(EXIT_USAGE);
+            };
+            let Ok(ksn) = emv::util::unhex(ksn)
+                .map_err(|_| ())
+                .and_then(|b| acquirer::pin::aes_dukpt::Ksn::from_slice(&b).map_err(|_| ()))
+            else {
+                eprintln!("kassa keys load: the KSN is 24 hex digits (X9.24-3)");
+                return Ok(EXIT_USAGE);
+            };
+            keys::load(&paths.data_dir, &vault, &mut journal, &key, &ksn)?;
+            let s = keys::status(&paths.data_dir, &vault, &journal)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!(
+                    "loaded: initial key ID {}, counter {}",
+                    s.initial_key_id, s.counter
+                );
+            }
+            Ok(0)
+        }
+        KeysCommand::Encrypt { pan, json } => {
+            let mut line = zeroize::Zeroizing::new(String::new());
+            if std::io::stdin().read_line(&mut line).is_err() {
+                eprintln!("kassa keys encrypt: cannot read the PIN from stdin");
+                return Ok(EXIT_USAGE);
+            }
+            let pin = zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
+            // Check the PIN and PAN before a counter is spent on them.
+            if let Err(e) = acquirer::pin::format4_pin_field(&pin, &[0; 8])
+                .and(acquirer::pin::format4_pan_field(pan))
+            {
+                eprintln!("kassa keys encrypt: {e}");
+                return Ok(EXIT_USAGE);
+            }
+            let (ksn, key) = match keys::next_pin_key(&paths.data_dir, &vault, &mut journal) {
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("kassa keys encrypt: {e} ({})", e.code());
+                    return Ok(EXIT_OTHER);
+                }
+            };
+            let mut fill = [0u8; 8];
+            getrandom::fill(&mut fill).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+            let block = acquirer::pin::format4(&pin, pan, &key, &fill)?;
+            let (ksn, block) = (emv::util::hex(&ksn.to_bytes()), emv::util::hex(&block));
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"ksn": ksn, "pin_block": block})
+                    )?
+                );
+            } else {
+                println!("ksn        {ksn}\npin_block  {block}");
+            }
+            Ok(0)
+        }
+        KeysCommand::Status { json } => match keys::status(&paths.data_dir, &vault, &journal) {
+            Ok(s) => {
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&s)?);
+                } else {
+                    println!(
+                        "initial key ID {}, counter {}, next KSN {}",
+                        s.initial_key_id,
+                        s.counter,
+                        s.next_ksn.as_deref().unwrap_or("none (exhausted)")
+                    );
+                }
+                Ok(0)
+            }
+            Err(e) => {
+                eprintln!("kassa keys status: {e} ({})", e.code());
+                Ok(EXIT_OTHER)
+            }
+        },
     }
 }
 

@@ -768,3 +768,62 @@ fn dukpt_and_pin_blocks_match_the_published_vectors() {
     ));
     assert!(e.contains("32 hex digits"), "{e}");
 }
+
+fn kassa_in(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut all = vec!["--data-dir", dir.to_str().unwrap()];
+    all.extend_from_slice(args);
+    kassa(&all, stdin)
+}
+
+#[test]
+fn dukpt_keys_loaded_from_stdin_never_reuse_a_ksn() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing loaded yet.
+    let o = kassa_in(dir.path(), &["keys", "status"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("pin_key_missing"));
+    // The X9.24-3 supplement's initial key and KSN, on stdin.
+    let j: Value = serde_json::from_str(&ok(&kassa_in(
+        dir.path(),
+        &["keys", "load", "--json"],
+        Some("1273671EA26AC29AFA4D1084127652A1\n123456789012345600000000\n"),
+    )))
+    .unwrap();
+    assert_eq!(j["initial_key_id"], "1234567890123456");
+    assert_eq!(j["next_ksn"], "123456789012345600000001");
+    let mut ksns = Vec::new();
+    for _ in 0..2 {
+        // Each run is a new process: the counter lives in the journal on disk.
+        let j: Value = serde_json::from_str(&ok(&kassa_in(
+            dir.path(),
+            &["keys", "encrypt", "--pan", "4111111111111111", "--json"],
+            Some("1234\n"),
+        )))
+        .unwrap();
+        assert_eq!(j["pin_block"].as_str().unwrap().len(), 32);
+        ksns.push(j["ksn"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        ksns,
+        vec!["123456789012345600000001", "123456789012345600000002"]
+    );
+    // The key is never printed, and the key file does not hold it in the clear.
+    let status = ok(&kassa_in(dir.path(), &["keys", "status"], None));
+    assert!(!status.contains("1273671E"), "{status}");
+    assert!(
+        status.contains("next KSN 123456789012345600000003"),
+        "{status}"
+    );
+    let file = std::fs::read(dir.path().join("dukpt.sealed")).unwrap();
+    let ik = emv::util::unhex("1273671EA26AC29AFA4D1084127652A1").unwrap();
+    assert!(!file.windows(16).any(|w| w == &ik[..]));
+    // A bad PIN spends no counter.
+    let e = bad(&kassa_in(
+        dir.path(),
+        &["keys", "encrypt", "--pan", "4111111111111111"],
+        Some("12\n"),
+    ));
+    assert!(e.contains("a PIN is 4 to 12 digits"), "{e}");
+    let status = ok(&kassa_in(dir.path(), &["keys", "status"], None));
+    assert!(status.contains("counter 2,"), "{status}");
+}
