@@ -260,10 +260,14 @@ fn frame_us(data: usize, baud: u32) -> u64 {
     ((frame + 6) as u64) * 10 * 1_000_000 / u64::from(baud)
 }
 
+/// One tap: waits for the card, runs the kernel through `reader`, times card detected to the
+/// outcome, then waits for the card to leave (taking it off the simulated reader through
+/// `remove` when there is no one to lift it).
 async fn drive<R: drivers::CardReader>(
     reader: &mut R,
     config: &emv::config::TerminalConfig,
     amount: u64,
+    remove: Option<&drivers::SimReaderHandle>,
 ) -> anyhow::Result<(String, Vec<(Vec<u8>, Vec<u8>)>, Duration)> {
     let (_, mut input) = emv::testdata::terminal_and_input(amount);
     input.unpredictable_number = [0x12, 0x34, 0x56, 0x78];
@@ -290,6 +294,9 @@ async fn drive<R: drivers::CardReader>(
         }
     };
     let t = t0.elapsed();
+    if let Some(handle) = remove {
+        handle.remove();
+    }
     reader
         .wait_for_removal(Duration::from_secs(5))
         .await
@@ -355,7 +362,7 @@ pub async fn reader(
         let mut times = Vec::new();
         let mut last = None;
         for _ in 0..taps {
-            let (outcome, log, t) = drive(&mut r, &config, 1234).await?;
+            let (outcome, log, t) = drive(&mut r, &config, 1234, None).await?;
             times.push(t);
             last = Some((outcome, log));
         }
@@ -529,7 +536,7 @@ pub async fn taps(cfg: &crate::config::Config, taps: usize) -> anyhow::Result<Ve
         for _ in 0..taps {
             let card: Box<dyn VirtualCard> = Box::new(sim::builtin_card(name).context("card")??);
             tap.tap(card);
-            let (_, _, t) = drive_and_remove(&mut reader, &tap, &config).await?;
+            let (_, _, t) = drive(&mut reader, &config, 1234, Some(&tap)).await?;
             times.push(t);
         }
         out.push(TapBudget {
@@ -548,46 +555,6 @@ pub async fn taps(cfg: &crate::config::Config, taps: usize) -> anyhow::Result<Ve
         });
     }
     Ok(out)
-}
-
-/// [`drive`] on the simulated reader, which needs the card taken off the field by hand.
-async fn drive_and_remove(
-    reader: &mut drivers::SimReader,
-    tap: &drivers::SimReaderHandle,
-    config: &emv::config::TerminalConfig,
-) -> anyhow::Result<(String, Vec<(Vec<u8>, Vec<u8>)>, Duration)> {
-    use drivers::CardReader;
-    let (_, mut input) = emv::testdata::terminal_and_input(1234);
-    input.unpredictable_number = [0x12, 0x34, 0x56, 0x78];
-    reader
-        .wait_for_card(Duration::from_secs(5))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let t0 = Instant::now();
-    let mut txn = EntryPoint::new(config).start(input)?;
-    let mut step = txn.begin();
-    let mut log = Vec::new();
-    let outcome = loop {
-        match step {
-            Step::Transmit(cmd) => {
-                let c = cmd.to_bytes()?;
-                let r = reader
-                    .transceive(&c, Duration::from_secs(2))
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                step = txn.on_response(&r);
-                log.push((c, r));
-            }
-            Step::Outcome(o) => break o,
-        }
-    };
-    let t = t0.elapsed();
-    tap.remove();
-    reader
-        .wait_for_removal(Duration::from_secs(5))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok((format!("{:?}", outcome.kind), log, t))
 }
 
 /// Start-up: a new `kassa` process drawing the idle screen with the software renderer and

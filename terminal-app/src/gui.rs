@@ -1049,14 +1049,7 @@ async fn pay(
     amount: u64,
     tip: u64,
 ) -> Option<i64> {
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
-    engine.set_events(ev_tx);
-    let w = weak.clone();
-    let forward = tokio::spawn(async move {
-        while let Some(ev) = ev_rx.recv().await {
-            let _ = w.upgrade_in_event_loop(move |w| show_progress(&w, &ev));
-        }
-    });
+    let forward = forward_progress(engine, weak);
     let extras = TxnExtras {
         original_id: None,
         tip_minor: tip,
@@ -1070,24 +1063,7 @@ async fn pay(
             crate::engine::Overrides::default(),
         )
         .await;
-    engine.detach_events();
-    let _ = forward.await;
-    let id = result.as_ref().ok().map(|r| r.journal_id);
-    let shown = match result {
-        Ok(r) => result_view(cfg, &r, engine),
-        Err(e) => ResultShown {
-            kind: ResultKind::Error,
-            approval_code: String::new(),
-            detail: e.to_string(),
-            receipt: String::new(),
-            approved: false,
-            merchant_copy: None,
-            e_receipt: None,
-            language: cfg.ui.language.clone(),
-        },
-    };
-    show_result(weak, shown);
-    id
+    finish_payment(engine, weak, cfg, forward, result).await
 }
 
 /// One QR sale through the engine, its progress on the screen, then the result.
@@ -1098,14 +1074,7 @@ async fn pay_qr(
     cfg: &Config,
     amount: u64,
 ) -> Option<i64> {
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
-    engine.set_events(ev_tx);
-    let w = weak.clone();
-    let forward = tokio::spawn(async move {
-        while let Some(ev) = ev_rx.recv().await {
-            let _ = w.upgrade_in_event_loop(move |w| show_progress(&w, &ev));
-        }
-    });
+    let forward = forward_progress(engine, weak);
     let result = engine
         .run_qr(
             amount,
@@ -1114,6 +1083,32 @@ async fn pay_qr(
             Some(cancel_rx),
         )
         .await;
+    finish_payment(engine, weak, cfg, forward, result).await
+}
+
+/// Sends the engine's progress events to the screen until the engine detaches them.
+fn forward_progress(
+    engine: &mut Engine<AnyReader>,
+    weak: &slint::Weak<MainWindow>,
+) -> tokio::task::JoinHandle<()> {
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+    engine.set_events(ev_tx);
+    let w = weak.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = ev_rx.recv().await {
+            let _ = w.upgrade_in_event_loop(move |w| show_progress(&w, &ev));
+        }
+    })
+}
+
+/// Stops the progress events, then shows the result (or the terminal's own failure).
+async fn finish_payment(
+    engine: &mut Engine<AnyReader>,
+    weak: &slint::Weak<MainWindow>,
+    cfg: &Config,
+    forward: tokio::task::JoinHandle<()>,
+    result: Result<crate::engine::TxnResult, crate::journal::JournalError>,
+) -> Option<i64> {
     engine.detach_events();
     let _ = forward.await;
     let id = result.as_ref().ok().map(|r| r.journal_id);
