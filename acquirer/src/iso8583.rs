@@ -575,8 +575,11 @@ const fn fields_1987() -> [Option<FieldSpec>; 129] {
     t[45] = secret(Ans, LlVar(76), "Track 1 data");
     t[48] = f(Ans, LllVar(999), "Additional data - private");
     t[49] = f(N, Fixed(3), "Currency code, transaction");
-    t[52] = secret(B, Fixed(8), "Personal identification number data");
-    t[53] = f(N, Fixed(16), "Security related control information");
+    // 52 and 53 as ISO 8583:1993 has them (LLVAR), so one table carries both online PIN
+    // schemes: an 8-byte format 0 block with a 10-byte TDES DUKPT KSN, or a 16-byte format 4
+    // block with a 12-byte AES DUKPT KSN (acquirer::pin::EncipheredPin).
+    t[52] = secret(B, LlVar(16), "Personal identification number data");
+    t[53] = f(B, LlVar(48), "Security related control information");
     t[54] = f(Ans, LllVar(120), "Additional amounts");
     t[55] = f(B, LllVar(255), "ICC data");
     t[60] = f(Ans, LllVar(999), "Reserved national");

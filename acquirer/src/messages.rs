@@ -83,6 +83,9 @@ pub struct AuthorizationRequest {
     pub currency: u16,
     /// EMV data, BER-TLV (field 55).
     pub icc_data: Vec<u8>,
+    /// The enciphered online PIN and its KSN (fields 52 and 53), when the cardholder entered
+    /// one.
+    pub pin: Option<crate::pin::EncipheredPin>,
 }
 
 impl fmt::Debug for AuthorizationRequest {
@@ -95,6 +98,7 @@ impl fmt::Debug for AuthorizationRequest {
             .field("terminal_id", &self.terminal_id)
             .field("currency", &self.currency)
             .field("icc_data_len", &self.icc_data.len())
+            .field("pin", &self.pin)
             .finish_non_exhaustive()
     }
 }
@@ -161,6 +165,9 @@ impl AuthorizationRequest {
         m.set_str(41, &pad_right(&self.terminal_id, 8))
             .set_str(42, &pad_right(&self.merchant_id, 15))
             .set_str(49, &format!("{:03}", self.currency));
+        if let Some(pin) = &self.pin {
+            m.set(52, pin.block().to_vec()).set(53, pin.ksn().to_vec());
+        }
         if !self.icc_data.is_empty() {
             m.set(55, self.icc_data.clone());
         }
@@ -240,9 +247,11 @@ pub fn reversal(original: &Message, repeat: bool) -> Message {
 }
 
 /// An advice (0220, or the repeat 0221) of a transaction the terminal approved offline, with
-/// the authorization code it used.
+/// the authorization code it used. Any PIN data (fields 52, 53) is left out.
 pub fn advice(original: &Message, auth_code: &str, repeat: bool) -> Message {
     let mut m = original.clone();
+    // A PIN block is verified once, in the authorization: it never travels again.
+    m.remove(52).remove(53);
     m.mti = if repeat { 221 } else { 220 };
     m.set_str(38, auth_code);
     m
@@ -252,7 +261,7 @@ pub fn advice(original: &Message, auth_code: &str, repeat: bool) -> Message {
 /// for hotels and car hire): the pre-authorization's card, terminal and EMV fields, a new STAN
 /// and transmission time, the final amount, the pre-authorization's approval code in field 38
 /// and field 90 naming it. No card is present: the host settles the final amount against the
-/// hold.
+/// hold. Any PIN data (fields 52, 53) is left out.
 pub fn completion(
     preauth: &Message,
     auth_code: &str,
@@ -261,6 +270,7 @@ pub fn completion(
     transmission: &str,
 ) -> Message {
     let mut m = preauth.clone();
+    m.remove(52).remove(53);
     m.mti = 220;
     m.set_str(4, &format!("{amount_minor:012}"))
         .set_str(7, transmission)
@@ -446,7 +456,53 @@ mod tests {
             merchant_id: "KASSA-DEMO".into(),
             currency: 978,
             icc_data: vec![0x9F, 0x36, 0x02, 0x00, 0x01],
+            pin: None,
         }
+    }
+
+    #[test]
+    fn online_pin_travels_in_52_and_53_and_nowhere_else() {
+        use crate::iso8583::{ASCII87, BCD87};
+        use crate::pin::EncipheredPin;
+        let mut r = req();
+        r.pos_entry_mode = "071".into();
+        r.pin = Some(
+            EncipheredPin::from_fields(
+                &hex::decode("52A00503BD34BA1383F6A7EE9FE2547F").unwrap(),
+                &hex::decode("123456789012345600000002").unwrap(),
+            )
+            .unwrap(),
+        );
+        let m = r.to_message().unwrap();
+        // BCD dialect: a one-byte BCD length before each binary value.
+        let bcd = m.encode(&BCD87).unwrap();
+        let f52 = hex::decode("1652A00503BD34BA1383F6A7EE9FE2547F12123456789012345600000002")
+            .unwrap();
+        assert!(bcd.windows(f52.len()).any(|w| w == f52), "fields 52-53 in BCD");
+        // ASCII dialect: two ASCII digits of length, raw bytes.
+        let ascii = m.encode(&ASCII87).unwrap();
+        let mut f52a = b"16".to_vec();
+        f52a.extend(hex::decode("52A00503BD34BA1383F6A7EE9FE2547F").unwrap());
+        f52a.extend(b"12");
+        f52a.extend(hex::decode("123456789012345600000002").unwrap());
+        assert!(ascii.windows(f52a.len()).any(|w| w == f52a), "fields 52-53 in ASCII");
+        for d in [&BCD87, &ASCII87] {
+            let back = Message::decode(&m.encode(d).unwrap(), d).unwrap();
+            assert_eq!(back.get(52), m.get(52));
+            assert_eq!(back.get(53), m.get(53));
+        }
+        // A PIN block is for the authorization only: never in a reversal, an advice or a
+        // completion; and Debug shows the KSN only.
+        assert_eq!(reversal(&m, false).get(52), None);
+        assert_eq!(advice(&m, "Y10001", false).get(52), None);
+        assert_eq!(advice(&m, "Y10001", false).get(53), None);
+        assert_eq!(completion(&m, "123456", 100, 43, "1129120100").get(52), None);
+        let dbg = format!("{r:?}");
+        assert!(!dbg.contains("52A005") && dbg.contains("Format4"), "{dbg}");
+        // A block longer than the field allows is refused.
+        let mut bad = m.clone();
+        bad.set(52, vec![0u8; 17]);
+        assert!(bad.encode(&BCD87).is_err());
     }
 
     #[test]

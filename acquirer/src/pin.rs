@@ -6,8 +6,8 @@
 
 use std::fmt;
 
-use aes::cipher::{BlockEncrypt as _, KeyInit as _};
-use des::cipher::{BlockCipherEncrypt as _, KeyInit as _};
+use aes::cipher::{BlockDecrypt as _, BlockEncrypt as _, KeyInit as _};
+use des::cipher::{BlockCipherDecrypt as _, BlockCipherEncrypt as _, KeyInit as _};
 use zeroize::{Zeroize, Zeroizing};
 
 /// Why a PIN block or a DUKPT key could not be made.
@@ -28,6 +28,194 @@ pub enum PinError {
     /// A key or KSN of the wrong length.
     #[error("{0}")]
     Length(&'static str),
+    /// A deciphered block that is not a PIN block of its format (wrong key, wrong PAN, or
+    /// damaged in transit).
+    #[error("not a valid format {0} PIN block")]
+    Block(u8),
+}
+
+/// PIN digits as entered, kept only here: zeroized on drop, never shown by `Debug`, never
+/// turned into text except by [`expose`](PinDigits::expose) for building the block.
+#[derive(Default, Clone, PartialEq, Eq)]
+pub struct PinDigits(Zeroizing<Vec<u8>>);
+
+impl fmt::Debug for PinDigits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PinDigits(<{} digits>)", self.0.len())
+    }
+}
+
+impl PinDigits {
+    /// The most digits a PIN has (ISO 9564-1 §8.1).
+    pub const MAX: usize = 12;
+    /// The fewest.
+    pub const MIN: usize = 4;
+
+    /// An empty buffer with room for the longest PIN (no reallocation copies digits).
+    pub fn new() -> Self {
+        PinDigits(Zeroizing::new(Vec::with_capacity(Self::MAX)))
+    }
+
+    /// From text (a PIN typed on stdin, a card profile's test PIN): 4 to 12 ASCII digits.
+    pub fn parse(text: &str) -> Result<Self, PinError> {
+        let mut p = PinDigits::new();
+        for c in text.bytes() {
+            if !c.is_ascii_digit() || !p.push(c - b'0') {
+                return Err(PinError::PinLength);
+            }
+        }
+        if !p.complete() {
+            return Err(PinError::PinLength);
+        }
+        Ok(p)
+    }
+
+    /// Appends one digit (0-9); false when the buffer is full or it is not a digit.
+    pub fn push(&mut self, digit: u8) -> bool {
+        if digit > 9 || self.0.len() >= Self::MAX {
+            return false;
+        }
+        self.0.push(b'0' + digit);
+        true
+    }
+
+    /// Removes the last digit (the "correct" key takes them all: [`clear`](Self::clear)).
+    pub fn pop(&mut self) {
+        if let Some(d) = self.0.last_mut() {
+            *d = 0;
+        }
+        self.0.pop();
+    }
+
+    /// Forgets every digit.
+    pub fn clear(&mut self) {
+        self.0.zeroize();
+        self.0.clear();
+    }
+
+    /// How many digits were entered (what the screen shows as dots).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when nothing was entered.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// 4 to 12 digits: ready for a PIN block.
+    pub fn complete(&self) -> bool {
+        (Self::MIN..=Self::MAX).contains(&self.0.len())
+    }
+
+    /// The digits as text, for the PIN block functions only.
+    pub fn expose(&self) -> &str {
+        // Only ASCII digits are ever pushed.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+
+    /// Compares in time independent of where the digits differ.
+    pub fn matches(&self, other: &PinDigits) -> bool {
+        let (a, b) = (&self.0, &other.0);
+        let mut diff = u8::from(a.len() != b.len());
+        for i in 0..a.len().max(b.len()) {
+            diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xFF);
+        }
+        diff == 0
+    }
+}
+
+/// An enciphered PIN block with the key serial number it was enciphered under: what ISO 8583
+/// fields 52 and 53 carry. The length of each tells the scheme: an 8-byte format 0 block
+/// with a 10-byte TDES DUKPT KSN (X9.24-1), or a 16-byte format 4 block with a 12-byte AES
+/// DUKPT KSN (X9.24-3).
+#[derive(Clone, PartialEq, Eq)]
+pub enum EncipheredPin {
+    /// ISO 9564-1 format 0 under a TDES DUKPT PIN key.
+    Format0 {
+        /// The block (field 52).
+        block: [u8; 8],
+        /// The KSN (field 53).
+        ksn: [u8; 10],
+    },
+    /// ISO 9564-1 format 4 under an AES DUKPT PIN key.
+    Format4 {
+        /// The block (field 52).
+        block: [u8; 16],
+        /// The KSN (field 53).
+        ksn: [u8; 12],
+    },
+}
+
+impl fmt::Debug for EncipheredPin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncipheredPin::Format0 { .. } => f.write_str("EncipheredPin::Format0(ksn ")?,
+            EncipheredPin::Format4 { .. } => f.write_str("EncipheredPin::Format4(ksn ")?,
+        }
+        for b in self.ksn() {
+            write!(f, "{b:02X}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+impl EncipheredPin {
+    /// Field 52's bytes.
+    pub fn block(&self) -> &[u8] {
+        match self {
+            EncipheredPin::Format0 { block, .. } => block,
+            EncipheredPin::Format4 { block, .. } => block,
+        }
+    }
+
+    /// Field 53's bytes.
+    pub fn ksn(&self) -> &[u8] {
+        match self {
+            EncipheredPin::Format0 { ksn, .. } => ksn,
+            EncipheredPin::Format4 { ksn, .. } => ksn,
+        }
+    }
+
+    /// From fields 52 and 53 as received: 8 + 10 bytes or 16 + 12 bytes.
+    pub fn from_fields(block: &[u8], ksn: &[u8]) -> Result<Self, PinError> {
+        match (block.len(), ksn.len()) {
+            (8, 10) => Ok(EncipheredPin::Format0 {
+                block: block.try_into().map_err(|_| PinError::Length("field 52"))?,
+                ksn: ksn.try_into().map_err(|_| PinError::Length("field 53"))?,
+            }),
+            (16, 12) => Ok(EncipheredPin::Format4 {
+                block: block.try_into().map_err(|_| PinError::Length("field 52"))?,
+                ksn: ksn.try_into().map_err(|_| PinError::Length("field 53"))?,
+            }),
+            _ => Err(PinError::Length(
+                "fields 52/53: an 8-byte block with a 10-byte KSN, or 16 with 12",
+            )),
+        }
+    }
+
+    /// The host's side: derives this KSN's PIN key from the BDK of its scheme and deciphers
+    /// the block against the PAN.
+    pub fn decipher(
+        &self,
+        aes_bdk: &Key16,
+        tdes_bdk: &Key16,
+        pan: &str,
+    ) -> Result<PinDigits, PinError> {
+        match self {
+            EncipheredPin::Format0 { block, ksn } => {
+                let ipek = tdes_dukpt::ipek(tdes_bdk, ksn);
+                let key = tdes_dukpt::pin_key(&ipek, ksn)?;
+                format0_decipher(block, pan, &key)
+            }
+            EncipheredPin::Format4 { block, ksn } => {
+                let ksn = aes_dukpt::Ksn::from_slice(ksn)?;
+                let ik = aes_dukpt::initial_key(aes_bdk, &ksn.initial_key_id);
+                let key = aes_dukpt::working_key(&ik, &ksn, aes_dukpt::Usage::PinEncryption)?;
+                format4_decipher(block, pan, &key)
+            }
+        }
+    }
 }
 
 /// A 16-byte key (AES-128, or double-length TDES), zeroized on drop; `Debug` hides it.
@@ -63,6 +251,20 @@ fn aes_encrypt(key: &Key16, block: &[u8; 16]) -> [u8; 16] {
     b.into()
 }
 
+fn aes_decrypt(key: &Key16, block: &[u8; 16]) -> [u8; 16] {
+    let c = aes::Aes128::new(&key.0.into());
+    let mut b = aes::Block::from(*block);
+    c.decrypt_block(&mut b);
+    b.into()
+}
+
+fn tdes_decrypt(key: &Key16, block: &[u8; 8]) -> [u8; 8] {
+    let c = des::TdesEde2::new(&key.0.into());
+    let mut b = des::cipher::Block::<des::TdesEde2>::from(*block);
+    c.decrypt_block(&mut b);
+    b.into()
+}
+
 fn des_encrypt(key: &[u8; 8], block: &[u8; 8]) -> [u8; 8] {
     let c = des::Des::new(&(*key).into());
     let mut b = des::cipher::Block::<des::Des>::from(*block);
@@ -95,25 +297,31 @@ fn nibbles_to_bytes(n: &[u8]) -> Vec<u8> {
     n.chunks(2).map(|c| (c[0] << 4) | c[1]).collect()
 }
 
-/// ISO 9564-1 format 0: the PIN field (0, length, PIN, F fill) XOR the PAN field (four zero
-/// nibbles, the 12 rightmost PAN digits before the check digit). Returns the clear block.
-pub fn format0_clear(pin: &str, pan: &str) -> Result<Zeroizing<[u8; 8]>, PinError> {
-    let p = pin_digits(pin)?;
+/// ISO 9564-1 format 0 PAN field: four zero nibbles, then the 12 rightmost PAN digits before
+/// the check digit (a 12-digit PAN has only 11: the field starts with one more zero).
+fn format0_pan_field(pan: &str) -> Result<[u8; 8], PinError> {
     let pan = digits(pan)
         .filter(|d| (12..=19).contains(&d.len()))
         .ok_or(PinError::Pan)?;
-    let mut pin_field = Zeroizing::new([0xFu8; 16]);
-    pin_field[0] = 0;
-    pin_field[1] = p.len() as u8;
-    pin_field[2..2 + p.len()].copy_from_slice(&p);
-    // The 12 rightmost digits before the check digit, right-aligned (a 12-digit PAN has
-    // only 11: the field starts with one more zero).
     let body = &pan[..pan.len() - 1];
     let take = body.len().min(12);
     let mut pan_field = [0u8; 16];
     pan_field[16 - take..].copy_from_slice(&body[body.len() - take..]);
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&nibbles_to_bytes(&pan_field));
+    Ok(out)
+}
+
+/// ISO 9564-1 format 0: the PIN field (0, length, PIN, F fill) XOR the PAN field (four zero
+/// nibbles, the 12 rightmost PAN digits before the check digit). Returns the clear block.
+pub fn format0_clear(pin: &str, pan: &str) -> Result<Zeroizing<[u8; 8]>, PinError> {
+    let p = pin_digits(pin)?;
+    let b = format0_pan_field(pan)?;
+    let mut pin_field = Zeroizing::new([0xFu8; 16]);
+    pin_field[0] = 0;
+    pin_field[1] = p.len() as u8;
+    pin_field[2..2 + p.len()].copy_from_slice(&p);
     let a = Zeroizing::new(nibbles_to_bytes(&pin_field[..]));
-    let b = nibbles_to_bytes(&pan_field);
     let mut out = Zeroizing::new([0u8; 8]);
     for i in 0..8 {
         out[i] = a[i] ^ b[i];
@@ -163,6 +371,57 @@ pub fn format4(pin: &str, pan: &str, key: &Key16, fill: &[u8; 8]) -> Result<[u8;
         *a ^= b;
     }
     Ok(aes_encrypt(key, &i))
+}
+
+/// Reads the PIN out of a clear PIN field's nibbles: `control`, length, digits, then `fill`
+/// nibbles up to nibble 16 (format 0: F; format 4: A).
+fn pin_from_field(n: &[u8], control: u8, fill: u8, format: u8) -> Result<PinDigits, PinError> {
+    let bad = PinError::Block(format);
+    if n.len() < 16 || n[0] != control {
+        return Err(bad);
+    }
+    let len = usize::from(n[1]);
+    if !(PinDigits::MIN..=PinDigits::MAX).contains(&len) {
+        return Err(bad);
+    }
+    let mut pin = PinDigits::new();
+    for &d in &n[2..2 + len] {
+        if !pin.push(d) {
+            return Err(bad);
+        }
+    }
+    if n[2 + len..16].iter().any(|&f| f != fill) {
+        return Err(bad);
+    }
+    Ok(pin)
+}
+
+fn bytes_to_nibbles(b: &[u8]) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(b.iter().flat_map(|x| [x >> 4, x & 0x0F]).collect())
+}
+
+/// The host's side of format 0: deciphers under the TDES PIN key, removes the PAN field and
+/// reads the PIN (ISO 9564-1 §9.3.1).
+pub fn format0_decipher(block: &[u8; 8], pan: &str, key: &Key16) -> Result<PinDigits, PinError> {
+    let clear = Zeroizing::new(tdes_decrypt(key, block));
+    let pan_field = format0_pan_field(pan)?;
+    let mut pin_field = Zeroizing::new([0u8; 8]);
+    for i in 0..8 {
+        pin_field[i] = clear[i] ^ pan_field[i];
+    }
+    pin_from_field(&bytes_to_nibbles(&pin_field[..]), 0, 0xF, 0)
+}
+
+/// The host's side of format 4: AES-decipher, XOR the PAN field, AES-decipher again, read
+/// the PIN (ISO 9564-1 §9.4.2).
+pub fn format4_decipher(block: &[u8; 16], pan: &str, key: &Key16) -> Result<PinDigits, PinError> {
+    let pan_field = format4_pan_field(pan)?;
+    let mut i = Zeroizing::new(aes_decrypt(key, block));
+    for (a, b) in i.iter_mut().zip(pan_field) {
+        *a ^= b;
+    }
+    let pin_field = Zeroizing::new(aes_decrypt(key, &i));
+    pin_from_field(&bytes_to_nibbles(&pin_field[..8]), 4, 0xA, 4)
 }
 
 /// ANSI X9.24-3-2017 AES DUKPT with AES-128 keys.
@@ -556,5 +815,101 @@ mod tests {
             Err(PinError::Exhausted)
         );
         assert!(!format!("{ik:?}").contains("12"));
+    }
+
+    #[test]
+    fn the_host_deciphers_the_published_blocks() {
+        // Format 4: the X9.24-3 blocks of PIN 1234, PAN 4111111111111111, back from the BDK
+        // and KSN alone, as the host sees them in fields 52 and 53.
+        let aes_bdk = k("FEDCBA9876543210F1F1F1F1F1F1F1F1");
+        let tdes_bdk = k("0123456789ABCDEFFEDCBA9876543210");
+        let f4 = EncipheredPin::from_fields(
+            &h("52A00503BD34BA1383F6A7EE9FE2547F"),
+            &h("123456789012345600000002"),
+        )
+        .unwrap();
+        let pin = f4
+            .decipher(&aes_bdk, &tdes_bdk, "4111111111111111")
+            .unwrap();
+        assert_eq!(pin.expose(), "1234");
+        // Another PAN (the block is bound to its PAN) or another counter: not a PIN block.
+        assert_eq!(
+            f4.decipher(&aes_bdk, &tdes_bdk, "4111111111111112"),
+            Err(PinError::Block(4))
+        );
+        let other = EncipheredPin::from_fields(
+            &h("52A00503BD34BA1383F6A7EE9FE2547F"),
+            &h("123456789012345600000001"),
+        )
+        .unwrap();
+        assert_eq!(
+            other.decipher(&aes_bdk, &tdes_bdk, "4111111111111111"),
+            Err(PinError::Block(4))
+        );
+        // Format 0: the X9.24-1 block of PIN 1234, PAN 4012345678909, counter 1.
+        let f0 = EncipheredPin::from_fields(&h("1B9C1845EB993A7A"), &h("FFFF9876543210E00001"))
+            .unwrap();
+        assert_eq!(
+            f0.decipher(&aes_bdk, &tdes_bdk, "4012345678909")
+                .unwrap()
+                .expose(),
+            "1234"
+        );
+        assert_eq!(f0.block(), &h("1B9C1845EB993A7A")[..]);
+        assert_eq!(f0.ksn(), &h("FFFF9876543210E00001")[..]);
+        // Lengths that belong to no scheme.
+        assert!(EncipheredPin::from_fields(&[0; 8], &[0; 12]).is_err());
+        assert!(EncipheredPin::from_fields(&[0; 16], &[0; 10]).is_err());
+        // Debug shows the KSN, never the block.
+        let d = format!("{f4:?}");
+        assert!(d.contains("123456789012345600000002") && !d.contains("52A005"), "{d}");
+        // Round trips of every length under a random-looking fill.
+        let key = k("00112233445566778899AABBCCDDEEFF");
+        let fill: [u8; 8] = h("0123456789ABCDEF").try_into().unwrap();
+        for pin in ["0000", "98765", "123456789012"] {
+            let b = format4(pin, "6250946000000016", &key, &fill).unwrap();
+            assert_eq!(
+                format4_decipher(&b, "6250946000000016", &key)
+                    .unwrap()
+                    .expose(),
+                pin
+            );
+            let b0 = format0(pin, "6250946000000016", &key).unwrap();
+            assert_eq!(
+                format0_decipher(&b0, "6250946000000016", &key)
+                    .unwrap()
+                    .expose(),
+                pin
+            );
+        }
+    }
+
+    #[test]
+    fn pin_digits_hold_4_to_12_digits_and_hide_them() {
+        let mut p = PinDigits::new();
+        for d in [1, 2, 3] {
+            assert!(p.push(d));
+        }
+        assert!(!p.complete());
+        assert!(!p.push(10));
+        assert!(p.push(4));
+        assert!(p.complete());
+        assert_eq!(p.expose(), "1234");
+        assert_eq!(format!("{p:?}"), "PinDigits(<4 digits>)");
+        p.pop();
+        assert_eq!(p.len(), 3);
+        for _ in 0..20 {
+            p.push(9);
+        }
+        assert_eq!(p.len(), 12);
+        p.clear();
+        assert!(p.is_empty());
+        assert_eq!(PinDigits::parse("123"), Err(PinError::PinLength));
+        assert_eq!(PinDigits::parse("12 34"), Err(PinError::PinLength));
+        assert_eq!(PinDigits::parse("1234567890123"), Err(PinError::PinLength));
+        let a = PinDigits::parse("1234").unwrap();
+        assert!(a.matches(&PinDigits::parse("1234").unwrap()));
+        assert!(!a.matches(&PinDigits::parse("1235").unwrap()));
+        assert!(!a.matches(&PinDigits::parse("12340").unwrap()));
     }
 }

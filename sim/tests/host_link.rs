@@ -48,6 +48,7 @@ fn request(o: &Outcome, amount: u64, stan: u32) -> AuthorizationRequest {
         merchant_id: "KASSA-DEMO".into(),
         currency: 978,
         icc_data: o.online_data.clone(),
+        pin: None,
     }
 }
 

@@ -101,6 +101,7 @@ fn sample_request() -> anyhow::Result<AuthorizationRequest> {
         merchant_id: "KASSA-BENCH".into(),
         currency: 978,
         icc_data: outcome.online_data.clone(),
+        pin: None,
     })
 }
 

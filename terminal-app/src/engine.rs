@@ -852,6 +852,7 @@ impl<R: CardReader> Engine<R> {
                     rrn: answer.rrn,
                     tls_version: ex.tls_version,
                     icc_data: answer.icc_data,
+                    pin: None,
                 });
                 if approved {
                     pause_point("approved");
