@@ -476,16 +476,22 @@ mod tests {
         let m = r.to_message().unwrap();
         // BCD dialect: a one-byte BCD length before each binary value.
         let bcd = m.encode(&BCD87).unwrap();
-        let f52 = hex::decode("1652A00503BD34BA1383F6A7EE9FE2547F12123456789012345600000002")
-            .unwrap();
-        assert!(bcd.windows(f52.len()).any(|w| w == f52), "fields 52-53 in BCD");
+        let f52 =
+            hex::decode("1652A00503BD34BA1383F6A7EE9FE2547F12123456789012345600000002").unwrap();
+        assert!(
+            bcd.windows(f52.len()).any(|w| w == f52),
+            "fields 52-53 in BCD"
+        );
         // ASCII dialect: two ASCII digits of length, raw bytes.
         let ascii = m.encode(&ASCII87).unwrap();
         let mut f52a = b"16".to_vec();
         f52a.extend(hex::decode("52A00503BD34BA1383F6A7EE9FE2547F").unwrap());
         f52a.extend(b"12");
         f52a.extend(hex::decode("123456789012345600000002").unwrap());
-        assert!(ascii.windows(f52a.len()).any(|w| w == f52a), "fields 52-53 in ASCII");
+        assert!(
+            ascii.windows(f52a.len()).any(|w| w == f52a),
+            "fields 52-53 in ASCII"
+        );
         for d in [&BCD87, &ASCII87] {
             let back = Message::decode(&m.encode(d).unwrap(), d).unwrap();
             assert_eq!(back.get(52), m.get(52));
@@ -496,7 +502,10 @@ mod tests {
         assert_eq!(reversal(&m, false).get(52), None);
         assert_eq!(advice(&m, "Y10001", false).get(52), None);
         assert_eq!(advice(&m, "Y10001", false).get(53), None);
-        assert_eq!(completion(&m, "123456", 100, 43, "1129120100").get(52), None);
+        assert_eq!(
+            completion(&m, "123456", 100, 43, "1129120100").get(52),
+            None
+        );
         let dbg = format!("{r:?}");
         assert!(!dbg.contains("52A005") && dbg.contains("Format4"), "{dbg}");
         // A block longer than the field allows is refused.

@@ -847,8 +847,8 @@ mod tests {
             Err(PinError::Block(4))
         );
         // Format 0: the X9.24-1 block of PIN 1234, PAN 4012345678909, counter 1.
-        let f0 = EncipheredPin::from_fields(&h("1B9C1845EB993A7A"), &h("FFFF9876543210E00001"))
-            .unwrap();
+        let f0 =
+            EncipheredPin::from_fields(&h("1B9C1845EB993A7A"), &h("FFFF9876543210E00001")).unwrap();
         assert_eq!(
             f0.decipher(&aes_bdk, &tdes_bdk, "4012345678909")
                 .unwrap()
@@ -862,7 +862,10 @@ mod tests {
         assert!(EncipheredPin::from_fields(&[0; 16], &[0; 10]).is_err());
         // Debug shows the KSN, never the block.
         let d = format!("{f4:?}");
-        assert!(d.contains("123456789012345600000002") && !d.contains("52A005"), "{d}");
+        assert!(
+            d.contains("123456789012345600000002") && !d.contains("52A005"),
+            "{d}"
+        );
         // Round trips of every length under a random-looking fill.
         let key = k("00112233445566778899AABBCCDDEEFF");
         let fill: [u8; 8] = h("0123456789ABCDEF").try_into().unwrap();

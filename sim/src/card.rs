@@ -344,6 +344,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../profiles/mastercard-decline.toml"),
     ),
     ("unionpay", include_str!("../profiles/unionpay.toml")),
+    (
+        "unionpay-debit",
+        include_str!("../profiles/unionpay-debit.toml"),
+    ),
     ("jcb", include_str!("../profiles/jcb.toml")),
     ("amex", include_str!("../profiles/amex.toml")),
     ("discover", include_str!("../profiles/discover.toml")),

@@ -28,6 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use acquirer::iso8583::{Dialect, Message, mask};
 use acquirer::link::{read_frame, write_frame};
 use acquirer::messages::{BatchTotals, batch_totals};
+use acquirer::pin::{EncipheredPin, PinDigits};
 use emv::crypto::{
     AcData, Cvn, Key16, application_cryptogram, derive_icc_master_key, issuer_authentication_data,
 };
@@ -42,14 +43,21 @@ use tokio_rustls::TlsAcceptor;
 use crate::card::Profile;
 
 /// An issuer the simulator acts for: cards whose PAN starts with `pan_prefix` have
-/// cryptograms under keys derived from `imk_ac`.
+/// cryptograms under keys derived from `imk_ac`, and the PIN `pin` (checked when a request
+/// carries an online PIN).
 #[derive(Clone, Debug)]
 pub struct IssuerKey {
     /// PAN prefix (BIN or full PAN).
     pub pan_prefix: String,
     /// Issuer master key for application cryptograms.
     pub imk_ac: Key16,
+    /// The cardholder's PIN as the issuer holds it (test cards only); `Debug` hides it.
+    pub pin: Option<PinDigits>,
 }
+
+/// How many wrong online PINs in a row the issuer allows before answering 75 (PIN tries
+/// exceeded) to every further PIN for that card.
+pub const ONLINE_PIN_TRY_LIMIT: u8 = 3;
 
 impl IssuerKey {
     /// The issuer keys of the given card profiles (one entry per card PAN).
@@ -60,6 +68,11 @@ impl IssuerKey {
                 Some(IssuerKey {
                     pan_prefix: p.card.pan.clone(),
                     imk_ac: Key16::from_hex(&p.keys.imk_ac)?,
+                    pin: p
+                        .card
+                        .pin
+                        .as_deref()
+                        .and_then(|pin| PinDigits::parse(pin).ok()),
                 })
             })
             .collect()
@@ -207,6 +220,9 @@ pub struct LedgerEntry {
     /// The wallet that paid a QR payment.
     #[serde(default)]
     pub wallet: Option<String>,
+    /// An online PIN came with the request: whether it was the cardholder's.
+    #[serde(default)]
+    pub pin_verified: Option<bool>,
 }
 
 /// A running host simulator.
@@ -233,6 +249,8 @@ struct State {
     /// The last batch each terminal closed: a repeated 0500 (its answer was lost) gets the
     /// same answer again. In memory only.
     last_closed: HashMap<String, BatchTotals>,
+    /// Wrong online PINs in a row, by full PAN. In memory only.
+    pin_failures: HashMap<String, u8>,
 }
 
 struct Shared {
@@ -774,6 +792,58 @@ pub fn issuer_decide(
     }
 }
 
+/// The issuer's check of an online PIN (fields 52 and 53): derives the PIN key from the
+/// simulator's test BDK for the KSN's scheme ([`crate::pinkeys`]), deciphers the block
+/// against the PAN and compares it with the card's PIN. Wrong PINs are counted per card:
+/// the [`ONLINE_PIN_TRY_LIMIT`]th in a row, and every PIN after it, answers 75; a right PIN
+/// before that clears the count. A block that does not decipher (another key, damaged) is
+/// 55 without counting against the cardholder.
+pub fn check_online_pin(
+    issuers: &[IssuerKey],
+    pan: &str,
+    block: &[u8],
+    ksn: Option<&[u8]>,
+    failures: &mut HashMap<String, u8>,
+) -> Result<(), (&'static str, String)> {
+    let wrong = |why: &str| ("55", why.to_string());
+    let failed = failures.get(pan).copied().unwrap_or(0);
+    if failed >= ONLINE_PIN_TRY_LIMIT {
+        return Err(("75", "PIN tries exceeded".into()));
+    }
+    let Some(ksn) = ksn else {
+        return Err(wrong("PIN block without a KSN (field 53)"));
+    };
+    let enciphered =
+        EncipheredPin::from_fields(block, ksn).map_err(|e| wrong(&format!("PIN data: {e}")))?;
+    let entered = enciphered
+        .decipher(&crate::pinkeys::aes_bdk(), &crate::pinkeys::tdes_bdk(), pan)
+        .map_err(|e| wrong(&format!("PIN block does not decipher under the BDK: {e}")))?;
+    let Some(on_file) = issuers
+        .iter()
+        .find(|i| pan.starts_with(&i.pan_prefix))
+        .and_then(|i| i.pin.as_ref())
+    else {
+        return Err(wrong("no PIN on file for this card"));
+    };
+    if entered.matches(on_file) {
+        failures.remove(pan);
+        return Ok(());
+    }
+    let failed = failed + 1;
+    failures.insert(pan.to_string(), failed);
+    if failed >= ONLINE_PIN_TRY_LIMIT {
+        Err((
+            "75",
+            format!("incorrect PIN ({failed} of {ONLINE_PIN_TRY_LIMIT}): tries exceeded"),
+        ))
+    } else {
+        Err((
+            "55",
+            format!("incorrect PIN ({failed} of {ONLINE_PIN_TRY_LIMIT})"),
+        ))
+    }
+}
+
 /// This month as YYMM, the form of ISO 8583 field 14.
 fn current_yymm() -> u32 {
     use chrono::Datelike;
@@ -821,6 +891,7 @@ fn decide(req: &Message, shared: &Shared) -> Decision {
         completed: false,
         qr_reference: None,
         wallet: None,
+        pin_verified: None,
     };
     let mut state = match shared.state.lock() {
         Ok(s) => s,
@@ -916,8 +987,23 @@ fn decide(req: &Message, shared: &Shared) -> Decision {
             } else if expired {
                 ("54".into(), "expired card".to_string(), Vec::new())
             } else {
-                match issuer_decide(&shared.cfg.issuers, &pan, psn, &icc, amount) {
-                    IssuerDecision::Approve { issuer_auth_data } => {
+                let decision = issuer_decide(&shared.cfg.issuers, &pan, psn, &icc, amount);
+                let pin = match (&decision, req.get(52)) {
+                    (IssuerDecision::Approve { .. }, Some(block)) => Some(check_online_pin(
+                        &shared.cfg.issuers,
+                        &pan,
+                        block,
+                        req.get(53),
+                        &mut state.pin_failures,
+                    )),
+                    _ => None,
+                };
+                if let Some(p) = &pin {
+                    entry.pin_verified = Some(p.is_ok());
+                }
+                match (decision, pin) {
+                    (_, Some(Err((code, reason)))) => (code.to_string(), reason, Vec::new()),
+                    (IssuerDecision::Approve { issuer_auth_data }, _) => {
                         let balance = state.balances.get(&pan).copied().or_else(|| {
                             shared
                                 .cfg
@@ -946,11 +1032,14 @@ fn decide(req: &Message, shared: &Shared) -> Decision {
                             None => ("00".into(), "ARQC verified".to_string(), issuer_auth_data),
                         }
                     }
-                    IssuerDecision::Decline {
-                        code,
-                        reason,
-                        issuer_auth_data,
-                    } => (code.to_string(), reason, issuer_auth_data),
+                    (
+                        IssuerDecision::Decline {
+                            code,
+                            reason,
+                            issuer_auth_data,
+                        },
+                        _,
+                    ) => (code.to_string(), reason, issuer_auth_data),
                 }
             };
             if code == "00" {

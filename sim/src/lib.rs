@@ -8,6 +8,7 @@ pub mod card;
 pub mod emvpki;
 pub mod host;
 pub mod keys;
+pub mod pinkeys;
 pub mod pki;
 pub mod pn532;
 pub mod printer;

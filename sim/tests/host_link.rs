@@ -619,3 +619,146 @@ async fn tls12_only_when_allowed() {
     let ex = lenient.exchange(&echo).await.unwrap();
     assert_eq!(ex.tls_version, "TLSv1.2");
 }
+
+/// The UnionPay debit card read by kernel 7 on a terminal that supports online PIN (TTQ
+/// byte 1 bit 3).
+fn run_unionpay_debit(amount: u64) -> Outcome {
+    let (mut config, input) = emv::testdata::terminal_and_input(amount);
+    let c = &mut config.combinations[0];
+    c.aid = hex::decode("A0000003330101").unwrap();
+    c.kernel = emv::card::KernelId::C7;
+    c.ttq = Some([0x26, 0x00, 0x40, 0x80]);
+    let mut card = builtin_card("unionpay-debit").unwrap().unwrap();
+    let mut txn = EntryPoint::new(&config).start(input).unwrap();
+    let mut step = txn.begin();
+    loop {
+        match step {
+            Step::Transmit(cmd) => step = txn.on_response(&card.process(&cmd.to_bytes().unwrap())),
+            Step::Outcome(o) => return *o,
+        }
+    }
+}
+
+/// Sends the card's request with `pin` enciphered as a terminal loaded with the test key
+/// would (AES DUKPT counter `counter`, format 4; or TDES DUKPT and format 0), and returns the
+/// response code.
+async fn send_with_pin(
+    link: &mut Link,
+    o: &Outcome,
+    stan: u32,
+    pin: &str,
+    counter: u32,
+    tdes: bool,
+) -> String {
+    use acquirer::pin::{EncipheredPin, aes_dukpt, format0, format4, tdes_dukpt};
+    let pan = "6250946000000024";
+    let enciphered = if tdes {
+        let (ipek, mut ksn) = sim::pinkeys::test_tdes_initial_key();
+        ksn[9] = counter as u8;
+        let key = tdes_dukpt::pin_key(&ipek, &ksn).unwrap();
+        EncipheredPin::Format0 {
+            block: format0(pin, pan, &key).unwrap(),
+            ksn,
+        }
+    } else {
+        let (ik, mut ksn) = sim::pinkeys::test_aes_initial_key();
+        ksn.counter = counter;
+        let key = aes_dukpt::working_key(&ik, &ksn, aes_dukpt::Usage::PinEncryption).unwrap();
+        EncipheredPin::Format4 {
+            block: format4(pin, pan, &key, &[0x5A; 8]).unwrap(),
+            ksn: ksn.to_bytes(),
+        }
+    };
+    let mut r = request(o, 30_000, stan);
+    r.pos_entry_mode = "071".into();
+    r.pin = Some(enciphered);
+    let ex = link.exchange(&r.to_message().unwrap()).await.unwrap();
+    AuthorizationResponse::from_message(&ex.response)
+        .unwrap()
+        .response_code
+}
+
+#[tokio::test]
+async fn the_issuer_checks_online_pins_and_counts_wrong_ones() {
+    // Under the CVM limit no PIN; over it the debit card asks for one (CTQ 8000).
+    assert_eq!(run_unionpay_debit(1_000).cvm, emv::outcome::Cvm::NoCvm);
+    let o = run_unionpay_debit(30_000);
+    assert_eq!(o.kind, OutcomeKind::OnlineRequest, "{:?}", o.reason);
+    assert_eq!(o.cvm, emv::outcome::Cvm::OnlinePin);
+
+    let pki = DevPki::generate("Test CA", "KASSA001").unwrap();
+    let host = host(&pki, &pki.ca_cert, None).await;
+    let mut link = link(host.local_addr(), &pki.terminal_credentials());
+    // The right PIN under both schemes.
+    assert_eq!(
+        send_with_pin(&mut link, &o, 1, "2468", 1, false).await,
+        "00"
+    );
+    assert_eq!(send_with_pin(&mut link, &o, 2, "2468", 1, true).await, "00");
+    // A block enciphered under a key the BDK does not give: 55, not counted against the
+    // cardholder.
+    {
+        use acquirer::pin::{EncipheredPin, Key16, format4};
+        let mut r = request(&o, 30_000, 3);
+        r.pin = Some(EncipheredPin::Format4 {
+            block: format4("2468", "6250946000000024", &Key16([7; 16]), &[0; 8]).unwrap(),
+            ksn: hex::decode("4B41535341000001000000FF")
+                .unwrap()
+                .try_into()
+                .unwrap(),
+        });
+        let ex = link.exchange(&r.to_message().unwrap()).await.unwrap();
+        let code = AuthorizationResponse::from_message(&ex.response)
+            .unwrap()
+            .response_code;
+        assert_eq!(code, "55");
+    }
+    // Wrong PINs: 55, 55, then the third is 75, and from then on even the right one is 75.
+    assert_eq!(
+        send_with_pin(&mut link, &o, 4, "1111", 2, false).await,
+        "55"
+    );
+    assert_eq!(
+        send_with_pin(&mut link, &o, 5, "2469", 3, false).await,
+        "55"
+    );
+    assert_eq!(
+        send_with_pin(&mut link, &o, 6, "24680", 4, false).await,
+        "75"
+    );
+    assert_eq!(
+        send_with_pin(&mut link, &o, 7, "8642", 5, false).await,
+        "75"
+    );
+    assert_eq!(
+        send_with_pin(&mut link, &o, 8, "2468", 6, false).await,
+        "75"
+    );
+    let ledger = host.ledger();
+    let verdicts: Vec<(String, Option<bool>)> = ledger
+        .iter()
+        .map(|e| (e.response_code.clone(), e.pin_verified))
+        .collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            ("00".into(), Some(true)),
+            ("00".into(), Some(true)),
+            ("55".into(), Some(false)),
+            ("55".into(), Some(false)),
+            ("55".into(), Some(false)),
+            ("75".into(), Some(false)),
+            ("75".into(), Some(false)),
+            ("75".into(), Some(false)),
+        ]
+    );
+    assert!(
+        ledger[2].reason.contains("does not decipher"),
+        "{}",
+        ledger[2].reason
+    );
+    assert_eq!(ledger[3].reason, "incorrect PIN (1 of 3)");
+    // Nothing in the ledger is a PIN.
+    let text = serde_json::to_string(&ledger).unwrap();
+    assert!(!text.contains("2468") && !text.contains("6250946000000024"));
+}
