@@ -223,6 +223,9 @@ pub struct LedgerEntry {
     /// An online PIN came with the request: whether it was the cardholder's.
     #[serde(default)]
     pub pin_verified: Option<bool>,
+    /// The KSN the PIN block came under (field 53, hex): no two may ever be the same.
+    #[serde(default)]
+    pub pin_ksn: Option<String>,
 }
 
 /// A running host simulator.
@@ -892,6 +895,9 @@ fn decide(req: &Message, shared: &Shared) -> Decision {
         qr_reference: None,
         wallet: None,
         pin_verified: None,
+        pin_ksn: req
+            .get(53)
+            .map(|k| k.iter().map(|b| format!("{b:02X}")).collect()),
     };
     let mut state = match shared.state.lock() {
         Ok(s) => s,

@@ -206,6 +206,9 @@ pub struct UiSection {
     pub sound: bool,
     /// The language buttons on the present-card screen (up to four).
     pub customer_languages: Vec<String>,
+    /// Seconds the cardholder has to enter an online PIN (5-120); then the entry ends as
+    /// `pin_timeout`.
+    pub pin_timeout_s: u64,
 }
 
 impl Default for UiSection {
@@ -218,6 +221,7 @@ impl Default for UiSection {
             voice: false,
             sound: true,
             customer_languages: ["en", "zh_CN", "ja", "ko"].map(String::from).to_vec(),
+            pin_timeout_s: 30,
         }
     }
 }
@@ -947,6 +951,12 @@ impl Config {
             return Err(invalid(
                 "ui.customer_languages",
                 "at most four language buttons".into(),
+            ));
+        }
+        if !(5..=120).contains(&self.ui.pin_timeout_s) {
+            return Err(invalid(
+                "ui.pin_timeout_s",
+                "must be 5 to 120 seconds".into(),
             ));
         }
         if !["portrait", "portrait-854", "landscape"].contains(&self.ui.layout.as_str()) {

@@ -38,6 +38,7 @@ use zeroize::Zeroizing;
 
 use crate::config::Config;
 use crate::journal::{CardFacts, HostRecord, Journal, JournalError, TxnState};
+use crate::pinpad::{PinEnd, PinPad, PinPrompt};
 
 /// The kind of transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +116,8 @@ pub enum EngineEvent {
         /// ISO 3166-1 numeric issuer country.
         issuer_country: Option<u16>,
     },
+    /// The card asked for an online PIN: the PIN pad is taking it.
+    PinEntry,
     /// Waiting for the host.
     Authorising,
     /// The kernel asked for the card again (Outcome Try Again): its UI request ("Present
@@ -346,6 +349,10 @@ pub struct Engine<R: CardReader> {
     pub journal: Journal,
     vault: crate::vault::Vault,
     events: Option<mpsc::UnboundedSender<EngineEvent>>,
+    /// Where online PINs come from, and the data directory holding the PIN key.
+    pin_pad: Option<(Box<dyn PinPad>, std::path::PathBuf)>,
+    /// This transaction's terminal can take an online PIN (a PIN pad and a loaded key).
+    pin_capable: bool,
 }
 
 impl<R: CardReader> std::fmt::Debug for Engine<R> {
@@ -387,6 +394,110 @@ impl<R: CardReader> Engine<R> {
             journal,
             vault,
             events: None,
+            pin_pad: None,
+            pin_capable: false,
+        })
+    }
+
+    /// Takes online PINs from `pad`, enciphered under the PIN key loaded in `data_dir`
+    /// ([`crate::keys`]). Without a PIN pad, or while no key is loaded, the terminal tells
+    /// cards it cannot take an online PIN.
+    pub fn with_pin_pad(mut self, pad: Box<dyn PinPad>, data_dir: std::path::PathBuf) -> Self {
+        self.pin_pad = Some((pad, data_dir));
+        self
+    }
+
+    /// Whether an online PIN can be taken now: a PIN pad and a readable PIN key whose
+    /// counter is not exhausted.
+    pub fn online_pin_ready(&self) -> bool {
+        self.pin_pad.as_ref().is_some_and(|(_, dir)| {
+            crate::keys::status(dir, &self.vault, &self.journal).is_ok_and(|s| s.next_ksn.is_some())
+        })
+    }
+
+    /// Terminal Transaction Qualifiers byte 1 bit 3, "online PIN supported" (EMV Book C-3
+    /// §5.2.2, C-7), follows what the terminal can do for this transaction, whatever the
+    /// configured TTQ says: cards then choose a CVM the terminal can perform.
+    fn apply_pin_capability(&mut self) {
+        self.pin_capable = self.online_pin_ready();
+        for c in &mut self.kernel_config.combinations {
+            if let Some(ttq) = c.ttq.as_mut() {
+                if self.pin_capable {
+                    ttq[0] |= 0x04;
+                } else {
+                    ttq[0] &= !0x04;
+                }
+            }
+        }
+    }
+
+    /// Asks the PIN pad for the cardholder's PIN and enciphers it at once: ISO 9564-1
+    /// format 4 with a random fill under the next AES DUKPT PIN key (the counter is written
+    /// to the journal before the key is derived). The digits are zeroized when this returns.
+    async fn collect_pin(
+        &mut self,
+        outcome: &Outcome,
+        amount_minor: u64,
+    ) -> Result<acquirer::pin::EncipheredPin, (TxnState, String, String)> {
+        let card = outcome.card.as_ref();
+        let pan = card
+            .and_then(|c| c.pan.as_ref())
+            .map(|p| Zeroizing::new(p.expose().to_string()))
+            .ok_or((
+                TxnState::CardError,
+                "card_data".to_string(),
+                "card gave no PAN".to_string(),
+            ))?;
+        let prompt = PinPrompt {
+            amount: format!(
+                "{} {}",
+                self.config.terminal.currency_code,
+                ui::amount::format_minor(amount_minor, self.config.terminal.currency_exponent)
+            ),
+            scheme: card.and_then(|c| c.label.clone()).unwrap_or_else(|| {
+                card.map(|c| c.scheme.name().to_string())
+                    .unwrap_or_default()
+            }),
+            languages: card.map(|c| c.languages.clone()).unwrap_or_default(),
+            timeout: Duration::from_secs(self.config.ui.pin_timeout_s),
+        };
+        if self.pin_pad.is_some() {
+            self.emit(EngineEvent::PinEntry);
+        }
+        let Some((pad, dir)) = self.pin_pad.as_mut() else {
+            return Err((
+                TxnState::Declined,
+                PinEnd::Unavailable.code().into(),
+                "the card asks for an online PIN and this terminal has no PIN pad".into(),
+            ));
+        };
+        let dir = dir.clone();
+        let pin = pad.enter(&prompt).await.map_err(|end| {
+            let state = match end {
+                PinEnd::Unavailable => TxnState::Declined,
+                _ => TxnState::Cancelled,
+            };
+            (
+                state,
+                end.code().to_string(),
+                format!("PIN entry ended: {}", end.code()),
+            )
+        })?;
+        let (ksn, key) = crate::keys::next_pin_key(&dir, &self.vault, &mut self.journal)
+            .map_err(|e| (TxnState::Declined, e.code().to_string(), e.to_string()))?;
+        let mut fill = [0u8; 8];
+        getrandom::fill(&mut fill).map_err(|e| {
+            (
+                TxnState::Declined,
+                "pin_random".to_string(),
+                format!("no random fill for the PIN block: {e}"),
+            )
+        })?;
+        let block = acquirer::pin::format4(pin.expose(), &pan, &key, &fill)
+            .map_err(|e| (TxnState::Declined, "pin_block".to_string(), e.to_string()))?;
+        Ok(acquirer::pin::EncipheredPin::Format4 {
+            block,
+            ksn: ksn.to_bytes(),
         })
     }
 
@@ -448,6 +559,7 @@ impl<R: CardReader> Engine<R> {
         }
         let mut result = TxnResult::start(kind, amount_minor, stan, id, when, extras);
         result.batch = self.journal.current_batch().unwrap_or(1);
+        self.apply_pin_capability();
         pause_point("started");
         // 1-2. Wait for the tap and run the kernel; on Outcome Try Again (Book A §6.2: the
         // card left, or a phone asks to be presented again) restart at Start B with the same
@@ -707,8 +819,35 @@ impl<R: CardReader> Engine<R> {
             return Ok(result);
         }
 
-        // 4. Online.
-        let request = match self.authorization_request(&outcome, kind, amount_minor, stan, when) {
+        // 4. Online. The card chose online PIN (Book C-3 §5.7): the cardholder enters it now,
+        // the card already away, and it travels enciphered in fields 52 and 53.
+        let pin = if outcome.cvm == emv::outcome::Cvm::OnlinePin {
+            match self.collect_pin(&outcome, amount_minor).await {
+                Ok(p) => Some(p),
+                Err((state, code, message)) => {
+                    result.kernel = Some(Box::new(outcome));
+                    result.outcome = state.name().to_string();
+                    result.journal_state = state;
+                    result.reason = Some(code.clone());
+                    if state == TxnState::CardError {
+                        result.fail(&mut self.journal, state, Failure::Other, &code, message)?;
+                    } else {
+                        tracing::info!(reason = %code, "online PIN not taken: {message}");
+                        self.journal.set_state(id, state, Some(&code))?;
+                    }
+                    result.timing.total_ms = started.elapsed().as_millis() as u64;
+                    return Ok(result);
+                }
+            }
+        } else {
+            None
+        };
+        let request = match self
+            .authorization_request(&outcome, kind, amount_minor, stan, when)
+            .map(|mut r| {
+                r.pin = pin;
+                r
+            }) {
             Ok(r) => r,
             Err(msg) => {
                 result.kernel = Some(Box::new(outcome));
@@ -852,7 +991,6 @@ impl<R: CardReader> Engine<R> {
                     rrn: answer.rrn,
                     tls_version: ex.tls_version,
                     icc_data: answer.icc_data,
-                    pin: None,
                 });
                 if approved {
                     pause_point("approved");
@@ -1477,8 +1615,9 @@ impl<R: CardReader> Engine<R> {
             local_time: when.format("%H%M%S").to_string(),
             local_date: when.format("%m%d").to_string(),
             expiry_yymm: card.expiry_yymm.clone().map(Zeroizing::new),
-            // 07: contactless chip; 2: the terminal cannot take a PIN yet.
-            pos_entry_mode: "072".into(),
+            // 07: contactless chip; then 1 when the terminal can take an online PIN (a PIN
+            // pad and a loaded key), 2 when it cannot.
+            pos_entry_mode: if self.pin_capable { "071" } else { "072" }.into(),
             psn: card.psn,
             pos_condition: if kind == TxnKind::PreAuth {
                 acquirer::messages::PosCondition::PreAuthorization
@@ -1490,6 +1629,7 @@ impl<R: CardReader> Engine<R> {
             merchant_id: self.config.terminal.merchant_id.clone(),
             currency: self.config.terminal.currency,
             icc_data: o.online_data.clone(),
+            pin: None,
         })
     }
 }

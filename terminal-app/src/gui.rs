@@ -152,7 +152,26 @@ pub fn start(
     let link = env.link(&cfg)?;
     let journal = Journal::open(&paths.journal())?;
     let vault = crate::vault::Vault::open(&paths.device_key())?;
-    let engine = Engine::new(cfg.clone(), reader, link, journal, vault)?;
+    let mut journal = journal;
+    // The built-in host simulator knows only its test BDK: a terminal talking to it gets the
+    // development PIN key when it has none, so the PIN screen works out of the box. A real
+    // acquirer's key is loaded with `kassa keys load`.
+    if cfg.acquirer.simulator
+        && matches!(
+            crate::keys::status(&paths.data_dir, &vault, &journal),
+            Err(crate::keys::KeyError::NotLoaded)
+        )
+    {
+        let (key, ksn) = sim::pinkeys::test_aes_initial_key();
+        match crate::keys::load(&paths.data_dir, &vault, &mut journal, &key, &ksn) {
+            Ok(()) => tracing::info!("loaded the development PIN key (simulator test BDK)"),
+            Err(e) => tracing::warn!(error = %e, "no development PIN key"),
+        }
+    }
+    let engine = Engine::new(cfg.clone(), reader, link, journal, vault)?.with_pin_pad(
+        Box::new(crate::gui_pin::ScreenPinPad::new(window)),
+        paths.data_dir.clone(),
+    );
     let receipts = paths.data_dir.join("receipts");
     Ok(wire(window, rt.handle(), engine, tap, env, cfg, receipts))
 }
@@ -243,7 +262,7 @@ thread_local! {
 }
 
 /// Speaks a prompt in `language` with espeak-ng when voice prompts are on and the device has it.
-fn speak(w: &MainWindow, language: &str, text: &str) {
+pub(crate) fn speak(w: &MainWindow, language: &str, text: &str) {
     if !w.global::<OperatorAdapter>().get_voice() {
         return;
     }
@@ -1410,8 +1429,11 @@ fn show_progress(w: &MainWindow, ev: &EngineEvent) {
             }
         }
         EngineEvent::Authorising => {
+            w.global::<AppAdapter>().set_screen(Screen::Present);
             p.set_message(PresentMessage::Authorising);
         }
+        // The PIN pad puts up its own screen (gui::ScreenPinPad).
+        EngineEvent::PinEntry => {}
         // Book A Table 9-5: 21 "Present card again", 20 "See phone for instructions".
         EngineEvent::PresentAgain(ui) => {
             indicate(Status::Ready);

@@ -11,11 +11,14 @@ mod emulator;
 mod engine;
 #[cfg(any(feature = "desktop", feature = "device"))]
 mod gui;
+#[cfg(any(feature = "desktop", feature = "device"))]
+mod gui_pin;
 mod journal;
 mod keys;
 mod notify;
 mod ops;
 mod paper;
+mod pinpad;
 mod print;
 mod qrpay;
 mod readers;
@@ -173,6 +176,11 @@ enum Command {
         /// Read the supervisor PIN (unreferenced refunds) from the first line of stdin.
         #[arg(long)]
         pin_stdin: bool,
+        /// Play the cardholder at the PIN pad: when the card asks for an online PIN, read it
+        /// from the next line of stdin (an empty line or end of input is Cancel). Needs a
+        /// loaded PIN key (`kassa keys load`).
+        #[arg(long)]
+        card_pin_stdin: bool,
         /// The virtual cardholder taps after this many milliseconds (Ctrl-C before that
         /// cancels the transaction).
         #[arg(long, value_name = "MS", default_value_t = 0)]
@@ -668,6 +676,10 @@ enum KeysCommand {
     /// Load an AES DUKPT (ANSI X9.24-3) initial key and its KSN, read from stdin as two hex
     /// lines (the key, 32 digits; the KSN, 24 digits): never on the command line.
     Load {
+        /// Load the development initial key instead, derived from the host simulator's
+        /// published test BDK (emulator mode only: it protects nothing).
+        #[arg(long)]
+        test: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -992,6 +1004,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             original,
             ref tip,
             pin_stdin,
+            card_pin_stdin,
             tap_delay_ms,
             ref reader,
             ref save_receipt,
@@ -1023,6 +1036,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 original,
                 tip: tip.as_deref(),
                 pin_stdin,
+                card_pin_stdin,
                 tap_delay_ms,
                 reader: reader.as_deref(),
                 save_receipt: save_receipt.as_deref(),
@@ -1530,7 +1544,21 @@ fn keys_command(paths: &Paths, command: &KeysCommand) -> anyhow::Result<u8> {
     let mut journal = Journal::open(&paths.journal())
         .with_context(|| format!("journal {}", paths.journal().display()))?;
     match command {
-        KeysCommand::Load { json } => {
+        KeysCommand::Load { test: true, json } => {
+            let (key, ksn) = sim::pinkeys::test_aes_initial_key();
+            keys::load(&paths.data_dir, &vault, &mut journal, &key, &ksn)?;
+            let s = keys::status(&paths.data_dir, &vault, &journal)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!(
+                    "loaded the TEST key (simulator BDK, emulator only): initial key ID {}, counter {}",
+                    s.initial_key_id, s.counter
+                );
+            }
+            Ok(0)
+        }
+        KeysCommand::Load { test: false, json } => {
             let mut text = zeroize::Zeroizing::new(String::new());
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
                 .context("reading the key from stdin")?;
@@ -1926,6 +1954,7 @@ struct PayArgs<'a> {
     original: Option<i64>,
     tip: Option<&'a str>,
     pin_stdin: bool,
+    card_pin_stdin: bool,
     tap_delay_ms: u64,
     reader: Option<&'a str>,
     save_receipt: Option<&'a std::path::Path>,
@@ -2242,6 +2271,9 @@ fn pay(paths: &Paths, mut cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> 
             vault,
         )?
         .with_events(ev_tx);
+        if args.card_pin_stdin {
+            engine = engine.with_pin_pad(Box::new(pinpad::StdinPinPad), paths.data_dir.clone());
+        }
         // The operator's Ctrl-C cancels the transaction at whatever step it is.
         let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

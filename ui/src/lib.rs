@@ -23,7 +23,8 @@ mod generated {
 
 pub use generated::{
     AmountAdapter, AppAdapter, EmulatorAdapter, ErrorAdapter, ErrorKind, HistoryLine, IdleAdapter,
-    LanguageChoice, MainWindow, OperatorAdapter, OperatorPage, PresentAdapter, PresentMessage,
-    ResultAdapter, ResultKind, Screen, Theme, TipAdapter, TipChoice, TxnTitle, VirtualCardEntry,
+    LanguageChoice, MainWindow, OperatorAdapter, OperatorPage, PinAdapter, PresentAdapter,
+    PresentMessage, ResultAdapter, ResultKind, Screen, Theme, TipAdapter, TipChoice, TxnTitle,
+    VirtualCardEntry,
 };
 pub use slint;

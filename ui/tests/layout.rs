@@ -86,7 +86,20 @@ fn screens(w: &MainWindow) -> Vec<Shower> {
             w.global::<AppAdapter>().set_screen(Screen::Result);
         }
     };
+    let card_pin = {
+        let w = w.as_weak();
+        move || {
+            let w = w.unwrap();
+            let p = w.global::<ui::PinAdapter>();
+            p.set_amount_text("CNY 300.00".into());
+            p.set_scheme("UnionPay Debit".into());
+            p.set_entered(12);
+            p.set_too_short(true);
+            w.global::<AppAdapter>().set_screen(Screen::Pin);
+        }
+    };
     vec![
+        ("card-pin", Box::new(card_pin)),
         ("e-receipt", Box::new(qr)),
         ("history", Box::new(history)),
         ("idle", Box::new(app(Screen::Idle))),

@@ -71,6 +71,7 @@ const SCREENS: &[&str] = &[
     "tip",
     "present",
     "present-qr",
+    "card-pin",
     "result",
     "declined",
     "operator-pin",
@@ -109,6 +110,19 @@ fn show(w: &MainWindow, screen: &str) {
             p.set_showing_qr(true);
             p.set_message(PresentMessage::ScanQr);
             app.set_screen(Screen::Present);
+        }
+        "card-pin" => {
+            let p = w.global::<ui::PinAdapter>();
+            p.set_amount_text("CNY 300.00".into());
+            p.set_scheme("UnionPay Debit".into());
+            p.set_keys(ModelRc::new(VecModel::from(
+                ["7", "3", "0", "9", "1", "5", "8", "2", "6", "4"]
+                    .map(slint::SharedString::from)
+                    .to_vec(),
+            )));
+            p.set_entered(5);
+            p.set_seconds_left(27);
+            app.set_screen(Screen::Pin);
         }
         "result" => app.set_screen(Screen::Result),
         "declined" => {

@@ -1,0 +1,194 @@
+//! Online PIN end to end: the virtual UnionPay debit card above the CVM limit asks for a PIN,
+//! the cardholder types it (on stdin, `--card-pin-stdin`), the terminal enciphers it as an
+//! ISO 9564 format 4 block under the next AES DUKPT key, and the host simulator derives the
+//! same key from its BDK and checks it against the card: right PIN approved, wrong PIN 55,
+//! cancel ends the transaction with nothing sent. Each `kassa` run is its own process, so the
+//! KSNs the host saw prove the counter survives restarts.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const KASSA: &str = env!("CARGO_BIN_EXE_kassa");
+
+fn kassa(data: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(KASSA)
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("KASSA_CONFIG")
+        .env_remove("KASSA_TEST_PAUSE_AT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+/// A UnionPay debit sale of 300.00 (over the 50.00 CVM limit), the cardholder typing `pin`.
+fn pay_with_pin(data: &Path, pin_line: &str) -> (Option<i32>, Value, String) {
+    let o = kassa(
+        data,
+        &[
+            "pay",
+            "--json",
+            "--card",
+            "unionpay-debit",
+            "--amount",
+            "300.00",
+            "--card-pin-stdin",
+        ],
+        pin_line,
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    (o.status.code(), json(&o), stderr)
+}
+
+fn ledger(data: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(data.join("host-ledger.json")).unwrap_or("[]".into());
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn right_pin_approved_wrong_pin_55_cancel_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let o = kassa(data, &["keys", "load", "--test", "--json"], "");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(json(&o)["initial_key_id"], "4B41535341000001");
+
+    // The right PIN.
+    let (code, j, err) = pay_with_pin(data, "2468\n");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(j["outcome"], "approved", "{j:#}");
+    assert_eq!(j["card"]["cvm"], "online_pin");
+    assert_eq!(j["card"]["scheme"], "unionpay");
+    assert_eq!(j["host"]["response_code"], "00");
+    // The receipt, in the card's language (5F2D "zh"), says how the cardholder was verified.
+    assert!(
+        j["receipt"].as_str().unwrap().contains("密码已联机验证"),
+        "{}",
+        j["receipt"]
+    );
+
+    // A wrong PIN: the issuer answers 55.
+    let (code, j, err) = pay_with_pin(data, "1357\n");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(j["outcome"], "declined");
+    assert_eq!(j["host"]["response_code"], "55");
+
+    // Cancel (an empty line): nothing goes to the host, the journal says why.
+    let before = ledger(data).len();
+    let (code, j, err) = pay_with_pin(data, "\n");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(j["outcome"], "cancelled");
+    assert_eq!(j["reason"], "pin_cancelled");
+    assert_eq!(ledger(data).len(), before);
+    let id = j["journal"]["id"].as_i64().unwrap();
+    let row = json(&kassa(
+        data,
+        &["journal", "show", &id.to_string(), "--json"],
+        "",
+    ));
+    assert_eq!(row["state"], "cancelled");
+    assert_eq!(row["reason"], "pin_cancelled");
+
+    // Not a PIN (three digits): a defined end, nothing sent.
+    let (_, j, _) = pay_with_pin(data, "123\n");
+    assert_eq!(j["outcome"], "cancelled");
+    assert_eq!(j["reason"], "pin_invalid");
+    assert_eq!(ledger(data).len(), before);
+
+    // Right again after a wrong one: approved (the count of wrong PINs starts over).
+    let (_, j, _) = pay_with_pin(data, "2468\n");
+    assert_eq!(j["outcome"], "approved");
+
+    // Every PIN the host saw came under its own KSN, across four processes; the host
+    // verified the right ones; and the terminal's counter says how many were used.
+    let all = ledger(data);
+    let entries: Vec<&Value> = all.iter().filter(|e| e["pin_ksn"].is_string()).collect();
+    let ksns: Vec<&str> = entries
+        .iter()
+        .map(|e| e["pin_ksn"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ksns,
+        [
+            "4B4153534100000100000001",
+            "4B4153534100000100000002",
+            "4B4153534100000100000003"
+        ]
+    );
+    let verified: Vec<Value> = entries.iter().map(|e| e["pin_verified"].clone()).collect();
+    assert_eq!(
+        verified,
+        vec![Value::Bool(true), Value::Bool(false), Value::Bool(true)]
+    );
+    let status = json(&kassa(data, &["keys", "status", "--json"], ""));
+    assert_eq!(status["counter"], 3);
+    assert_eq!(status["next_ksn"], "4B4153534100000100000004");
+
+    // No PIN and no full PAN in the ledger, the journal export or the JSON output.
+    let export = kassa(data, &["journal", "export", "--json"], "");
+    for text in [
+        std::fs::read_to_string(data.join("host-ledger.json")).unwrap(),
+        String::from_utf8_lossy(&export.stdout).into_owned(),
+        j.to_string(),
+    ] {
+        assert!(!text.contains("6250946000000024"), "full PAN in {text}");
+        assert!(!text.contains("2468"), "PIN in {text}");
+    }
+}
+
+#[test]
+fn without_a_pin_key_the_terminal_does_not_offer_online_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    // No key loaded: TTQ byte 1 bit 3 stays clear, the card cannot have online PIN; this
+    // debit card allows no other CVM above the limit.
+    let (code, j, err) = pay_with_pin(data, "2468\n");
+    assert_eq!(code, Some(0), "{err}");
+    assert_ne!(j["card"]["cvm"], "online_pin", "{j:#}");
+    assert_ne!(j["outcome"], "approved", "{j:#}");
+    assert!(ledger(data).iter().all(|e| e["pin_ksn"].is_null()));
+    // Under the CVM limit no PIN is asked and none is needed.
+    let o = kassa(
+        data,
+        &[
+            "pay",
+            "--json",
+            "--card",
+            "unionpay-debit",
+            "--amount",
+            "20.00",
+        ],
+        "",
+    );
+    let j = json(&o);
+    assert_eq!(j["outcome"], "approved");
+    assert_eq!(j["card"]["cvm"], "no_cvm");
+}
