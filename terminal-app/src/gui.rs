@@ -1473,6 +1473,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use i_slint_backend_testing::ElementHandle;
+    use ui::PinAdapter;
 
     use super::*;
 
@@ -1635,11 +1636,17 @@ mod tests {
             .unwrap();
         let (reader, tap) = SimReader::new("virtual reader");
         let link = env.link(&cfg).unwrap();
-        let journal = Journal::open(&paths.journal()).unwrap();
+        let mut journal = Journal::open(&paths.journal()).unwrap();
         let vault = crate::vault::Vault::open(&paths.device_key()).unwrap();
-        let engine =
-            Engine::new(cfg.clone(), AnyReader::Sim(reader), link, journal, vault).unwrap();
+        let (key, ksn) = sim::pinkeys::test_aes_initial_key();
+        crate::keys::load(&paths.data_dir, &vault, &mut journal, &key, &ksn).unwrap();
         let window = MainWindow::new().unwrap();
+        let engine = Engine::new(cfg.clone(), AnyReader::Sim(reader), link, journal, vault)
+            .unwrap()
+            .with_pin_pad(
+                Box::new(crate::gui_pin::ScreenPinPad::new(&window)),
+                paths.data_dir.clone(),
+            );
         let receipts = dir.path().join("receipts");
         let _wiring = wire(&window, rt.handle(), engine, tap, env, cfg, receipts);
         window.show().unwrap();
@@ -1813,6 +1820,89 @@ mod tests {
                 .global::<PresentAdapter>()
                 .get_showing_qr()));
             click(&weak, "done");
+            // Online PIN: the UnionPay debit card above the CVM limit. The PIN screen shows
+            // the amount and the card, a shuffled keypad and dots; Enter with three digits
+            // asks for more, Correct clears, the right PIN is approved by the issuer.
+            let layout = pin_sale(&weak, "card unionpay-debit");
+            assert_eq!(
+                on_ui(&weak, |w| {
+                    let p = w.global::<PinAdapter>();
+                    (p.get_amount_text().to_string(), p.get_scheme().to_string())
+                }),
+                ("EUR 300.00".to_string(), "UnionPay Debit".to_string())
+            );
+            let labels: Vec<String> = on_ui(&weak, |w| {
+                use slint::Model;
+                w.global::<PinAdapter>()
+                    .get_keys()
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect()
+            });
+            let shown: Vec<String> = layout.iter().map(u8::to_string).collect();
+            assert_eq!(labels, shown, "the keys show the keypad's layout");
+            type_pin(&weak, &layout, "135");
+            assert_eq!(on_ui(&weak, |w| w.global::<PinAdapter>().get_entered()), 3);
+            click(&weak, "pin enter");
+            assert!(on_ui(&weak, |w| w.global::<PinAdapter>().get_too_short()));
+            click(&weak, "pin correct");
+            assert_eq!(on_ui(&weak, |w| w.global::<PinAdapter>().get_entered()), 0);
+            type_pin(&weak, &layout, "2468");
+            click(&weak, "pin enter");
+            wait_for(&weak, "the PIN sale's result", |w| {
+                w.global::<AppAdapter>().get_screen() == Screen::Result
+            });
+            assert_eq!(
+                on_ui(&weak, |w| w.global::<ResultAdapter>().get_kind()),
+                ResultKind::Approved
+            );
+            let receipt = on_ui(&weak, |w| {
+                w.global::<ResultAdapter>().get_receipt().to_string()
+            });
+            assert!(receipt.contains("密码已联机验证"), "{receipt}");
+            click(&weak, "done");
+            // The next entry has a new layout (10! of them: a repeat here is a broken
+            // shuffle, at odds of one in 3.6 million); Cancel ends the sale with nothing sent.
+            let second = pin_sale(&weak, "card unionpay-debit");
+            assert_ne!(second, layout);
+            type_pin(&weak, &second, "24");
+            click(&weak, "pin cancel");
+            wait_for(&weak, "the cancelled PIN sale's result", |w| {
+                w.global::<AppAdapter>().get_screen() == Screen::Result
+            });
+            assert_eq!(
+                on_ui(&weak, |w| w.global::<ResultAdapter>().get_kind()),
+                ResultKind::Cancelled
+            );
+            assert!(!on_ui(&weak, |_| crate::gui_pin::entry_open()));
+            click(&weak, "done");
+        }
+    }
+
+    /// A 300.00 sale tapped with `card` up to the PIN screen; returns the keypad's layout.
+    fn pin_sale(weak: &slint::Weak<MainWindow>, card: &'static str) -> [u8; 10] {
+        click(weak, "new sale");
+        for k in ["key 3", "key 0", "key 0", "key 0", "key 0"] {
+            click(weak, k);
+        }
+        click(weak, "charge");
+        wait_for(weak, "the present-card screen", |w| {
+            w.global::<AppAdapter>().get_screen() == Screen::Present
+                && w.global::<EmulatorAdapter>().get_can_tap()
+        });
+        click(weak, card);
+        wait_for(weak, "the PIN screen", |w| {
+            w.global::<AppAdapter>().get_screen() == Screen::Pin
+        });
+        on_ui(weak, |_| crate::gui_pin::layout()).expect("a PIN entry is open")
+    }
+
+    /// Plays the cardholder: presses the keys that carry `pin`'s digits in `layout`.
+    fn type_pin(weak: &slint::Weak<MainWindow>, layout: &[u8; 10], pin: &str) {
+        for c in pin.bytes() {
+            let pos = layout.iter().position(|&d| d == c - b'0').unwrap();
+            let label: &'static str = Box::leak(format!("pin key {pos}").into_boxed_str());
+            click(weak, label);
         }
     }
 }
