@@ -632,6 +632,31 @@ pub mod tdes_dukpt {
         Ok(key)
     }
 
+    /// The next valid counter after `counter` (at most 10 one-bits, within the 21-bit
+    /// field), or `Exhausted`.
+    pub fn next_counter(counter: u32) -> Result<u32, PinError> {
+        let mut c = counter.checked_add(1).ok_or(PinError::Exhausted)?;
+        while c.count_ones() > 10 {
+            c = c
+                .checked_add(c & c.wrapping_neg())
+                .ok_or(PinError::Exhausted)?;
+        }
+        if c > 0x1F_FFFF {
+            return Err(PinError::Exhausted);
+        }
+        Ok(c)
+    }
+
+    /// `ksn` with its 21-bit counter set to `counter`.
+    pub fn with_counter(ksn: &[u8; 10], counter: u32) -> [u8; 10] {
+        let mut k = *ksn;
+        let c = (counter & 0x1F_FFFF).to_be_bytes();
+        k[7] = (k[7] & 0xE0) | c[1];
+        k[8] = c[2];
+        k[9] = c[3];
+        k
+    }
+
     /// The PIN encryption key: the transaction key with the PIN variant
     /// (00000000000000FF00000000000000FF).
     pub fn pin_key(ipek: &Key16, ksn: &[u8; 10]) -> Result<Key16, PinError> {
@@ -815,6 +840,19 @@ mod tests {
             Err(PinError::Exhausted)
         );
         assert!(!format!("{ik:?}").contains("12"));
+        // TDES: at most 10 one-bits in 21 bits.
+        assert_eq!(tdes_dukpt::next_counter(0), Ok(1));
+        assert_eq!(tdes_dukpt::next_counter(0x3FE), Ok(0x3FF));
+        assert_eq!(tdes_dukpt::next_counter(0x3FF), Ok(0x400));
+        assert_eq!(tdes_dukpt::next_counter(0x1FF800), Err(PinError::Exhausted));
+        assert_eq!(
+            tdes_dukpt::with_counter(
+                &[0xFF, 0xFF, 0x98, 0x76, 0x54, 0x32, 0x10, 0xE0, 0, 0],
+                0x1_0203
+            )
+            .to_vec(),
+            h("FFFF9876543210E10203")
+        );
     }
 
     #[test]

@@ -431,9 +431,10 @@ impl<R: CardReader> Engine<R> {
         }
     }
 
-    /// Asks the PIN pad for the cardholder's PIN and enciphers it at once: ISO 9564-1
-    /// format 4 with a random fill under the next AES DUKPT PIN key (the counter is written
-    /// to the journal before the key is derived). The digits are zeroized when this returns.
+    /// Asks the PIN pad for the cardholder's PIN and enciphers it at once under the next
+    /// DUKPT PIN key (the counter is written to the journal before the key is derived):
+    /// ISO 9564-1 format 4 with a random fill under AES DUKPT, format 0 under TDES DUKPT.
+    /// The digits are zeroized when this returns.
     async fn collect_pin(
         &mut self,
         outcome: &Outcome,
@@ -483,7 +484,7 @@ impl<R: CardReader> Engine<R> {
                 format!("PIN entry ended: {}", end.code()),
             )
         })?;
-        let (ksn, key) = crate::keys::next_pin_key(&dir, &self.vault, &mut self.journal)
+        let key = crate::keys::next_pin_key(&dir, &self.vault, &mut self.journal)
             .map_err(|e| (TxnState::Declined, e.code().to_string(), e.to_string()))?;
         let mut fill = [0u8; 8];
         getrandom::fill(&mut fill).map_err(|e| {
@@ -493,12 +494,8 @@ impl<R: CardReader> Engine<R> {
                 format!("no random fill for the PIN block: {e}"),
             )
         })?;
-        let block = acquirer::pin::format4(pin.expose(), &pan, &key, &fill)
-            .map_err(|e| (TxnState::Declined, "pin_block".to_string(), e.to_string()))?;
-        Ok(acquirer::pin::EncipheredPin::Format4 {
-            block,
-            ksn: ksn.to_bytes(),
-        })
+        key.encipher(pin.expose(), &pan, &fill)
+            .map_err(|e| (TxnState::Declined, "pin_block".to_string(), e.to_string()))
     }
 
     /// Sends progress events to `tx` (the UI).

@@ -163,7 +163,8 @@ pub fn start(
         )
     {
         let (key, ksn) = sim::pinkeys::test_aes_initial_key();
-        match crate::keys::load(&paths.data_dir, &vault, &mut journal, &key, &ksn) {
+        let key = crate::keys::InitialKey::Aes(key, ksn);
+        match crate::keys::load(&paths.data_dir, &vault, &mut journal, &key) {
             Ok(()) => tracing::info!("loaded the development PIN key (simulator test BDK)"),
             Err(e) => tracing::warn!(error = %e, "no development PIN key"),
         }
@@ -1639,7 +1640,8 @@ mod tests {
         let mut journal = Journal::open(&paths.journal()).unwrap();
         let vault = crate::vault::Vault::open(&paths.device_key()).unwrap();
         let (key, ksn) = sim::pinkeys::test_aes_initial_key();
-        crate::keys::load(&paths.data_dir, &vault, &mut journal, &key, &ksn).unwrap();
+        let key = crate::keys::InitialKey::Aes(key, ksn);
+        crate::keys::load(&paths.data_dir, &vault, &mut journal, &key).unwrap();
         let window = MainWindow::new().unwrap();
         let engine = Engine::new(cfg.clone(), AnyReader::Sim(reader), link, journal, vault)
             .unwrap()

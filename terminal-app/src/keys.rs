@@ -1,13 +1,19 @@
-//! The device's PIN key store: one AES DUKPT initial key (ANSI X9.24-3-2017, AES-128) with
-//! its initial key ID, sealed under the device key in `<data>/dukpt.sealed` (0600), and the
-//! transaction counter in the journal (`counters`, name `dukpt_counter`). A PIN key is
-//! derived only after the next counter has been written to the journal (SQLite with
-//! `synchronous=FULL`): a crash can skip a counter, never reuse one, so no KSN ever
+//! The device's PIN key store: one DUKPT initial key, sealed under the device key in
+//! `<data>/dukpt.sealed` (0600), and the transaction counter in the journal (`counters`, name
+//! `dukpt_counter`). Either scheme an acquirer asks for:
+//!
+//! - AES DUKPT (ANSI X9.24-3-2017, AES-128): the initial key and its 8-byte initial key ID;
+//!   PINs go as ISO 9564-1 format 4 blocks with 12-byte KSNs.
+//! - TDES DUKPT (ANSI X9.24-1-2009): the IPEK and its 10-byte KSN; PINs go as format 0
+//!   blocks with 10-byte KSNs.
+//!
+//! A PIN key is derived only after the next counter has been written to the journal (SQLite
+//! with `synchronous=FULL`): a crash can skip a counter, never reuse one, so no KSN ever
 //! encrypts two PINs, across restarts too.
 
 use std::path::Path;
 
-use acquirer::pin::{Key16, PinError, aes_dukpt};
+use acquirer::pin::{EncipheredPin, Key16, PinError, aes_dukpt, tdes_dukpt};
 use zeroize::Zeroizing;
 
 use crate::journal::{Journal, JournalError};
@@ -15,6 +21,8 @@ use crate::vault::Vault;
 
 const CONTEXT: &[u8] = b"kassa dukpt initial key";
 const COUNTER: &str = "dukpt_counter";
+/// The sealed TDES record starts with this byte (an AES record is 24 bytes without one).
+const TDES_TAG: u8 = b'T';
 
 /// Why no PIN key could be had.
 #[derive(Debug, thiserror::Error)]
@@ -50,23 +58,41 @@ impl KeyError {
     }
 }
 
+/// An initial key to load (`Debug` hides the key).
+#[derive(Debug)]
+pub enum InitialKey {
+    /// AES DUKPT: the initial key and the KSN it starts from (counter usually 0).
+    Aes(Key16, aes_dukpt::Ksn),
+    /// TDES DUKPT: the IPEK and its KSN (the counter bits usually 0).
+    Tdes(Key16, [u8; 10]),
+}
+
 /// Where the sealed initial key lives.
 pub fn key_file(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("dukpt.sealed")
 }
 
-/// Loads an initial key and the KSN it starts from (counter usually 0): the key sealed to
-/// disk, the counter reset in the journal.
+/// Loads an initial key: the key sealed to disk, the counter set from its KSN in the journal.
 pub fn load(
     data_dir: &Path,
     vault: &Vault,
     journal: &mut Journal,
-    initial_key: &Key16,
-    ksn: &aes_dukpt::Ksn,
+    key: &InitialKey,
 ) -> Result<(), KeyError> {
-    let mut plain = Zeroizing::new(Vec::with_capacity(24));
-    plain.extend_from_slice(&initial_key.0);
-    plain.extend_from_slice(&ksn.initial_key_id);
+    let mut plain = Zeroizing::new(Vec::with_capacity(27));
+    let counter = match key {
+        InitialKey::Aes(k, ksn) => {
+            plain.extend_from_slice(&k.0);
+            plain.extend_from_slice(&ksn.initial_key_id);
+            ksn.counter
+        }
+        InitialKey::Tdes(k, ksn) => {
+            plain.push(TDES_TAG);
+            plain.extend_from_slice(&k.0);
+            plain.extend_from_slice(&tdes_dukpt::with_counter(ksn, 0));
+            u32::from_be_bytes([0, ksn[7] & 0x1F, ksn[8], ksn[9]])
+        }
+    };
     let sealed = vault
         .seal(&plain, CONTEXT)
         .map_err(|e| KeyError::Unreadable(e.to_string()))?;
@@ -85,11 +111,11 @@ pub fn load(
         f.sync_all()?;
     }
     std::fs::rename(&tmp, &path)?;
-    journal.set_counter(COUNTER, i64::from(ksn.counter))?;
+    journal.set_counter(COUNTER, i64::from(counter))?;
     Ok(())
 }
 
-fn read(data_dir: &Path, vault: &Vault) -> Result<(Key16, [u8; 8]), KeyError> {
+fn read(data_dir: &Path, vault: &Vault) -> Result<InitialKey, KeyError> {
     let sealed = match std::fs::read(key_file(data_dir)) {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(KeyError::NotLoaded),
@@ -100,19 +126,35 @@ fn read(data_dir: &Path, vault: &Vault) -> Result<(Key16, [u8; 8]), KeyError> {
             .open_sealed(&sealed, CONTEXT)
             .map_err(|e| KeyError::Unreadable(e.to_string()))?,
     );
-    if plain.len() != 24 {
-        return Err(KeyError::Unreadable("wrong length".into()));
+    match plain.len() {
+        24 => {
+            let key = Key16::from_slice(&plain[..16])?;
+            let mut id = [0u8; 8];
+            id.copy_from_slice(&plain[16..]);
+            Ok(InitialKey::Aes(
+                key,
+                aes_dukpt::Ksn {
+                    initial_key_id: id,
+                    counter: 0,
+                },
+            ))
+        }
+        27 if plain[0] == TDES_TAG => {
+            let key = Key16::from_slice(&plain[1..17])?;
+            let mut ksn = [0u8; 10];
+            ksn.copy_from_slice(&plain[17..]);
+            Ok(InitialKey::Tdes(key, ksn))
+        }
+        _ => Err(KeyError::Unreadable("wrong length".into())),
     }
-    let key = Key16::from_slice(&plain[..16])?;
-    let mut id = [0u8; 8];
-    id.copy_from_slice(&plain[16..]);
-    Ok((key, id))
 }
 
 /// What `kassa keys status` shows: never the key.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Status {
-    /// The initial key ID, hex.
+    /// `aes` (X9.24-3, format 4) or `tdes` (X9.24-1, format 0).
+    pub scheme: &'static str,
+    /// The initial key ID (AES), or the KSN with its counter cleared (TDES), hex.
     pub initial_key_id: String,
     /// The last counter used (or loaded).
     pub counter: u32,
@@ -120,22 +162,82 @@ pub struct Status {
     pub next_ksn: Option<String>,
 }
 
-/// The loaded key's ID and counter.
+fn ksn_for(key: &InitialKey, counter: u32) -> Vec<u8> {
+    match key {
+        InitialKey::Aes(_, ksn) => aes_dukpt::Ksn {
+            initial_key_id: ksn.initial_key_id,
+            counter,
+        }
+        .to_bytes()
+        .to_vec(),
+        InitialKey::Tdes(_, ksn) => tdes_dukpt::with_counter(ksn, counter).to_vec(),
+    }
+}
+
+fn next_counter(key: &InitialKey, last: u32) -> Result<u32, PinError> {
+    match key {
+        InitialKey::Aes(..) => aes_dukpt::next_counter(last),
+        InitialKey::Tdes(..) => tdes_dukpt::next_counter(last),
+    }
+}
+
+/// The loaded key's scheme, ID and counter.
 pub fn status(data_dir: &Path, vault: &Vault, journal: &Journal) -> Result<Status, KeyError> {
-    let (_, id) = read(data_dir, vault)?;
+    let key = read(data_dir, vault)?;
     let counter = u32::try_from(journal.counter(COUNTER)?).unwrap_or(u32::MAX);
-    let next = aes_dukpt::next_counter(counter).ok().map(|c| {
-        let k = aes_dukpt::Ksn {
-            initial_key_id: id,
-            counter: c,
-        };
-        emv::util::hex(&k.to_bytes())
-    });
+    let next = next_counter(&key, counter)
+        .ok()
+        .map(|c| emv::util::hex(&ksn_for(&key, c)));
+    let (scheme, id) = match &key {
+        InitialKey::Aes(_, ksn) => ("aes", emv::util::hex(&ksn.initial_key_id)),
+        InitialKey::Tdes(_, ksn) => ("tdes", emv::util::hex(ksn)),
+    };
     Ok(Status {
-        initial_key_id: emv::util::hex(&id),
+        scheme,
+        initial_key_id: id,
         counter,
         next_ksn: next,
     })
+}
+
+/// One transaction's PIN key with its KSN (`Debug` hides the key).
+#[derive(Debug)]
+pub enum PinKey {
+    /// AES DUKPT PIN encryption key: format 4.
+    Aes(aes_dukpt::Ksn, Key16),
+    /// TDES DUKPT PIN key: format 0.
+    Tdes([u8; 10], Key16),
+}
+
+impl PinKey {
+    /// The KSN, as field 53 carries it.
+    #[cfg(test)]
+    pub fn ksn(&self) -> Vec<u8> {
+        match self {
+            PinKey::Aes(ksn, _) => ksn.to_bytes().to_vec(),
+            PinKey::Tdes(ksn, _) => ksn.to_vec(),
+        }
+    }
+
+    /// Enciphers `pin` for `pan`: format 4 with the random `fill` under an AES key, format 0
+    /// under a TDES key.
+    pub fn encipher(
+        &self,
+        pin: &str,
+        pan: &str,
+        fill: &[u8; 8],
+    ) -> Result<EncipheredPin, PinError> {
+        Ok(match self {
+            PinKey::Aes(ksn, key) => EncipheredPin::Format4 {
+                block: acquirer::pin::format4(pin, pan, key, fill)?,
+                ksn: ksn.to_bytes(),
+            },
+            PinKey::Tdes(ksn, key) => EncipheredPin::Format0 {
+                block: acquirer::pin::format0(pin, pan, key)?,
+                ksn: *ksn,
+            },
+        })
+    }
 }
 
 /// Advances the counter (written to the journal first), then derives that KSN's PIN key.
@@ -143,17 +245,25 @@ pub fn next_pin_key(
     data_dir: &Path,
     vault: &Vault,
     journal: &mut Journal,
-) -> Result<(aes_dukpt::Ksn, Key16), KeyError> {
-    let (ik, id) = read(data_dir, vault)?;
+) -> Result<PinKey, KeyError> {
+    let key = read(data_dir, vault)?;
     let last = u32::try_from(journal.counter(COUNTER)?).map_err(|_| PinError::Exhausted)?;
-    let counter = aes_dukpt::next_counter(last)?;
+    let counter = next_counter(&key, last)?;
     journal.set_counter(COUNTER, i64::from(counter))?;
-    let ksn = aes_dukpt::Ksn {
-        initial_key_id: id,
-        counter,
-    };
-    let key = aes_dukpt::working_key(&ik, &ksn, aes_dukpt::Usage::PinEncryption)?;
-    Ok((ksn, key))
+    Ok(match &key {
+        InitialKey::Aes(ik, ksn) => {
+            let ksn = aes_dukpt::Ksn {
+                initial_key_id: ksn.initial_key_id,
+                counter,
+            };
+            let k = aes_dukpt::working_key(ik, &ksn, aes_dukpt::Usage::PinEncryption)?;
+            PinKey::Aes(ksn, k)
+        }
+        InitialKey::Tdes(ipek, ksn) => {
+            let ksn = tdes_dukpt::with_counter(ksn, counter);
+            PinKey::Tdes(ksn, tdes_dukpt::pin_key(ipek, &ksn)?)
+        }
+    })
 }
 
 #[cfg(test)]
@@ -178,25 +288,41 @@ mod tests {
                 next_pin_key(d, &vault, &mut journal),
                 Err(KeyError::NotLoaded)
             ));
-            load(d, &vault, &mut journal, &ik, &ksn).unwrap();
+            load(d, &vault, &mut journal, &InitialKey::Aes(ik.clone(), ksn)).unwrap();
             for _ in 0..3 {
                 seen.push(next_pin_key(d, &vault, &mut journal).unwrap());
             }
         }
         // The published PIN keys for counters 1 and 2 (X9.24-3 supplement).
-        assert_eq!(seen[0].0.counter, 1);
-        assert_eq!(seen[0].1.0.to_vec(), h("AF8CB133A78F8DC2D1359F18527593FB"));
-        assert_eq!(seen[1].1.0.to_vec(), h("D30BDC73EC9714B000BEC66BDB7B6D09"));
+        let PinKey::Aes(k1, key1) = &seen[0] else {
+            panic!("an AES key")
+        };
+        assert_eq!(k1.counter, 1);
+        assert_eq!(key1.0.to_vec(), h("AF8CB133A78F8DC2D1359F18527593FB"));
+        let PinKey::Aes(_, key2) = &seen[1] else {
+            panic!("an AES key")
+        };
+        assert_eq!(key2.0.to_vec(), h("D30BDC73EC9714B000BEC66BDB7B6D09"));
+        // Format 4 under the counter-2 key: the published block.
+        let b = seen[1]
+            .encipher(
+                "1234",
+                "4111111111111111",
+                &h("2F69ADDE2E9E7ACE").try_into().unwrap(),
+            )
+            .unwrap();
+        assert_eq!(b.block().to_vec(), h("52A00503BD34BA1383F6A7EE9FE2547F"));
         // A restart: the counter continues, it does not start again.
         let vault = Vault::open(&d.join("device.key")).unwrap();
         let mut journal = Journal::open(&d.join("journal.db")).unwrap();
         for _ in 0..3 {
             seen.push(next_pin_key(d, &vault, &mut journal).unwrap());
         }
-        let counters: Vec<u32> = seen.iter().map(|(k, _)| k.counter).collect();
+        let ksns: Vec<Vec<u8>> = seen.iter().map(PinKey::ksn).collect();
+        let counters: Vec<u8> = ksns.iter().map(|k| k[11]).collect();
         assert_eq!(counters, vec![1, 2, 3, 4, 5, 6]);
         let s = status(d, &vault, &journal).unwrap();
-        assert_eq!(s.counter, 6);
+        assert_eq!((s.scheme, s.counter), ("aes", 6));
         assert_eq!(s.next_ksn.as_deref(), Some("123456789012345600000007"));
         // The key file is sealed: the key's bytes are not in it.
         let file = std::fs::read(key_file(d)).unwrap();
@@ -205,5 +331,38 @@ mod tests {
         journal.set_counter(COUNTER, 0xFFFF_0000).unwrap();
         let e = next_pin_key(d, &vault, &mut journal).unwrap_err();
         assert_eq!(e.code(), "dukpt_exhausted");
+    }
+
+    #[test]
+    fn a_tdes_key_gives_format_0_blocks_under_x9_24_1_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let vault = Vault::open(&d.join("device.key")).unwrap();
+        let mut journal = Journal::open(&d.join("journal.db")).unwrap();
+        // The X9.24-1 Annex A IPEK and KSN.
+        let ipek = Key16::from_slice(&h("6AC292FAA1315B4D858AB3A3D7D5933A")).unwrap();
+        let ksn: [u8; 10] = h("FFFF9876543210E00000").try_into().unwrap();
+        load(
+            d,
+            &vault,
+            &mut journal,
+            &InitialKey::Tdes(ipek.clone(), ksn),
+        )
+        .unwrap();
+        let s = status(d, &vault, &journal).unwrap();
+        assert_eq!(s.scheme, "tdes");
+        assert_eq!(s.next_ksn.as_deref(), Some("FFFF9876543210E00001"));
+        let k = next_pin_key(d, &vault, &mut journal).unwrap();
+        assert_eq!(k.ksn(), h("FFFF9876543210E00001"));
+        let PinKey::Tdes(_, key) = &k else {
+            panic!("a TDES key")
+        };
+        assert_eq!(key.0.to_vec(), h("042666B49184CF5C68DE9628D0397B36"));
+        // The published format 0 block of PIN 1234, PAN 4012345678909.
+        let b = k.encipher("1234", "4012345678909", &[0; 8]).unwrap();
+        assert_eq!(b.block().to_vec(), h("1B9C1845EB993A7A"));
+        assert_eq!(b.ksn().to_vec(), h("FFFF9876543210E00001"));
+        let file = std::fs::read(key_file(d)).unwrap();
+        assert!(!file.windows(16).any(|w| w == &ipek.0[..]));
     }
 }

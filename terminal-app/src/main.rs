@@ -674,17 +674,22 @@ enum CardsCommand {
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
     /// Load an AES DUKPT (ANSI X9.24-3) initial key and its KSN, read from stdin as two hex
-    /// lines (the key, 32 digits; the KSN, 24 digits): never on the command line.
+    /// lines (the key, 32 digits; the KSN, 24 digits): never on the command line. With
+    /// --tdes, a TDES DUKPT (X9.24-1) IPEK (32 digits) and KSN (20 digits).
     Load {
         /// Load the development initial key instead, derived from the host simulator's
         /// published test BDK (emulator mode only: it protects nothing).
         #[arg(long)]
         test: bool,
+        /// TDES DUKPT (X9.24-1): PINs go as ISO 9564 format 0 blocks with 10-byte KSNs, for
+        /// acquirers that still use TDES.
+        #[arg(long)]
+        tdes: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Encrypt a PIN (read from stdin) as an ISO 9564 format 4 block under the next DUKPT
+    /// Encrypt a PIN (read from stdin) as an ISO 9564 block (format 4 under AES, 0 under TDES) under the next DUKPT
     /// PIN key, as a transaction would (the counter advances): for testing a host's PIN
     /// decryption. Prints the KSN and the block.
     Encrypt {
@@ -1544,51 +1549,61 @@ fn keys_command(paths: &Paths, command: &KeysCommand) -> anyhow::Result<u8> {
     let mut journal = Journal::open(&paths.journal())
         .with_context(|| format!("journal {}", paths.journal().display()))?;
     match command {
-        KeysCommand::Load { test: true, json } => {
-            let (key, ksn) = sim::pinkeys::test_aes_initial_key();
-            keys::load(&paths.data_dir, &vault, &mut journal, &key, &ksn)?;
+        KeysCommand::Load { test, tdes, json } => {
+            let key = if *test {
+                if *tdes {
+                    let (k, ksn) = sim::pinkeys::test_tdes_initial_key();
+                    keys::InitialKey::Tdes(k, ksn)
+                } else {
+                    let (k, ksn) = sim::pinkeys::test_aes_initial_key();
+                    keys::InitialKey::Aes(k, ksn)
+                }
+            } else {
+                let mut text = zeroize::Zeroizing::new(String::new());
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                    .context("reading the key from stdin")?;
+                let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+                let (Some(key), Some(ksn)) = (lines.next(), lines.next()) else {
+                    eprintln!(
+                        "kassa keys load: stdin needs two lines: the initial key and the KSN (hex)"
+                    );
+                    return Ok(EXIT_USAGE);
+                };
+                let key = zeroize::Zeroizing::new(emv::util::unhex(key).unwrap_or_default());
+                let Ok(key) = acquirer::pin::Key16::from_slice(&key) else {
+                    eprintln!("kassa keys load: the initial key is 32 hex digits");
+                    return Ok(EXIT_USAGE);
+                };
+                let ksn = emv::util::unhex(ksn).unwrap_or_default();
+                if *tdes {
+                    let Ok(ksn) = <[u8; 10]>::try_from(ksn.as_slice()) else {
+                        eprintln!("kassa keys load: a TDES KSN is 20 hex digits (X9.24-1)");
+                        return Ok(EXIT_USAGE);
+                    };
+                    keys::InitialKey::Tdes(key, ksn)
+                } else {
+                    let Ok(ksn) = acquirer::pin::aes_dukpt::Ksn::from_slice(&ksn) else {
+                        eprintln!("kassa keys load: the KSN is 24 hex digits (X9.24-3)");
+                        return Ok(EXIT_USAGE);
+                    };
+                    keys::InitialKey::Aes(key, ksn)
+                }
+            };
+            keys::load(&paths.data_dir, &vault, &mut journal, &key)?;
             let s = keys::status(&paths.data_dir, &vault, &journal)?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
                 println!(
-                    "loaded the TEST key (simulator BDK, emulator only): initial key ID {}, counter {}",
-                    s.initial_key_id, s.counter
-                );
-            }
-            Ok(0)
-        }
-        KeysCommand::Load { test: false, json } => {
-            let mut text = zeroize::Zeroizing::new(String::new());
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-                .context("reading the key from stdin")?;
-            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-            let (Some(key), Some(ksn)) = (lines.next(), lines.next()) else {
-                eprintln!(
-                    "kassa keys load: stdin needs two lines: the initial key and the KSN (hex)"
-                );
-                return Ok(EXIT_USAGE);
-            };
-            let key = zeroize::Zeroizing::new(emv::util::unhex(key).unwrap_or_default());
-            let Ok(key) = acquirer::pin::Key16::from_slice(&key) else {
-                eprintln!("kassa keys load: the initial key is 32 hex digits");
-                return Ok(EXIT_USAGE);
-            };
-            let Ok(ksn) = emv::util::unhex(ksn)
-                .map_err(|_| ())
-                .and_then(|b| acquirer::pin::aes_dukpt::Ksn::from_slice(&b).map_err(|_| ()))
-            else {
-                eprintln!("kassa keys load: the KSN is 24 hex digits (X9.24-3)");
-                return Ok(EXIT_USAGE);
-            };
-            keys::load(&paths.data_dir, &vault, &mut journal, &key, &ksn)?;
-            let s = keys::status(&paths.data_dir, &vault, &journal)?;
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
-            } else {
-                println!(
-                    "loaded: initial key ID {}, counter {}",
-                    s.initial_key_id, s.counter
+                    "loaded{}: {} DUKPT, initial key ID {}, counter {}",
+                    if *test {
+                        " the TEST key (simulator BDK, emulator only)"
+                    } else {
+                        ""
+                    },
+                    s.scheme.to_uppercase(),
+                    s.initial_key_id,
+                    s.counter
                 );
             }
             Ok(0)
@@ -1607,7 +1622,7 @@ fn keys_command(paths: &Paths, command: &KeysCommand) -> anyhow::Result<u8> {
                 eprintln!("kassa keys encrypt: {e}");
                 return Ok(EXIT_USAGE);
             }
-            let (ksn, key) = match keys::next_pin_key(&paths.data_dir, &vault, &mut journal) {
+            let key = match keys::next_pin_key(&paths.data_dir, &vault, &mut journal) {
                 Ok(k) => k,
                 Err(e) => {
                     eprintln!("kassa keys encrypt: {e} ({})", e.code());
@@ -1616,8 +1631,11 @@ fn keys_command(paths: &Paths, command: &KeysCommand) -> anyhow::Result<u8> {
             };
             let mut fill = [0u8; 8];
             getrandom::fill(&mut fill).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-            let block = acquirer::pin::format4(&pin, pan, &key, &fill)?;
-            let (ksn, block) = (emv::util::hex(&ksn.to_bytes()), emv::util::hex(&block));
+            let enciphered = key.encipher(&pin, pan, &fill)?;
+            let (ksn, block) = (
+                emv::util::hex(enciphered.ksn()),
+                emv::util::hex(enciphered.block()),
+            );
             if *json {
                 println!(
                     "{}",

@@ -192,3 +192,23 @@ fn without_a_pin_key_the_terminal_does_not_offer_online_pin() {
     assert_eq!(j["outcome"], "approved");
     assert_eq!(j["card"]["cvm"], "no_cvm");
 }
+
+#[test]
+fn a_tdes_terminal_sends_format_0_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let o = kassa(data, &["keys", "load", "--test", "--tdes", "--json"], "");
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = json(&o);
+    assert_eq!(s["scheme"], "tdes");
+    assert_eq!(s["next_ksn"], "FFFF4B41535341E00001");
+    let (_, j, err) = pay_with_pin(data, "2468\n");
+    assert_eq!(j["outcome"], "approved", "{j:#} {err}");
+    let (_, j, _) = pay_with_pin(data, "8642\n");
+    assert_eq!(j["host"]["response_code"], "55");
+    let ksns: Vec<String> = ledger(data)
+        .iter()
+        .filter_map(|e| e["pin_ksn"].as_str().map(String::from))
+        .collect();
+    assert_eq!(ksns, ["FFFF4B41535341E00001", "FFFF4B41535341E00002"]);
+}
