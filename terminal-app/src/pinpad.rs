@@ -75,14 +75,23 @@ impl PinPad for StdinPinPad {
     fn enter<'a>(&'a mut self, prompt: &'a PinPrompt) -> PinFuture<'a> {
         let timeout = prompt.timeout;
         Box::pin(async move {
-            let read = tokio::task::spawn_blocking(|| {
-                let mut line = zeroize::Zeroizing::new(String::new());
-                match std::io::stdin().read_line(&mut line) {
-                    Ok(0) | Err(_) => None,
-                    Ok(_) => Some(line),
-                }
-            });
-            let line = match tokio::time::timeout(timeout, read).await {
+            // A plain thread, not the runtime's blocking pool: a read that never returns (the
+            // cardholder walked away) must not keep the process from ending after the timeout.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let spawned = std::thread::Builder::new()
+                .name("pin-stdin".into())
+                .spawn(move || {
+                    let mut line = zeroize::Zeroizing::new(String::new());
+                    let got = match std::io::stdin().read_line(&mut line) {
+                        Ok(0) | Err(_) => None,
+                        Ok(_) => Some(line),
+                    };
+                    let _ = tx.send(got);
+                });
+            if spawned.is_err() {
+                return Err(PinEnd::Unavailable);
+            }
+            let line = match tokio::time::timeout(timeout, rx).await {
                 Err(_) => return Err(PinEnd::TimedOut),
                 Ok(Err(_)) | Ok(Ok(None)) => return Err(PinEnd::Cancelled),
                 Ok(Ok(Some(line))) => line,

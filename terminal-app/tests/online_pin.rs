@@ -198,7 +198,12 @@ fn a_tdes_terminal_sends_format_0_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     let o = kassa(data, &["keys", "load", "--test", "--tdes", "--json"], "");
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let s = json(&o);
     assert_eq!(s["scheme"], "tdes");
     assert_eq!(s["next_ksn"], "FFFF4B41535341E00001");
@@ -211,4 +216,83 @@ fn a_tdes_terminal_sends_format_0_blocks() {
         .filter_map(|e| e["pin_ksn"].as_str().map(String::from))
         .collect();
     assert_eq!(ksns, ["FFFF4B41535341E00001", "FFFF4B41535341E00002"]);
+}
+
+#[test]
+fn a_pin_never_typed_times_out_and_nothing_leaks_at_trace_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let cfg = data.join("kassa.toml");
+    std::fs::write(&cfg, "[ui]\npin_timeout_s = 5\n").unwrap();
+    assert_eq!(
+        kassa(data, &["keys", "load", "--test"], "").status.code(),
+        Some(0)
+    );
+    // The cardholder never types: stdin stays open and silent.
+    let mut child = Command::new(KASSA)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--config")
+        .arg(&cfg)
+        .args([
+            "pay",
+            "--json",
+            "--card",
+            "unionpay-debit",
+            "--amount",
+            "300.00",
+            "--card-pin-stdin",
+        ])
+        .env_remove("KASSA_CONFIG")
+        .env_remove("KASSA_TEST_PAUSE_AT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Held open (not dropped) until kassa has ended by itself.
+    let _stdin = child.stdin.take();
+    let o = child.wait_with_output().unwrap();
+    let j = json(&o);
+    assert_eq!(j["outcome"], "cancelled", "{j:#}");
+    assert_eq!(j["reason"], "pin_timeout");
+    assert!(ledger(data).is_empty(), "nothing was sent");
+
+    // A PIN sale with every log at trace level: no PIN, no full PAN, no key on stderr.
+    let mut child = Command::new(KASSA)
+        .arg("--data-dir")
+        .arg(data)
+        .args([
+            "pay",
+            "--json",
+            "--card",
+            "unionpay-debit",
+            "--amount",
+            "300.00",
+            "--card-pin-stdin",
+        ])
+        .env_remove("KASSA_CONFIG")
+        .env_remove("KASSA_TEST_PAUSE_AT")
+        .env("KASSA_LOG", "trace")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"2468\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(json(&o)["outcome"], "approved");
+    let logs = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "trace logs: {logs}"
+    );
+    for secret in [
+        "2468",
+        "6250946000000024",
+        "FEDCBA9876543210",
+        "fedcba9876543210",
+    ] {
+        assert!(!logs.contains(secret), "{secret} in the trace logs");
+    }
 }
