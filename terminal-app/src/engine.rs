@@ -408,10 +408,21 @@ impl<R: CardReader> Engine<R> {
     }
 
     /// Whether an online PIN can be taken now: a PIN pad and a readable PIN key whose
-    /// counter is not exhausted.
+    /// counter is not exhausted. A test key (the simulator's published BDK) counts only
+    /// while the acquirer is the built-in simulator: a real acquirer never gets a PIN under
+    /// a key anyone can derive.
     pub fn online_pin_ready(&self) -> bool {
         self.pin_pad.as_ref().is_some_and(|(_, dir)| {
-            crate::keys::status(dir, &self.vault, &self.journal).is_ok_and(|s| s.next_ksn.is_some())
+            match crate::keys::status(dir, &self.vault, &self.journal) {
+                Ok(s) if s.test && !self.config.acquirer.simulator => {
+                    tracing::warn!(
+                        "the loaded PIN key is the simulator's test key: no online PIN with a real acquirer (kassa keys load)"
+                    );
+                    false
+                }
+                Ok(s) => s.next_ksn.is_some(),
+                Err(_) => false,
+            }
         })
     }
 
@@ -462,9 +473,17 @@ impl<R: CardReader> Engine<R> {
             languages: card.map(|c| c.languages.clone()).unwrap_or_default(),
             timeout: Duration::from_secs(self.config.ui.pin_timeout_s),
         };
-        if self.pin_pad.is_some() {
-            self.emit(EngineEvent::PinEntry);
+        // A card can still ask (a kernel 2 configuration offering online PIN, a key that ran
+        // out since the transaction began): the cardholder is not asked for a PIN that
+        // cannot be sent.
+        if !self.pin_capable {
+            return Err((
+                TxnState::Declined,
+                PinEnd::Unavailable.code().into(),
+                "the card asks for an online PIN and this terminal cannot take one now".into(),
+            ));
         }
+        self.emit(EngineEvent::PinEntry);
         let Some((pad, dir)) = self.pin_pad.as_mut() else {
             return Err((
                 TxnState::Declined,
@@ -819,7 +838,21 @@ impl<R: CardReader> Engine<R> {
         // 4. Online. The card chose online PIN (Book C-3 §5.7): the cardholder enters it now,
         // the card already away, and it travels enciphered in fields 52 and 53.
         let pin = if outcome.cvm == emv::outcome::Cvm::OnlinePin {
-            match self.collect_pin(&outcome, amount_minor).await {
+            // The operator can cancel while the cardholder is at the PIN pad.
+            let collected = match cancel.as_mut() {
+                Some(rx) => {
+                    tokio::select! {
+                        r = self.collect_pin(&outcome, amount_minor) => r,
+                        _ = rx.wait_for(|c| *c) => Err((
+                            TxnState::Cancelled,
+                            "operator".to_string(),
+                            "cancelled by the operator during PIN entry".to_string(),
+                        )),
+                    }
+                }
+                None => self.collect_pin(&outcome, amount_minor).await,
+            };
+            match collected {
                 Ok(p) => Some(p),
                 Err((state, code, message)) => {
                     result.kernel = Some(Box::new(outcome));
@@ -882,7 +915,11 @@ impl<R: CardReader> Engine<R> {
         let reversal = acquirer::messages::reversal(&message, false);
         let sealed = self.seal_message(&reversal, id);
         let keep = if kind == TxnKind::PreAuth {
-            self.seal_message(&message, id)
+            // The completion is built from it: everything but the PIN data, which is never
+            // kept once it has been sent.
+            let mut kept = message.clone();
+            kept.remove(52).remove(53);
+            self.seal_message(&kept, id)
         } else {
             self.seal_message(&void_template(&message), id)
         };
@@ -1650,11 +1687,16 @@ pub struct SyncReport {
     pub qr_approved: usize,
 }
 
-/// The request kept for a void: the original without card data (PAN, expiry, track 2, EMV
-/// data). A reversal needs only the STAN, amount, terminal and field 90.
+/// The request kept for a void: the original without card data (PAN, expiry, track 2, PIN
+/// block and KSN, EMV data). A reversal needs only the STAN, amount, terminal and field 90.
 fn void_template(m: &acquirer::Message) -> acquirer::Message {
     let mut t = m.clone();
-    t.remove(2).remove(14).remove(35).remove(55);
+    t.remove(2)
+        .remove(14)
+        .remove(35)
+        .remove(52)
+        .remove(53)
+        .remove(55);
     t
 }
 

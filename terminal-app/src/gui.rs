@@ -164,7 +164,7 @@ pub fn start(
     {
         let (key, ksn) = sim::pinkeys::test_aes_initial_key();
         let key = crate::keys::InitialKey::Aes(key, ksn);
-        match crate::keys::load(&paths.data_dir, &vault, &mut journal, &key) {
+        match crate::keys::load(&paths.data_dir, &vault, &mut journal, &key, true) {
             Ok(()) => tracing::info!("loaded the development PIN key (simulator test BDK)"),
             Err(e) => tracing::warn!(error = %e, "no development PIN key"),
         }
@@ -1550,11 +1550,7 @@ mod tests {
                 .to_string()),
             "12.34"
         );
-        click(weak, "charge");
-        wait_for(weak, "the present-card screen", |w| {
-            w.global::<AppAdapter>().get_screen() == Screen::Present
-                && w.global::<EmulatorAdapter>().get_can_tap()
-        });
+        charge(weak);
         // The status lights come from the indicator sequencer (Book A §9.2): ready to read
         // is the first light.
         wait_for(weak, "the first status light", |w| {
@@ -1641,7 +1637,7 @@ mod tests {
         let vault = crate::vault::Vault::open(&paths.device_key()).unwrap();
         let (key, ksn) = sim::pinkeys::test_aes_initial_key();
         let key = crate::keys::InitialKey::Aes(key, ksn);
-        crate::keys::load(&paths.data_dir, &vault, &mut journal, &key).unwrap();
+        crate::keys::load(&paths.data_dir, &vault, &mut journal, &key, true).unwrap();
         let window = MainWindow::new().unwrap();
         let engine = Engine::new(cfg.clone(), AnyReader::Sim(reader), link, journal, vault)
             .unwrap()
@@ -1730,11 +1726,7 @@ mod tests {
             for k in ["key 1", "key 0", "key 0", "key 0", "key 0"] {
                 click(&weak, k);
             }
-            click(&weak, "charge");
-            wait_for(&weak, "the present-card screen", |w| {
-                w.global::<AppAdapter>().get_screen() == Screen::Present
-                    && w.global::<EmulatorAdapter>().get_can_tap()
-            });
+            charge(&weak);
             click(&weak, "card mastercard");
             wait_for(&weak, "the pre-authorization's result", |w| {
                 w.global::<AppAdapter>().get_screen() == Screen::Result
@@ -1881,17 +1873,22 @@ mod tests {
         }
     }
 
+    /// Presses Charge and waits for the present-card screen, ready for a tap.
+    fn charge(weak: &slint::Weak<MainWindow>) {
+        click(weak, "charge");
+        wait_for(weak, "the present-card screen", |w| {
+            w.global::<AppAdapter>().get_screen() == Screen::Present
+                && w.global::<EmulatorAdapter>().get_can_tap()
+        });
+    }
+
     /// A 300.00 sale tapped with `card` up to the PIN screen; returns the keypad's layout.
     fn pin_sale(weak: &slint::Weak<MainWindow>, card: &'static str) -> [u8; 10] {
         click(weak, "new sale");
         for k in ["key 3", "key 0", "key 0", "key 0", "key 0"] {
             click(weak, k);
         }
-        click(weak, "charge");
-        wait_for(weak, "the present-card screen", |w| {
-            w.global::<AppAdapter>().get_screen() == Screen::Present
-                && w.global::<EmulatorAdapter>().get_can_tap()
-        });
+        charge(weak);
         click(weak, card);
         wait_for(weak, "the PIN screen", |w| {
             w.global::<AppAdapter>().get_screen() == Screen::Pin

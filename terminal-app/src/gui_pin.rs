@@ -77,9 +77,12 @@ impl PinPad for ScreenPinPad {
         let posted = self
             .window
             .upgrade_in_event_loop(move |w| begin(&w, &shown, tx));
-        let window = self.window.clone();
         let timeout = prompt.timeout;
+        // However the wait ends (answer, timeout, or the engine dropping it when the
+        // operator cancels), an entry still open is closed and its digits forgotten.
+        let guard = CloseOnDrop(self.window.clone());
         Box::pin(async move {
+            let _guard = guard;
             if posted.is_err() {
                 return Err(PinEnd::Unavailable);
             }
@@ -87,20 +90,35 @@ impl PinPad for ScreenPinPad {
                 Ok(Ok(answer)) => answer,
                 // The screen went away with the entry open.
                 Ok(Err(_)) => Err(PinEnd::Unavailable),
-                Err(_) => {
-                    let _ = window.upgrade_in_event_loop(|_| {
-                        ENTRY.with(|e| e.borrow_mut().take());
-                    });
-                    Err(PinEnd::TimedOut)
-                }
+                Err(_) => Err(PinEnd::TimedOut),
             }
         })
     }
 }
 
+/// Closes the open PIN entry, if any, when dropped.
+struct CloseOnDrop(slint::Weak<MainWindow>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.upgrade_in_event_loop(|w| {
+            if ENTRY.with(|e| e.borrow_mut().take()).is_some() {
+                let p = w.global::<PinAdapter>();
+                p.set_entered(0);
+                p.set_too_short(false);
+                w.global::<AppAdapter>().set_screen(Screen::Present);
+            }
+        });
+    }
+}
+
 /// Puts up the PIN screen with a new layout (UI thread).
 fn begin(w: &MainWindow, prompt: &PinPrompt, reply: Reply) {
-    let keypad = Keypad::shuffled();
+    let Some(keypad) = Keypad::shuffled() else {
+        tracing::warn!("no random source for the PIN keypad's layout");
+        let _ = reply.send(Err(PinEnd::Unavailable));
+        return;
+    };
     let p = w.global::<PinAdapter>();
     p.set_amount_text(prompt.amount.as_str().into());
     p.set_scheme(prompt.scheme.as_str().into());

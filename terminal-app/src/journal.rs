@@ -853,6 +853,38 @@ impl Journal {
             .unwrap_or(0))
     }
 
+    /// Advances a named counter in one immediate (write-locked) SQLite transaction: `next`
+    /// gets the current value (0 when unset) and gives the new one, which is stored before
+    /// this returns. Two processes on one journal never get the same value.
+    pub fn advance_counter<E>(
+        &mut self,
+        name: &str,
+        next: impl FnOnce(i64) -> Result<i64, E>,
+    ) -> Result<Result<i64, E>, JournalError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let cur: i64 = tx
+            .query_row(
+                "SELECT value FROM counters WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        let value = match next(cur) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        tx.execute(
+            "INSERT INTO counters(name, value) VALUES(?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            params![name, value],
+        )?;
+        tx.commit()?;
+        Ok(Ok(value))
+    }
+
     /// Sets a named counter.
     pub fn set_counter(&mut self, name: &str, value: i64) -> Result<(), JournalError> {
         self.conn.execute(

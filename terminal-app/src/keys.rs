@@ -21,8 +21,12 @@ use crate::vault::Vault;
 
 const CONTEXT: &[u8] = b"kassa dukpt initial key";
 const COUNTER: &str = "dukpt_counter";
-/// The sealed TDES record starts with this byte (an AES record is 24 bytes without one).
+/// The sealed record: a scheme byte (`A` AES, `T` TDES), a flags byte (bit 0: a test key
+/// derived from the simulator's published BDK), the key, then the AES initial key ID or the
+/// TDES KSN. (A 24-byte record without the two bytes is an AES key from before.)
+const AES_TAG: u8 = b'A';
 const TDES_TAG: u8 = b'T';
+const FLAG_TEST: u8 = 0x01;
 
 /// Why no PIN key could be had.
 #[derive(Debug, thiserror::Error)]
@@ -72,27 +76,45 @@ pub fn key_file(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("dukpt.sealed")
 }
 
+/// The identity of a loaded key: its scheme and initial key ID (TDES: the KSN without its
+/// counter).
+fn identity(key: &InitialKey) -> Vec<u8> {
+    match key {
+        InitialKey::Aes(_, ksn) => [&[AES_TAG][..], &ksn.initial_key_id].concat(),
+        InitialKey::Tdes(_, ksn) => [&[TDES_TAG][..], &tdes_dukpt::with_counter(ksn, 0)].concat(),
+    }
+}
+
 /// Loads an initial key: the key sealed to disk, the counter set from its KSN in the journal.
+/// `test` marks a key derived from the simulator's published BDK: the engine uses it only
+/// with the built-in simulator. Loading the key that is already loaded again never moves its
+/// counter back (a KSN is never reused).
 pub fn load(
     data_dir: &Path,
     vault: &Vault,
     journal: &mut Journal,
     key: &InitialKey,
+    test: bool,
 ) -> Result<(), KeyError> {
-    let mut plain = Zeroizing::new(Vec::with_capacity(27));
+    let mut plain = Zeroizing::new(Vec::with_capacity(28));
+    let flags = if test { FLAG_TEST } else { 0 };
     let counter = match key {
         InitialKey::Aes(k, ksn) => {
+            plain.extend_from_slice(&[AES_TAG, flags]);
             plain.extend_from_slice(&k.0);
             plain.extend_from_slice(&ksn.initial_key_id);
             ksn.counter
         }
         InitialKey::Tdes(k, ksn) => {
-            plain.push(TDES_TAG);
+            plain.extend_from_slice(&[TDES_TAG, flags]);
             plain.extend_from_slice(&k.0);
             plain.extend_from_slice(&tdes_dukpt::with_counter(ksn, 0));
             u32::from_be_bytes([0, ksn[7] & 0x1F, ksn[8], ksn[9]])
         }
     };
+    let same_key_loaded = read(data_dir, vault)
+        .map(|(old, _)| identity(&old) == identity(key))
+        .unwrap_or(false);
     let sealed = vault
         .seal(&plain, CONTEXT)
         .map_err(|e| KeyError::Unreadable(e.to_string()))?;
@@ -111,11 +133,20 @@ pub fn load(
         f.sync_all()?;
     }
     std::fs::rename(&tmp, &path)?;
-    journal.set_counter(COUNTER, i64::from(counter))?;
-    Ok(())
+    let loaded = i64::from(counter);
+    journal
+        .advance_counter(COUNTER, |last| {
+            Ok::<_, KeyError>(if same_key_loaded {
+                last.max(loaded)
+            } else {
+                loaded
+            })
+        })?
+        .map(|_| ())
 }
 
-fn read(data_dir: &Path, vault: &Vault) -> Result<InitialKey, KeyError> {
+/// The sealed key and whether it is a test key.
+fn read(data_dir: &Path, vault: &Vault) -> Result<(InitialKey, bool), KeyError> {
     let sealed = match std::fs::read(key_file(data_dir)) {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(KeyError::NotLoaded),
@@ -126,26 +157,31 @@ fn read(data_dir: &Path, vault: &Vault) -> Result<InitialKey, KeyError> {
             .open_sealed(&sealed, CONTEXT)
             .map_err(|e| KeyError::Unreadable(e.to_string()))?,
     );
-    match plain.len() {
-        24 => {
-            let key = Key16::from_slice(&plain[..16])?;
-            let mut id = [0u8; 8];
-            id.copy_from_slice(&plain[16..]);
-            Ok(InitialKey::Aes(
-                key,
-                aes_dukpt::Ksn {
-                    initial_key_id: id,
-                    counter: 0,
-                },
+    let aes = |key: &[u8], id: &[u8]| -> Result<InitialKey, KeyError> {
+        let mut initial_key_id = [0u8; 8];
+        initial_key_id.copy_from_slice(id);
+        Ok(InitialKey::Aes(
+            Key16::from_slice(key)?,
+            aes_dukpt::Ksn {
+                initial_key_id,
+                counter: 0,
+            },
+        ))
+    };
+    match (plain.len(), plain.first(), plain.get(1)) {
+        (24, _, _) => Ok((aes(&plain[..16], &plain[16..])?, false)),
+        (26, Some(&AES_TAG), Some(&flags)) => {
+            Ok((aes(&plain[2..18], &plain[18..])?, flags & FLAG_TEST != 0))
+        }
+        (28, Some(&TDES_TAG), Some(&flags)) => {
+            let mut ksn = [0u8; 10];
+            ksn.copy_from_slice(&plain[18..]);
+            Ok((
+                InitialKey::Tdes(Key16::from_slice(&plain[2..18])?, ksn),
+                flags & FLAG_TEST != 0,
             ))
         }
-        27 if plain[0] == TDES_TAG => {
-            let key = Key16::from_slice(&plain[1..17])?;
-            let mut ksn = [0u8; 10];
-            ksn.copy_from_slice(&plain[17..]);
-            Ok(InitialKey::Tdes(key, ksn))
-        }
-        _ => Err(KeyError::Unreadable("wrong length".into())),
+        _ => Err(KeyError::Unreadable("not a key record".into())),
     }
 }
 
@@ -160,6 +196,9 @@ pub struct Status {
     pub counter: u32,
     /// The KSN the next PIN will be encrypted under, hex.
     pub next_ksn: Option<String>,
+    /// A test key from the simulator's published BDK (`kassa keys load --test`): used only
+    /// with the built-in simulator, never with a real acquirer.
+    pub test: bool,
 }
 
 fn ksn_for(key: &InitialKey, counter: u32) -> Vec<u8> {
@@ -183,7 +222,7 @@ fn next_counter(key: &InitialKey, last: u32) -> Result<u32, PinError> {
 
 /// The loaded key's scheme, ID and counter.
 pub fn status(data_dir: &Path, vault: &Vault, journal: &Journal) -> Result<Status, KeyError> {
-    let key = read(data_dir, vault)?;
+    let (key, test) = read(data_dir, vault)?;
     let counter = u32::try_from(journal.counter(COUNTER)?).unwrap_or(u32::MAX);
     let next = next_counter(&key, counter)
         .ok()
@@ -197,6 +236,7 @@ pub fn status(data_dir: &Path, vault: &Vault, journal: &Journal) -> Result<Statu
         initial_key_id: id,
         counter,
         next_ksn: next,
+        test,
     })
 }
 
@@ -240,16 +280,19 @@ impl PinKey {
     }
 }
 
-/// Advances the counter (written to the journal first), then derives that KSN's PIN key.
+/// Advances the counter (read, advanced and written in one locked journal transaction, so
+/// two processes never share a KSN), then derives that KSN's PIN key.
 pub fn next_pin_key(
     data_dir: &Path,
     vault: &Vault,
     journal: &mut Journal,
 ) -> Result<PinKey, KeyError> {
-    let key = read(data_dir, vault)?;
-    let last = u32::try_from(journal.counter(COUNTER)?).map_err(|_| PinError::Exhausted)?;
-    let counter = next_counter(&key, last)?;
-    journal.set_counter(COUNTER, i64::from(counter))?;
+    let (key, _) = read(data_dir, vault)?;
+    let counter = journal.advance_counter(COUNTER, |last| {
+        let last = u32::try_from(last).map_err(|_| PinError::Exhausted)?;
+        next_counter(&key, last).map(i64::from)
+    })??;
+    let counter = u32::try_from(counter).map_err(|_| PinError::Exhausted)?;
     Ok(match &key {
         InitialKey::Aes(ik, ksn) => {
             let ksn = aes_dukpt::Ksn {
@@ -288,7 +331,14 @@ mod tests {
                 next_pin_key(d, &vault, &mut journal),
                 Err(KeyError::NotLoaded)
             ));
-            load(d, &vault, &mut journal, &InitialKey::Aes(ik.clone(), ksn)).unwrap();
+            load(
+                d,
+                &vault,
+                &mut journal,
+                &InitialKey::Aes(ik.clone(), ksn),
+                false,
+            )
+            .unwrap();
             for _ in 0..3 {
                 seen.push(next_pin_key(d, &vault, &mut journal).unwrap());
             }
@@ -322,7 +372,17 @@ mod tests {
         let counters: Vec<u8> = ksns.iter().map(|k| k[11]).collect();
         assert_eq!(counters, vec![1, 2, 3, 4, 5, 6]);
         let s = status(d, &vault, &journal).unwrap();
-        assert_eq!((s.scheme, s.counter), ("aes", 6));
+        assert_eq!((s.scheme, s.counter, s.test), ("aes", 6, false));
+        // Loading the same key again does not move its counter back.
+        load(
+            d,
+            &vault,
+            &mut journal,
+            &InitialKey::Aes(ik.clone(), ksn),
+            false,
+        )
+        .unwrap();
+        assert_eq!(status(d, &vault, &journal).unwrap().counter, 6);
         assert_eq!(s.next_ksn.as_deref(), Some("123456789012345600000007"));
         // The key file is sealed: the key's bytes are not in it.
         let file = std::fs::read(key_file(d)).unwrap();
@@ -347,10 +407,11 @@ mod tests {
             &vault,
             &mut journal,
             &InitialKey::Tdes(ipek.clone(), ksn),
+            true,
         )
         .unwrap();
         let s = status(d, &vault, &journal).unwrap();
-        assert_eq!(s.scheme, "tdes");
+        assert_eq!((s.scheme, s.test), ("tdes", true));
         assert_eq!(s.next_ksn.as_deref(), Some("FFFF9876543210E00001"));
         let k = next_pin_key(d, &vault, &mut journal).unwrap();
         assert_eq!(k.ksn(), h("FFFF9876543210E00001"));

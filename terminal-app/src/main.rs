@@ -1589,7 +1589,7 @@ fn keys_command(paths: &Paths, command: &KeysCommand) -> anyhow::Result<u8> {
                     keys::InitialKey::Aes(key, ksn)
                 }
             };
-            keys::load(&paths.data_dir, &vault, &mut journal, &key)?;
+            keys::load(&paths.data_dir, &vault, &mut journal, &key, *test)?;
             let s = keys::status(&paths.data_dir, &vault, &journal)?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&s)?);

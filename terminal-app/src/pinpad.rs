@@ -128,32 +128,36 @@ pub struct Keypad {
 }
 
 impl Keypad {
-    /// A keypad with a fresh layout from the OS random source (Fisher-Yates). If the
-    /// random source fails, the layout falls back to one derived from the clock, still
-    /// different every time.
-    pub fn shuffled() -> Keypad {
-        let mut seed = [0u8; 10];
-        if getrandom::fill(&mut seed).is_err() {
-            let n = chrono::Utc::now().timestamp_subsec_nanos().to_le_bytes();
-            for (i, s) in seed.iter_mut().enumerate() {
-                *s = n[i % 4].rotate_left(i as u32) ^ (i as u8).wrapping_mul(37);
-            }
-        }
-        Keypad::with_seed(&seed)
+    /// A keypad with a fresh layout from the OS random source (Fisher-Yates with rejection
+    /// sampling, so every layout is equally likely). Without a working random source there is
+    /// no keypad: a predictable layout would let an onlooker read the PIN from the touches.
+    pub fn shuffled() -> Option<Keypad> {
+        Keypad::shuffle_with(|| {
+            let mut b = [0u8; 1];
+            getrandom::fill(&mut b).ok().map(|()| b[0])
+        })
     }
 
-    /// A keypad whose layout comes from `seed` (ten random bytes).
-    pub fn with_seed(seed: &[u8; 10]) -> Keypad {
+    /// A keypad whose layout is shuffled with bytes from `next` (None: the source failed).
+    pub fn shuffle_with(mut next: impl FnMut() -> Option<u8>) -> Option<Keypad> {
         let mut layout: [u8; 10] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
-        for i in (1..10).rev() {
-            // Rejection-free enough for ten keys: the bias of a byte mod i+1 is below 4%.
-            let j = usize::from(seed[i]) % (i + 1);
+        for i in (1..10usize).rev() {
+            let n = i + 1;
+            // The largest multiple of n that fits in a byte: bytes at or above it are drawn
+            // again, so each of the n choices is equally likely.
+            let limit = 256 - 256 % n;
+            let j = loop {
+                let b = usize::from(next()?);
+                if b < limit {
+                    break b % n;
+                }
+            };
             layout.swap(i, j);
         }
-        Keypad {
+        Some(Keypad {
             layout,
             digits: PinDigits::new(),
-        }
+        })
     }
 
     /// The digit on each of the ten keys, in screen order (what the keys are labelled).
@@ -214,7 +218,7 @@ mod tests {
     fn the_layout_is_a_permutation_and_changes_between_entries() {
         let mut layouts = std::collections::HashSet::new();
         for _ in 0..50 {
-            let k = Keypad::shuffled();
+            let k = Keypad::shuffled().unwrap();
             let mut sorted = k.layout();
             sorted.sort();
             assert_eq!(sorted, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
@@ -222,22 +226,17 @@ mod tests {
         }
         // 10! layouts: fifty entries that repeat one would be a broken shuffle.
         assert!(layouts.len() >= 49, "{}", layouts.len());
-        // Every digit reaches every position over many seeds.
+        // Every digit reaches every position over many byte streams.
         let mut seen = [[false; 10]; 10];
         for s in 0..=255u8 {
-            let seed = [
-                s,
-                s.wrapping_mul(7),
-                s ^ 0x5A,
-                s.wrapping_add(3),
-                s.rotate_left(3),
-                s,
-                !s,
-                s.wrapping_mul(13),
-                s ^ 0xA5,
-                s.wrapping_add(101),
-            ];
-            let k = Keypad::with_seed(&seed);
+            let mut x = u32::from(s).wrapping_mul(2_654_435_761).wrapping_add(1);
+            let k = Keypad::shuffle_with(|| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                Some((x >> 24) as u8)
+            })
+            .unwrap();
             for (pos, &d) in k.layout().iter().enumerate() {
                 seen[usize::from(d)][pos] = true;
             }
@@ -247,7 +246,8 @@ mod tests {
 
     #[test]
     fn keys_enter_digits_by_position_correct_clears_enter_needs_four() {
-        let mut k = Keypad::with_seed(&[9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
+        let mut bytes = [9u8, 8, 7, 6, 5, 4, 3, 2, 1, 0].into_iter();
+        let mut k = Keypad::shuffle_with(|| bytes.next()).unwrap();
         for d in [2, 4, 6] {
             let p = position_of(&k, d);
             assert_eq!(k.press(p), KeyResult::Dots(k.dots()));
@@ -274,6 +274,15 @@ mod tests {
         // Debug output of the keypad never shows digits entered.
         k.press(position_of(&k, 7));
         assert!(format!("{k:?}").contains("<1 digits>"));
+    }
+
+    #[test]
+    fn no_random_source_no_keypad() {
+        assert!(Keypad::shuffle_with(|| None).is_none());
+        // Bytes past the last multiple of n are drawn again, not folded onto small digits.
+        let mut bytes = [255u8, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0].into_iter();
+        let k = Keypad::shuffle_with(|| bytes.next()).unwrap();
+        assert_eq!(k.layout(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 0]);
     }
 
     #[test]

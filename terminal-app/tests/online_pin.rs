@@ -13,18 +13,23 @@ use serde_json::Value;
 
 const KASSA: &str = env!("CARGO_BIN_EXE_kassa");
 
-fn kassa(data: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(KASSA)
-        .arg("--data-dir")
+/// `kassa --data-dir DATA ARGS...` with piped standard streams and no inherited config.
+fn kassa_cmd(data: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(KASSA);
+    c.arg("--data-dir")
         .arg(data)
         .args(args)
         .env_remove("KASSA_CONFIG")
         .env_remove("KASSA_TEST_PAUSE_AT")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Runs `kassa` with `stdin` as its whole input.
+fn kassa(data: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = kassa_cmd(data, args).spawn().unwrap();
     child
         .stdin
         .take()
@@ -33,6 +38,18 @@ fn kassa(data: &Path, args: &[&str], stdin: &str) -> Output {
         .unwrap();
     child.wait_with_output().unwrap()
 }
+
+/// The arguments of a UnionPay debit sale of 300.00 (over the 50.00 CVM limit) whose PIN
+/// comes from stdin.
+const PIN_SALE: [&str; 7] = [
+    "pay",
+    "--json",
+    "--card",
+    "unionpay-debit",
+    "--amount",
+    "300.00",
+    "--card-pin-stdin",
+];
 
 fn json(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
@@ -44,21 +61,9 @@ fn json(o: &Output) -> Value {
     })
 }
 
-/// A UnionPay debit sale of 300.00 (over the 50.00 CVM limit), the cardholder typing `pin`.
+/// A PIN sale, the cardholder typing `pin_line`.
 fn pay_with_pin(data: &Path, pin_line: &str) -> (Option<i32>, Value, String) {
-    let o = kassa(
-        data,
-        &[
-            "pay",
-            "--json",
-            "--card",
-            "unionpay-debit",
-            "--amount",
-            "300.00",
-            "--card-pin-stdin",
-        ],
-        pin_line,
-    );
+    let o = kassa(data, &PIN_SALE, pin_line);
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
     (o.status.code(), json(&o), stderr)
 }
@@ -229,27 +234,9 @@ fn a_pin_never_typed_times_out_and_nothing_leaks_at_trace_level() {
         Some(0)
     );
     // The cardholder never types: stdin stays open and silent.
-    let mut child = Command::new(KASSA)
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--config")
-        .arg(&cfg)
-        .args([
-            "pay",
-            "--json",
-            "--card",
-            "unionpay-debit",
-            "--amount",
-            "300.00",
-            "--card-pin-stdin",
-        ])
-        .env_remove("KASSA_CONFIG")
-        .env_remove("KASSA_TEST_PAUSE_AT")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut args = vec!["--config", cfg.to_str().unwrap()];
+    args.extend(PIN_SALE);
+    let mut child = kassa_cmd(data, &args).spawn().unwrap();
     // Held open (not dropped) until kassa has ended by itself.
     let _stdin = child.stdin.take();
     let o = child.wait_with_output().unwrap();
@@ -259,24 +246,8 @@ fn a_pin_never_typed_times_out_and_nothing_leaks_at_trace_level() {
     assert!(ledger(data).is_empty(), "nothing was sent");
 
     // A PIN sale with every log at trace level: no PIN, no full PAN, no key on stderr.
-    let mut child = Command::new(KASSA)
-        .arg("--data-dir")
-        .arg(data)
-        .args([
-            "pay",
-            "--json",
-            "--card",
-            "unionpay-debit",
-            "--amount",
-            "300.00",
-            "--card-pin-stdin",
-        ])
-        .env_remove("KASSA_CONFIG")
-        .env_remove("KASSA_TEST_PAUSE_AT")
+    let mut child = kassa_cmd(data, &PIN_SALE)
         .env("KASSA_LOG", "trace")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(b"2468\n").unwrap();
@@ -295,4 +266,29 @@ fn a_pin_never_typed_times_out_and_nothing_leaks_at_trace_level() {
     ] {
         assert!(!logs.contains(secret), "{secret} in the trace logs");
     }
+}
+
+#[test]
+fn the_test_key_is_never_used_with_a_real_acquirer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let cfg = data.join("kassa.toml");
+    // An acquirer outside the process (nobody listens on port 9 of loopback).
+    std::fs::write(
+        &cfg,
+        "[acquirer]\nsimulator = false\naddress = \"127.0.0.1:9\"\n",
+    )
+    .unwrap();
+    let o = kassa(data, &["keys", "load", "--test", "--json"], "");
+    assert_eq!(json(&o)["test"], true);
+    let mut args = vec!["--config", cfg.to_str().unwrap()];
+    args.extend(PIN_SALE);
+    let o = kassa(data, &args, "2468\n");
+    let j = json(&o);
+    // No PIN pad offered to the card: it cannot choose online PIN, and no PIN is asked.
+    assert_ne!(j["card"]["cvm"], "online_pin", "{j:#}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("test key"), "{stderr}");
+    let status = json(&kassa(data, &["keys", "status", "--json"], ""));
+    assert_eq!(status["counter"], 0, "no KSN was spent");
 }
