@@ -23,4 +23,4 @@ pub use host::{
     EntryStatus, HostConfig, HostFault, HostRules, HostSim, IssuerKey, LedgerEntry, WalletAction,
     WalletResult, consumer_code_wallet,
 };
-pub use pki::DevPki;
+pub use pki::{BadHostCertificate, DevPki};

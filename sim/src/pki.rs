@@ -112,7 +112,70 @@ fn leaf(
     Ok((cert.pem(), Zeroizing::new(key.serialize_pem())))
 }
 
+/// A host certificate a terminal must refuse, for the TLS negative tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadHostCertificate {
+    /// Issued by the CA for the right names, but valid only during 2019.
+    Expired,
+    /// Issued by the CA for another name (`acquirer.example`) than the terminal dials.
+    WrongName,
+    /// Signed by its own key instead of the CA's.
+    SelfSigned,
+}
+
+/// Issues the host certificate `bad` describes.
+fn bad_host(
+    issuer: &Issuer<'_, KeyPair>,
+    bad: BadHostCertificate,
+) -> Result<(String, Zeroizing<String>), PkiError> {
+    let key = KeyPair::generate()?;
+    let names = match bad {
+        BadHostCertificate::WrongName => vec!["acquirer.example".to_string()],
+        _ => vec!["localhost".into(), "127.0.0.1".into()],
+    };
+    let mut p = CertificateParams::new(names)?;
+    p.distinguished_name.push(DnType::CommonName, "localhost");
+    p.use_authority_key_identifier_extension = bad != BadHostCertificate::SelfSigned;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    if bad == BadHostCertificate::Expired {
+        p.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2019, 12, 31);
+    }
+    let cert = if bad == BadHostCertificate::SelfSigned {
+        p.self_signed(&key)?
+    } else {
+        p.signed_by(&key, issuer)?
+    };
+    Ok((cert.pem(), Zeroizing::new(key.serialize_pem())))
+}
+
 impl DevPki {
+    /// A PKI like [`generate`](Self::generate) whose host certificate is bad in the way
+    /// `bad` says (expired, for another name, self-signed): a terminal must refuse the host.
+    pub fn generate_with_bad_host(
+        ca_name: &str,
+        terminal_id: &str,
+        bad: BadHostCertificate,
+    ) -> Result<Self, PkiError> {
+        let (ca_cert, ca_key, issuer) = ca(ca_name)?;
+        let (host_cert, host_key) = bad_host(&issuer, bad)?;
+        let (terminal_cert, terminal_key) = leaf(
+            &issuer,
+            &format!("terminal {terminal_id}"),
+            Vec::new(),
+            false,
+        )?;
+        Ok(DevPki {
+            ca_cert,
+            ca_key,
+            host_cert,
+            host_key,
+            terminal_cert,
+            terminal_key,
+        })
+    }
+
     /// Generates a fresh PKI: CA "`ca_name`", a host certificate and a terminal certificate
     /// whose common name is `terminal_id`.
     pub fn generate(ca_name: &str, terminal_id: &str) -> Result<Self, PkiError> {

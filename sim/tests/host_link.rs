@@ -762,3 +762,81 @@ async fn the_issuer_checks_online_pins_and_counts_wrong_ones() {
     let text = serde_json::to_string(&ledger).unwrap();
     assert!(!text.contains("2468") && !text.contains("6250946000000024"));
 }
+
+#[tokio::test]
+async fn terminal_refuses_expired_wrong_name_and_self_signed_host_certificates() {
+    use sim::BadHostCertificate as Bad;
+    for (bad, detail) in [
+        (Bad::Expired, "expired"),
+        (Bad::WrongName, "server name"),
+        (Bad::SelfSigned, "not issued by the acquirer CA"),
+    ] {
+        let pki = DevPki::generate_with_bad_host("Acquirer CA", "KASSA001", bad).unwrap();
+        let host = host(&pki, &pki.ca_cert, None).await;
+        let mut link = link(host.local_addr(), &pki.terminal_credentials());
+        let mut echo = acquirer::Message::new(800);
+        echo.set_str(11, "000001").set_str(70, "301");
+        let e = link.exchange(&echo).await.unwrap_err();
+        assert_eq!(
+            e.kind,
+            LinkErrorKind::HostCertificateRejected,
+            "{bad:?}: {e}"
+        );
+        assert!(e.to_string().contains(detail), "{bad:?}: {e}");
+        assert!(
+            !e.request_sent,
+            "{bad:?}: nothing may leave before the host is trusted"
+        );
+        assert!(host.ledger().is_empty(), "{bad:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_simulator_refuses_a_client_without_a_certificate() {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = DevPki::generate("Acquirer CA", "KASSA001").unwrap();
+    let host = host(&pki, &pki.ca_cert, None).await;
+    // A client that trusts the host but presents no certificate of its own.
+    let mut roots = rustls::RootCertStore::empty();
+    {
+        use rustls::pki_types::pem::PemObject as _;
+        for c in rustls::pki_types::CertificateDer::pem_slice_iter(pki.ca_cert.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(host.local_addr())
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let answered = match tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+    {
+        // TLS 1.3: the client's side of the handshake ends first; the host's refusal comes
+        // as an alert on the first read.
+        Ok(mut tls) => {
+            let mut echo = acquirer::Message::new(800);
+            echo.set_str(11, "000001").set_str(70, "301");
+            let bytes = echo.encode(&BCD87).unwrap();
+            let mut frame = (bytes.len() as u16).to_be_bytes().to_vec();
+            frame.extend_from_slice(&bytes);
+            let _ = tls.write_all(&frame).await;
+            let mut buf = [0u8; 64];
+            matches!(
+                tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf)).await,
+                Ok(Ok(n)) if n > 0
+            )
+        }
+        Err(_) => false,
+    };
+    assert!(!answered, "a client without a certificate got an answer");
+    assert!(host.ledger().is_empty());
+}

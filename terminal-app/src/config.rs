@@ -836,6 +836,23 @@ impl Config {
         if self.acquirer.connect_timeout_ms == 0 || self.acquirer.response_timeout_ms == 0 {
             return Err(invalid("acquirer", "timeouts must be above zero".into()));
         }
+        // The terminal's TLS key authenticates it to the acquirer: a copy anyone on the
+        // device can read lets them pose as the terminal.
+        if let Some(key) = &self.acquirer.key {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(meta) = std::fs::metadata(key)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                return Err(invalid(
+                    "acquirer.key",
+                    format!(
+                        "{} can be read by other users (mode {:o}); chmod 600 it",
+                        key.display(),
+                        meta.permissions().mode() & 0o777
+                    ),
+                ));
+            }
+        }
         if self.aids.is_empty() {
             return Err(invalid("aids", "at least one AID is needed".into()));
         }
@@ -1276,6 +1293,21 @@ mod tests {
             Err(AmountError::OverMaximum { .. })
         ));
         assert_eq!(c.amount("0.00"), Err(AmountError::Zero));
+    }
+
+    #[test]
+    fn a_key_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("terminal.key");
+        std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\n").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut cfg = Config::default();
+        cfg.acquirer.key = Some(key.clone());
+        let e = cfg.check(Path::new("kassa.toml")).unwrap_err().to_string();
+        assert!(e.contains("acquirer.key") && e.contains("644"), "{e}");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        cfg.check(Path::new("kassa.toml")).unwrap();
     }
 
     #[test]
