@@ -57,3 +57,33 @@ pub fn terminal_and_input(amount: u64) -> (TerminalConfig, TxnInput) {
     };
     (config, input)
 }
+
+/// [`terminal_and_input`] with a combination for every kernel: Visa (3), Mastercard (2), Amex
+/// (4), JCB (5), Discover (6, TTQ `22004000`) and UnionPay (7, TTQ `26004080`: online PIN
+/// and fDDA). For the fuzz targets and the tools that make their seeds from the virtual cards.
+pub fn every_kernel(amount: u64) -> (TerminalConfig, TxnInput) {
+    let (mut config, input) = terminal_and_input(amount);
+    let base = config.combinations[0].clone();
+    for (aid, kernel, ttq) in [
+        (&[0xA0, 0, 0, 0, 0x04, 0x10, 0x10][..], KernelId::C2, None),
+        (&[0xA0, 0, 0, 0, 0x25, 0x01][..], KernelId::C4, None),
+        (&[0xA0, 0, 0, 0, 0x65, 0x10, 0x10][..], KernelId::C5, None),
+        (
+            &[0xA0, 0, 0, 0x01, 0x52, 0x30, 0x10][..],
+            KernelId::C6,
+            Some([0x22, 0, 0x40, 0]),
+        ),
+        (
+            &[0xA0, 0, 0, 0x03, 0x33, 0x01, 0x01][..],
+            KernelId::C7,
+            Some([0x26, 0, 0x40, 0x80]),
+        ),
+    ] {
+        let mut c = base.clone();
+        c.aid = aid.to_vec();
+        c.kernel = kernel;
+        c.ttq = ttq;
+        config.combinations.push(c);
+    }
+    (config, input)
+}

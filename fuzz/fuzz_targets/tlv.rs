@@ -14,11 +14,24 @@ fuzz_target!(|data: &[u8]| {
             tlv::encode(o.tag(), o.value(), &mut again);
         }
         let mut second = Vec::new();
-        tlv::walk(&again, |d, o| second.push((d, o.tag(), o.value().to_vec()))).expect("re-emitted TLV parses");
+        tlv::walk(&again, |d, o| second.push((d, o.tag(), o.value().to_vec())))
+            .expect("re-emitted TLV parses");
         assert_eq!(first, second, "parse-emit-reparse differs");
     }
-    let _ = explain::tree(data, Options { kernel: 2, reveal: false });
-    let _ = explain::tree(data, Options { kernel: 3, reveal: true });
+    let _ = explain::tree(
+        data,
+        Options {
+            kernel: 2,
+            reveal: false,
+        },
+    );
+    let _ = explain::tree(
+        data,
+        Options {
+            kernel: 3,
+            reveal: true,
+        },
+    );
     let mut store = TagStore::new();
     let _ = store.absorb(data, |_| true);
 });

@@ -1,0 +1,46 @@
+//! The whole contactless flow (Entry Point and kernels 2-7) against a card that answers every
+//! command with fuzzer bytes: it always reaches an outcome, in a bounded number of commands,
+//! without panicking.
+//!
+//! Input: the card's answers, each a 2-byte big-endian length and that many bytes (the last
+//! may be short). When the answers run out, the card has left the field (an empty answer).
+//! Seeds (`fuzz/seeds/kernel/`) are the virtual cards' real answers
+//! (`cargo run -p kassa-sim --example fuzz_seeds`).
+#![no_main]
+
+use emv::entry::{EntryPoint, Step};
+use libfuzzer_sys::fuzz_target;
+
+/// Commands a transaction may send before it must have ended (Entry Point, a kernel, torn
+/// recovery and ODA need a few dozen at most).
+const MAX_COMMANDS: usize = 512;
+
+fuzz_target!(|data: &[u8]| {
+    let (config, input) = emv::testdata::every_kernel(60_00);
+    let Ok(mut txn) = EntryPoint::new(&config).start(input) else {
+        return;
+    };
+    let mut rest = data;
+    let mut step = txn.begin();
+    for _ in 0..MAX_COMMANDS {
+        match step {
+            Step::Transmit(_) => {
+                let answer: &[u8] = match rest {
+                    [hi, lo, tail @ ..] => {
+                        let n = (usize::from(*hi) << 8 | usize::from(*lo)).min(tail.len());
+                        let (a, r) = tail.split_at(n);
+                        rest = r;
+                        a
+                    }
+                    _ => {
+                        rest = &[];
+                        &[]
+                    }
+                };
+                step = txn.on_response(answer);
+            }
+            Step::Outcome(_) => return,
+        }
+    }
+    panic!("no outcome after {MAX_COMMANDS} commands");
+});
