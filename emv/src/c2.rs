@@ -284,7 +284,9 @@ impl AwaitGpo {
             }
         };
         for (tag, v) in gpo.iter() {
-            ctx.data.insert(tag, v);
+            if crate::tags::card_may_set(tag, 2) {
+                ctx.data.insert(tag, v);
+            }
         }
         // S3R1.17-20: ODA status CDA when the card (AIP byte 1 b1) and the terminal (Security
         // Capability b4) support it; otherwise "offline data authentication was not
@@ -933,7 +935,7 @@ impl AwaitGenAc {
             return end(ctx, Reason::WrongCryptogramType);
         }
         for (tag, v) in r.iter() {
-            if tag != t::SDAD {
+            if tag != t::SDAD && crate::tags::card_may_set(tag, ctx.kernel().0) {
                 ctx.data.insert(tag, v);
             }
         }

@@ -194,8 +194,11 @@ impl AwaitGpo {
                 return Transition::Finish(ctx.end_application(Reason::BadData(t::AFL)));
             }
         };
+        let kernel = ctx.kernel().0;
         for (tag, v) in gpo.iter() {
-            ctx.data.insert(tag, v);
+            if crate::tags::card_may_set(tag, kernel) {
+                ctx.data.insert(tag, v);
+            }
         }
         ReadRecords::start(reads, gpo, AfterRecords::Qvsdc, ctx)
     }
@@ -320,13 +323,17 @@ impl ReadRecords {
         if let Err(e) = rec.absorb(body, |_| false) {
             return Transition::Finish(ctx.end_application(Reason::MalformedResponse(e)));
         }
+        let kernel = ctx.kernel().0;
         for (tag, v) in rec.iter() {
             // Book 3 §10.2: a redundant primitive object from the card ends the transaction.
             if self.from_card.contains(tag) {
                 return Transition::Finish(ctx.end_application(Reason::BadData(tag)));
             }
             self.from_card.insert(tag, v);
-            ctx.data.insert(tag, v);
+            // The terminal's own objects are not the card's to set (tags::card_may_set).
+            if crate::tags::card_may_set(tag, kernel) {
+                ctx.data.insert(tag, v);
+            }
         }
         self.done += 1;
         self.next(ctx)
@@ -419,7 +426,7 @@ fn decide_dpas(ctx: &Ctx) -> Outcome {
             None => declined(Reason::CvmNotPossible, Oda::NotPerformed),
         },
         0x40 => {
-            let online_required = d.get(t::TTQ).is_some_and(|q| q[1] & 0x80 != 0);
+            let online_required = ttq_of(d)[1] & 0x80 != 0;
             if online_required {
                 return declined(Reason::WrongCryptogramType, Oda::NotPerformed);
             }
@@ -502,7 +509,7 @@ fn decide(ctx: &Ctx) -> Outcome {
             None => return ctx.end_application(Reason::MissingData(t::CID)),
         },
     };
-    let ttq = d.get(t::TTQ).unwrap_or(&[0, 0, 0, 0]).to_vec();
+    let ttq = ttq_of(d);
     let ctq = d.get(t::CTQ).filter(|c| c.len() >= 2).map(<[u8]>::to_vec);
     let ctq_bit = |byte: usize, mask: u8| ctq.as_ref().is_some_and(|c| c[byte] & mask != 0);
     let online_capable = ttq[0] & 0x08 == 0; // TTQ byte 1 bit 4: offline-only reader.
@@ -728,10 +735,21 @@ fn choose_cvm(ctx: &Ctx, online: bool) -> Option<Cvm> {
     choose_cvm_with(ctx, ctx.data.get(t::CTQ), online)
 }
 
+/// The TTQ the reader sent, as its four bytes (zeros where it is missing or short).
+fn ttq_of(d: &TagStore) -> [u8; 4] {
+    let mut q = [0u8; 4];
+    if let Some(v) = d.get(t::TTQ) {
+        for (o, b) in q.iter_mut().zip(v) {
+            *o = *b;
+        }
+    }
+    q
+}
+
 /// [`choose_cvm`] with the card's qualifiers given (the CTQ, or kernel 6's CPR).
 fn choose_cvm_with(ctx: &Ctx, ctq: Option<&[u8]>, online: bool) -> Option<Cvm> {
     let d = &ctx.data;
-    let ttq = d.get(t::TTQ).unwrap_or(&[0, 0, 0, 0]);
+    let ttq = ttq_of(d);
     let ctq = ctq.filter(|v| v.len() >= 2);
     let cvm_required = ctx.selected_pre().is_some_and(|p| p.cvm_required)
         || ttq.get(1).is_some_and(|b| b & 0x40 != 0);

@@ -552,7 +552,9 @@ impl FinalSelect {
             return FinalSelect::next(self.remaining, ctx);
         }
         for (tag, v) in fci.iter() {
-            ctx.data.insert(tag, v);
+            if crate::tags::card_may_set(tag, 0) {
+                ctx.data.insert(tag, v);
+            }
         }
         let current = self.current;
         ctx.data.insert(

@@ -102,6 +102,19 @@ pub fn info(tag: Tag) -> Option<&'static TagInfo> {
     lookup(tag, 0, None)
 }
 
+/// True when a card may supply `tag` as kernel `kernel` (0 for none) knows it. A data object's
+/// source decides who sets it (EMV Book 3 Annex A; Book C-2 §4.1.4, a card may update only
+/// the objects its answers are permitted to carry): the objects the terminal or the kernel
+/// owns (the TTQ, the amounts, the unpredictable number, the TVR...) are never taken from a
+/// card's answer, so a card cannot change the terminal's capabilities or the terminal data
+/// that goes to the issuer. Tags the dictionary does not know are the card's.
+pub fn card_may_set(tag: Tag, kernel: u8) -> bool {
+    !matches!(
+        lookup(tag, kernel, None).map(|i| i.source),
+        Some(Source::Terminal | Source::Kernel)
+    )
+}
+
 /// Looks up a tag as kernel `kernel` (0 for none) sees it, inside template `parent` when known.
 ///
 /// A kernel's own meaning wins over the general one (9F6E is Third Party Data in C-2 and the
