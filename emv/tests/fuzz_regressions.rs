@@ -3,37 +3,12 @@
 //! target's format (a 2-byte length before each answer): the transaction must reach an outcome
 //! without panicking, as the target requires.
 
-use emv::entry::{EntryPoint, Step};
 use emv::outcome::Outcome;
 use emv::tags as t;
 
 /// Drives the every-kernel terminal with `answers` as the fuzz target does.
 fn run(answers: &[u8]) -> Outcome {
-    let (config, input) = emv::testdata::every_kernel(60_00);
-    let mut txn = EntryPoint::new(&config).start(input).unwrap();
-    let mut rest = answers;
-    let mut step = txn.begin();
-    for _ in 0..512 {
-        match step {
-            Step::Transmit(_) => {
-                let answer: &[u8] = match rest {
-                    [hi, lo, tail @ ..] => {
-                        let n = (usize::from(*hi) << 8 | usize::from(*lo)).min(tail.len());
-                        let (a, r) = tail.split_at(n);
-                        rest = r;
-                        a
-                    }
-                    _ => {
-                        rest = &[];
-                        &[]
-                    }
-                };
-                step = txn.on_response(answer);
-            }
-            Step::Outcome(o) => return *o,
-        }
-    }
-    panic!("no outcome after 512 commands");
+    emv::testdata::run_with_answers(60_00, answers, 512).expect("an outcome within 512 commands")
 }
 
 #[test]

@@ -8,7 +8,6 @@
 //! (`cargo run -p kassa-sim --example fuzz_seeds`).
 #![no_main]
 
-use emv::entry::{EntryPoint, Step};
 use libfuzzer_sys::fuzz_target;
 
 /// Commands a transaction may send before it must have ended (Entry Point, a kernel, torn
@@ -16,31 +15,8 @@ use libfuzzer_sys::fuzz_target;
 const MAX_COMMANDS: usize = 512;
 
 fuzz_target!(|data: &[u8]| {
-    let (config, input) = emv::testdata::every_kernel(60_00);
-    let Ok(mut txn) = EntryPoint::new(&config).start(input) else {
-        return;
-    };
-    let mut rest = data;
-    let mut step = txn.begin();
-    for _ in 0..MAX_COMMANDS {
-        match step {
-            Step::Transmit(_) => {
-                let answer: &[u8] = match rest {
-                    [hi, lo, tail @ ..] => {
-                        let n = (usize::from(*hi) << 8 | usize::from(*lo)).min(tail.len());
-                        let (a, r) = tail.split_at(n);
-                        rest = r;
-                        a
-                    }
-                    _ => {
-                        rest = &[];
-                        &[]
-                    }
-                };
-                step = txn.on_response(answer);
-            }
-            Step::Outcome(_) => return,
-        }
-    }
-    panic!("no outcome after {MAX_COMMANDS} commands");
+    assert!(
+        emv::testdata::run_with_answers(60_00, data, MAX_COMMANDS).is_some(),
+        "no outcome after {MAX_COMMANDS} commands"
+    );
 });
