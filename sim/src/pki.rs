@@ -158,22 +158,7 @@ impl DevPki {
         terminal_id: &str,
         bad: BadHostCertificate,
     ) -> Result<Self, PkiError> {
-        let (ca_cert, ca_key, issuer) = ca(ca_name)?;
-        let (host_cert, host_key) = bad_host(&issuer, bad)?;
-        let (terminal_cert, terminal_key) = leaf(
-            &issuer,
-            &format!("terminal {terminal_id}"),
-            Vec::new(),
-            false,
-        )?;
-        Ok(DevPki {
-            ca_cert,
-            ca_key,
-            host_cert,
-            host_key,
-            terminal_cert,
-            terminal_key,
-        })
+        Ok(Self::assemble(ca_name, terminal_id, &[], |issuer| bad_host(issuer, bad))?.0)
     }
 
     /// Generates a fresh PKI: CA "`ca_name`", a host certificate and a terminal certificate
@@ -190,17 +175,31 @@ impl DevPki {
         terminal_id: &str,
         more_terminals: &[&str],
     ) -> Result<(Self, Vec<(String, Zeroizing<String>)>), PkiError> {
+        Self::assemble(ca_name, terminal_id, more_terminals, |issuer| {
+            leaf(
+                issuer,
+                "localhost",
+                vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+                true,
+            )
+        })
+    }
+
+    /// A CA, the host certificate `host` issues with it, the terminal's certificate and one
+    /// for each of `more_terminals`.
+    #[allow(clippy::type_complexity)]
+    fn assemble(
+        ca_name: &str,
+        terminal_id: &str,
+        more_terminals: &[&str],
+        host: impl FnOnce(&Issuer<'_, KeyPair>) -> Result<(String, Zeroizing<String>), PkiError>,
+    ) -> Result<(Self, Vec<(String, Zeroizing<String>)>), PkiError> {
         let (ca_cert, ca_key, issuer) = ca(ca_name)?;
         let mut extra = Vec::new();
         for id in more_terminals {
             extra.push(leaf(&issuer, &format!("terminal {id}"), Vec::new(), false)?);
         }
-        let (host_cert, host_key) = leaf(
-            &issuer,
-            "localhost",
-            vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
-            true,
-        )?;
+        let (host_cert, host_key) = host(&issuer)?;
         let (terminal_cert, terminal_key) = leaf(
             &issuer,
             &format!("terminal {terminal_id}"),
