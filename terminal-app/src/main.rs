@@ -2291,6 +2291,13 @@ fn pay(paths: &Paths, mut cfg: Config, args: PayArgs<'_>) -> anyhow::Result<u8> 
         .with_events(ev_tx);
         if args.card_pin_stdin {
             engine = engine.with_pin_pad(Box::new(pinpad::StdinPinPad), paths.data_dir.clone());
+            // Say why no PIN will be asked for, rather than leave a card's other CVM or its
+            // decline unexplained.
+            if !engine.online_pin_ready() {
+                eprintln!(
+                    "kassa pay: no usable PIN key (kassa keys status): the terminal offers cards no online PIN"
+                );
+            }
         }
         // The operator's Ctrl-C cancels the transaction at whatever step it is.
         let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);

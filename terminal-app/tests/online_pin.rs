@@ -177,6 +177,7 @@ fn without_a_pin_key_the_terminal_does_not_offer_online_pin() {
     // debit card allows no other CVM above the limit.
     let (code, j, err) = pay_with_pin(data, "2468\n");
     assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("no usable PIN key"), "{err}");
     assert_ne!(j["card"]["cvm"], "online_pin", "{j:#}");
     assert_ne!(j["outcome"], "approved", "{j:#}");
     assert!(ledger(data).iter().all(|e| e["pin_ksn"].is_null()));
