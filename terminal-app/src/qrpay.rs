@@ -19,13 +19,10 @@ use std::time::{Duration, Instant};
 
 use acquirer::qr::{QrMode, QrPaymentRequest, QrResponse, QrStatus, status_request};
 use drivers::CardReader;
-use emv::qr::{
-    AdditionalData, Initiation, MerchantAccount, MerchantLanguage, MerchantQr, QrError, Template,
-};
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
-use crate::config::Config;
+use crate::config::{Config, merchant_code};
 use acquirer::messages::response_text;
 
 use crate::engine::{Engine, EngineEvent, Failure, HostAnswer, TxnExtras, TxnKind, TxnResult};
@@ -66,57 +63,6 @@ pub fn reference(cfg: &Config, stan: u32, when: chrono::DateTime<chrono::Local>)
         when.format("%y%m%d"),
         stan % 1_000_000
     )
-}
-
-/// The dynamic merchant-presented code for `amount_minor` (EMVCo MPM §4): the QR network's
-/// merchant account template (26), the merchant category code, currency, amount, country,
-/// name (the first 25 characters of `[terminal] merchant_name`) and city, the reference and
-/// terminal label (62.05, 62.07), and the name in another script when configured (64).
-pub fn merchant_code(cfg: &Config, amount_minor: u64, reference: &str) -> Result<String, QrError> {
-    let t = &cfg.terminal;
-    let q = &cfg.qr;
-    let country = emv::codes::country(t.country)
-        .map(|c| c.alpha2.to_string())
-        .unwrap_or_default();
-    let language = match (&q.alt_language, &q.alt_name) {
-        (Some(l), Some(n)) => Some(MerchantLanguage {
-            language: l.clone(),
-            name: n.clone(),
-            city: q.alt_city.clone(),
-            rfu: vec![],
-        }),
-        _ => None,
-    };
-    MerchantQr {
-        initiation: Some(Initiation::Dynamic),
-        accounts: vec![MerchantAccount::Template(Template {
-            id: 26,
-            gui: q.network_gui.clone(),
-            fields: vec![(
-                1,
-                q.network_merchant_id
-                    .clone()
-                    .unwrap_or_else(|| t.merchant_id.clone()),
-            )],
-        })],
-        mcc: format!("{:04}", t.mcc),
-        currency: format!("{:03}", t.currency),
-        amount: Some(emv::qr::amount_text(amount_minor, t.currency_exponent)),
-        tip: None,
-        country,
-        merchant_name: t.merchant_name.chars().take(25).collect(),
-        merchant_city: q.merchant_city.clone(),
-        postal_code: None,
-        additional: Some(AdditionalData {
-            reference_label: Some(reference.to_string()),
-            terminal_label: Some(t.terminal_id.trim().to_string()),
-            ..AdditionalData::default()
-        }),
-        language,
-        rfu: vec![],
-        unreserved: vec![],
-    }
-    .encode()
 }
 
 /// How a QR payment's wait ended.
