@@ -439,7 +439,10 @@ enum Selected {
 /// PIN Try Limit: the PIN try counter after a correct PIN or an unblock.
 const PIN_TRY_LIMIT: u8 = 3;
 
-/// A virtual card.
+/// A virtual card. A clone is the same card in the same state (same keys, same ATC): a test
+/// that runs many transactions from one starting point clones one card rather than signing
+/// its certificates again.
+#[derive(Clone)]
 pub struct EmvCard {
     name: String,
     app: ApplicationProfile,
