@@ -43,13 +43,21 @@ pub enum Pn532Fault {
         /// Which APDU (1 = the next one).
         apdu: u32,
     },
+    /// The card takes `delay` to answer the `apdu`-th command APDU from now (a slow chip, or
+    /// one that keeps asking for waiting time extensions): the answer comes, late.
+    SlowCard {
+        /// Which APDU (1 = the next one).
+        apdu: u32,
+        /// How long the card computes.
+        delay: Duration,
+    },
 }
 
 impl std::str::FromStr for Pn532Fault {
     type Err = String;
 
     /// `bad-checksum`, `garbage`, `no-answer:MS`, `card-lost:N` (back after 1 s),
-    /// `reset:N`.
+    /// `reset:N`, `slow:N:MS`.
     fn from_str(s: &str) -> Result<Self, String> {
         let (name, arg) = s.split_once(':').unwrap_or((s, ""));
         let num = |what: &str| -> Result<u64, String> {
@@ -69,8 +77,18 @@ impl std::str::FromStr for Pn532Fault {
             "reset" => Ok(Pn532Fault::ResetMidApdu {
                 apdu: num("N")? as u32,
             }),
+            "slow" => {
+                let bad = || format!("fault {s:?}: slow:N:MS needs two numbers above 0");
+                let (n, ms) = arg.split_once(':').ok_or_else(bad)?;
+                let n = n.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(bad)?;
+                let ms = ms.parse::<u64>().ok().filter(|m| *m > 0).ok_or_else(bad)?;
+                Ok(Pn532Fault::SlowCard {
+                    apdu: n,
+                    delay: Duration::from_millis(ms),
+                })
+            }
             _ => Err(format!(
-                "unknown fault {s:?} (bad-checksum, garbage, no-answer:MS, card-lost:N, reset:N)"
+                "unknown fault {s:?} (bad-checksum, garbage, no-answer:MS, card-lost:N, reset:N, slow:N:MS)"
             )),
         }
     }
@@ -202,6 +220,7 @@ struct Chip {
     /// Pending faults with their target APDU number (absolute).
     lost_at: Option<(u32, Option<Duration>)>,
     reset_at: Option<u32>,
+    slow_at: Vec<(u32, Duration)>,
     bad_checksum: bool,
     garbage: bool,
     silent_until: Option<tokio::time::Instant>,
@@ -235,6 +254,7 @@ impl Chip {
             apdu_seq: 0,
             lost_at: None,
             reset_at: None,
+            slow_at: Vec::new(),
             bad_checksum: false,
             garbage: false,
             silent_until: None,
@@ -257,6 +277,9 @@ impl Chip {
                 }
                 Pn532Fault::ResetMidApdu { apdu } => {
                     self.reset_at = Some(self.apdu_seq + apdu.max(1));
+                }
+                Pn532Fault::SlowCard { apdu, delay } => {
+                    self.slow_at.push((self.apdu_seq + apdu.max(1), delay));
                 }
             }
         }
@@ -479,7 +502,12 @@ impl Chip {
         });
         match answer {
             Some((r, _)) if !r.is_empty() => {
-                let delay = self.cfg.rf.exchange(&capdu, r.len());
+                let mut delay = self.cfg.rf.exchange(&capdu, r.len());
+                let seq = self.apdu_seq;
+                for (_, slow) in self.slow_at.iter().filter(|(at, _)| *at == seq) {
+                    delay += *slow;
+                }
+                self.slow_at.retain(|(at, _)| *at != seq);
                 let take = r.len().min(CHUNK);
                 self.chain_out = r[take..].to_vec();
                 let mi = if self.chain_out.is_empty() {

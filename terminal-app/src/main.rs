@@ -228,8 +228,8 @@ enum Command {
         /// How long the card is away before the next tap.
         #[arg(long, default_value_t = 1000)]
         away_ms: u64,
-        /// Faults: `bad-checksum`, `garbage`, `no-answer:MS`, `card-lost:N`, `reset:N` (N: the
-        /// Nth APDU from now). Repeatable.
+        /// Faults: `bad-checksum`, `garbage`, `no-answer:MS`, `card-lost:N`, `reset:N`,
+        /// `slow:N:MS` (N: the Nth APDU from now). Repeatable.
         #[arg(long, value_name = "FAULT")]
         fault: Vec<String>,
         /// Print the pseudo-terminal's path as JSON.
