@@ -79,7 +79,12 @@ pub struct TxnExtras {
 /// stops there (the test then kills the process with SIGKILL). Points: `started`,
 /// `card_read`, `authorising`, `answered`, `approved`, `offline_approved`, `receipt_stored`,
 /// `reversal_sent`, `advice_sent`, `void_armed`, `completion_queued`.
+///
+/// `KASSA_TEST_PANIC_AT` names a point at which to panic instead, for the crash report test.
 pub fn pause_point(point: &str) {
+    if std::env::var("KASSA_TEST_PANIC_AT").is_ok_and(|p| p == point) {
+        panic!("test panic at {point}");
+    }
     if std::env::var("KASSA_TEST_PAUSE_AT").is_ok_and(|p| p == point) {
         use std::io::Write;
         eprintln!("KASSA_PAUSED {point}");

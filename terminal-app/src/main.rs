@@ -7,6 +7,7 @@
 
 mod bench;
 mod config;
+mod crash;
 mod emulator;
 mod engine;
 #[cfg(any(feature = "desktop", feature = "device"))]
@@ -766,6 +767,11 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    crash::install(
+        &cli.data_dir
+            .clone()
+            .unwrap_or_else(emulator::default_data_dir),
+    );
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -185,7 +185,9 @@ pub fn apdu(
                 Some(Ok(nodes)) => {
                     json!({ "tlv": nodes.iter().map(node_json).collect::<Vec<_>>() })
                 }
-                Some(Err(e)) => json!({ "raw": hex(&r.data), "tlv_error": e.to_string() }),
+                Some(Err(e)) => {
+                    json!({ "raw": raw_hex(&r.data, opts), "tlv_error": e.to_string() })
+                }
                 None => Value::Null,
             };
             v["response"] = json!({
@@ -223,12 +225,25 @@ pub fn apdu(
                 out.extend(lines);
             }
             Some(Err(e)) => {
-                out.push(format!("  not BER-TLV ({e}); raw: {}", hex(&r.data)));
+                out.push(format!(
+                    "  not BER-TLV ({e}); raw: {}",
+                    raw_hex(&r.data, opts)
+                ));
             }
             None => {}
         }
     }
     Ok(out.join("\n"))
+}
+
+/// Data that did not decode, in hex: nobody knows where a PAN might sit in it, so unless
+/// `--reveal` every run of 12 or more digits is masked (476173******0119).
+fn raw_hex(data: &[u8], opts: Options) -> String {
+    if opts.reveal {
+        hex(data)
+    } else {
+        emv::util::mask_digit_runs(&hex(data))
+    }
 }
 
 /// `kassa tool dol`.

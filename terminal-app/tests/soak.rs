@@ -295,6 +295,9 @@ fn hundreds_of_transactions_through_a_faulty_network_and_kills_reconcile() {
                 .to_vec(),
             75..82 => {
                 // A refund of part of an approved sale (a referenced refund).
+                if !data.join("journal.db").exists() {
+                    continue;
+                }
                 let rows = journal(&data, &cfg);
                 let sales: Vec<i64> = rows
                     .iter()

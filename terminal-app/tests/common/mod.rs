@@ -64,6 +64,36 @@ impl Host {
         Host { child, addr }
     }
 
+    /// Like [`Host::start`] with no rules, logging at trace level (`KASSA_LOG=trace`) to the
+    /// file `log`.
+    pub fn start_logging(certs: &Path, ledger: &Path, listen: &str, log: &Path) -> Host {
+        let mut child = Command::new(KASSA)
+            .args([
+                "host-sim",
+                "--listen",
+                listen,
+                "--certs",
+                certs.to_str().unwrap(),
+                "--ledger",
+                ledger.to_str().unwrap(),
+            ])
+            .env("KASSA_LOG", "trace")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .split_whitespace()
+            .find(|w| w.starts_with("127.0.0.1:"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        Host { child, addr }
+    }
+
     /// Stops it (SIGKILL: the ledger file is rewritten atomically after every request).
     pub fn stop(mut self) {
         let _ = self.child.kill();
