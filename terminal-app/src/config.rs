@@ -66,6 +66,148 @@ pub struct Config {
     pub printer: PrinterSection,
     /// QR payments (EMVCo merchant-presented codes on screen, customer codes scanned).
     pub qr: QrSection,
+    /// Terminal management: where signed configuration bundles come from and whose signatures
+    /// are trusted (docs/FLEET.md).
+    pub tms: TmsSection,
+}
+
+/// `[tms]`: signed configuration bundles.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TmsSection {
+    /// The bundle's HTTPS URL (`https://host[:port]/path`); none: bundles only by `kassa tms
+    /// apply`.
+    pub url: Option<String>,
+    /// Seconds between polls (with up to 20% jitter; failures back off doubling to 24 h).
+    pub poll_s: u64,
+    /// The name the server's certificate must carry; default the URL's host.
+    pub server_name: Option<String>,
+    /// CA that issued the server's certificate (PEM); default `[acquirer] ca`.
+    pub ca: Option<PathBuf>,
+    /// The terminal's client certificate (PEM); default `[acquirer] certificate`.
+    pub certificate: Option<PathBuf>,
+    /// Its private key (PEM, not readable by others); default `[acquirer] key`.
+    pub key: Option<PathBuf>,
+    /// Seconds a download may take before it is abandoned.
+    pub timeout_s: u64,
+    /// The operator's Ed25519 public keys whose signatures on bundles are trusted, until a
+    /// bundle names their successors (`signing_keys`).
+    pub keys: Vec<TmsKeySection>,
+}
+
+impl Default for TmsSection {
+    fn default() -> Self {
+        TmsSection {
+            url: None,
+            poll_s: 900,
+            server_name: None,
+            ca: None,
+            certificate: None,
+            key: None,
+            timeout_s: 30,
+            keys: Vec::new(),
+        }
+    }
+}
+
+/// One trusted bundle-signing key: `[[tms.keys]]`, or `[[signing_keys]]` in a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TmsKeySection {
+    /// The key's name, as signatures cite it.
+    pub id: String,
+    /// The Ed25519 public key, 64 hex digits.
+    pub public_key: String,
+    /// Last day the key may sign (YYYY-MM-DD); none: no end.
+    pub not_after: Option<String>,
+}
+
+/// A bundle-signing key that can be checked against: its name, public key and last day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedKey {
+    /// The name signatures cite.
+    pub id: String,
+    /// Ed25519 public key.
+    pub public_key: [u8; 32],
+    /// Last day it may sign.
+    pub not_after: Option<chrono::NaiveDate>,
+}
+
+impl TmsKeySection {
+    /// The key, checked: a non-empty name, 32 bytes of hex, a real date.
+    pub fn trusted(&self) -> Result<TrustedKey, String> {
+        if self.id.trim().is_empty() || self.id.len() > 64 {
+            return Err("id must be 1-64 characters".into());
+        }
+        let public_key: [u8; 32] = emv::util::unhex(&self.public_key)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or("public_key must be 64 hex digits (an Ed25519 public key)")?;
+        let not_after = match &self.not_after {
+            Some(d) => Some(
+                chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                    .map_err(|_| format!("not_after {d:?} is not YYYY-MM-DD"))?,
+            ),
+            None => None,
+        };
+        Ok(TrustedKey {
+            id: self.id.clone(),
+            public_key,
+            not_after,
+        })
+    }
+}
+
+/// An `https://host[:port]/path` URL, split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpsUrl {
+    /// Host name or address.
+    pub host: String,
+    /// Port (443 by default).
+    pub port: u16,
+    /// Path with its query, starting with `/`.
+    pub path: String,
+}
+
+impl HttpsUrl {
+    /// Splits `url`; only `https` is accepted.
+    pub fn parse(url: &str) -> Result<HttpsUrl, String> {
+        let rest = url
+            .strip_prefix("https://")
+            .ok_or_else(|| format!("{url:?} is not an https:// URL"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return Err(format!(
+                "{url:?}: no host (or user information, not allowed)"
+            ));
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+                h,
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| format!("{url:?}: bad port {p:?}"))?,
+            ),
+            _ => (authority, 443),
+        };
+        if path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+            return Err(format!(
+                "{url:?}: the path has spaces or control characters"
+            ));
+        }
+        Ok(HttpsUrl {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port,
+            path: path.to_string(),
+        })
+    }
 }
 
 /// `[qr]`: mobile payments by QR code.
@@ -420,6 +562,7 @@ impl Default for Config {
             indicators: IndicatorsSection::default(),
             printer: PrinterSection::default(),
             qr: QrSection::default(),
+            tms: TmsSection::default(),
         }
     }
 }
@@ -832,15 +975,6 @@ fn one_line(s: &str) -> String {
 }
 
 impl Config {
-    /// Reads and checks a configuration file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
-        Self::parse(path, &text)
-    }
-
     /// Parses and checks configuration text; `path` names it in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
@@ -1065,6 +1199,20 @@ impl Config {
             ));
         }
         self.terminal_config().map_err(|(k, m)| invalid(&k, m))?;
+        let tms = &self.tms;
+        if !(60..=86_400).contains(&tms.poll_s) {
+            return Err(invalid("tms.poll_s", "must be 60-86400".into()));
+        }
+        if !(5..=600).contains(&tms.timeout_s) {
+            return Err(invalid("tms.timeout_s", "must be 5-600".into()));
+        }
+        if let Some(url) = &tms.url {
+            HttpsUrl::parse(url).map_err(|m| invalid("tms.url", m))?;
+        }
+        for (i, k) in tms.keys.iter().enumerate() {
+            k.trusted()
+                .map_err(|m| invalid(&format!("tms.keys[{i}]"), m))?;
+        }
         if self.qr.enabled {
             if self.qr.poll_ms < 200 || self.qr.poll_ms > 60_000 {
                 return Err(invalid("qr.poll_ms", "must be 200-60000".into()));

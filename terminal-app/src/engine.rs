@@ -404,6 +404,19 @@ impl<R: CardReader> Engine<R> {
         })
     }
 
+    /// Puts a new configuration in force (a configuration bundle, docs/FLEET.md): limits, AIDs,
+    /// CA keys, receipt header and the rest apply from the next transaction. A transaction
+    /// holds the engine mutably from start to end, so this can only happen between two. The
+    /// reader, link and journal stay (a bundle cannot change `[acquirer]` or `[reader]`).
+    pub fn reconfigure(&mut self, config: Config) -> anyhow::Result<()> {
+        let kernel_config = config
+            .terminal_config()
+            .map_err(|(k, m)| anyhow::anyhow!("configuration {k}: {m}"))?;
+        self.config = config;
+        self.kernel_config = kernel_config;
+        Ok(())
+    }
+
     /// Takes online PINs from `pad`, enciphered under the PIN key loaded in `data_dir`
     /// ([`crate::keys`]). Without a PIN pad, or while no key is loaded, the terminal tells
     /// cards it cannot take an online PIN.

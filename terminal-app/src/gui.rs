@@ -51,12 +51,13 @@ pub fn run(
     paths: &Paths,
     cfg: Config,
     quit_after: Option<std::time::Duration>,
+    tms_local: Option<crate::tms::Local>,
 ) -> anyhow::Result<()> {
     if !display_available() {
         anyhow::bail!(NO_DISPLAY);
     }
     let window = MainWindow::new().map_err(|e| anyhow::anyhow!("{NO_DISPLAY} ({e})"))?;
-    let _wiring = start(rt, paths, cfg, &window)?;
+    let _wiring = start(rt, paths, cfg, &window, tms_local)?;
     if let Some(after) = quit_after {
         let timer = slint::Timer::default();
         timer.start(slint::TimerMode::SingleShot, after, || {
@@ -80,6 +81,7 @@ pub fn run_device(
     paths: &Paths,
     cfg: Result<Config, String>,
     quit_after: Option<std::time::Duration>,
+    tms_local: Option<crate::tms::Local>,
 ) -> anyhow::Result<()> {
     let window = MainWindow::new().map_err(|e| {
         anyhow::anyhow!(
@@ -89,7 +91,7 @@ pub fn run_device(
     let _wiring = match cfg {
         Ok(cfg) => {
             let emulated = cfg.reader.kind == "sim";
-            let w = start(rt, paths, cfg, &window)?;
+            let w = start(rt, paths, cfg, &window, tms_local)?;
             // The emulator's side panels are for the desktop only.
             window.global::<AppAdapter>().set_emulator(false);
             if emulated {
@@ -130,11 +132,14 @@ pub fn run_device(
 
 /// Builds the emulator's engine (host simulator, virtual reader, journal) and wires it to
 /// `window`. Keep the returned value alive as long as the window.
+/// With `tms_local` and a `[tms] url`, a background poller fetches configuration bundles and
+/// the engine task puts each in force between two transactions (docs/FLEET.md).
 pub fn start(
     rt: &tokio::runtime::Runtime,
     paths: &Paths,
     cfg: Config,
     window: &MainWindow,
+    tms_local: Option<crate::tms::Local>,
 ) -> anyhow::Result<Wiring> {
     let env = rt.block_on(EmulatorEnv::start(paths, &cfg, None))?;
     let (reader, tap) = SimReader::new("virtual reader");
@@ -174,7 +179,23 @@ pub fn start(
         paths.data_dir.clone(),
     );
     let receipts = paths.data_dir.join("receipts");
-    Ok(wire(window, rt.handle(), engine, tap, env, cfg, receipts))
+    let bundles = tms_local
+        .filter(|l| l.config.tms.url.is_some())
+        .map(|local| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            rt.spawn(crate::tms_cli::agent(paths.data_dir.clone(), local, tx));
+            rx
+        });
+    Ok(wire(
+        window,
+        rt.handle(),
+        engine,
+        tap,
+        env,
+        cfg,
+        receipts,
+        bundles,
+    ))
 }
 
 /// What the UI asks the engine task to do.
@@ -284,6 +305,7 @@ pub(crate) fn speak(w: &MainWindow, language: &str, text: &str) {
 }
 
 /// Wires the controller: window callbacks, the engine task on `rt`, the virtual card panel.
+#[allow(clippy::too_many_arguments)]
 fn wire(
     window: &MainWindow,
     rt: &tokio::runtime::Handle,
@@ -292,6 +314,7 @@ fn wire(
     env: EmulatorEnv,
     cfg: Config,
     receipts_dir: std::path::PathBuf,
+    bundles: Option<mpsc::UnboundedReceiver<crate::tms::Applied>>,
 ) -> Wiring {
     PRINT_CFG.with(|c| *c.borrow_mut() = Some(cfg.clone()));
     let t = &cfg.terminal;
@@ -829,7 +852,7 @@ fn wire(
         });
     }
 
-    rt.spawn(engine_task(engine, cmd_rx, window.as_weak(), cfg));
+    rt.spawn(engine_task(engine, cmd_rx, window.as_weak(), cfg, bundles));
     Wiring { _env: env }
 }
 
@@ -892,7 +915,8 @@ async fn engine_task(
     mut engine: Engine<AnyReader>,
     mut commands: mpsc::UnboundedReceiver<Cmd>,
     weak: slint::Weak<MainWindow>,
-    cfg: Config,
+    mut cfg: Config,
+    mut bundles: Option<mpsc::UnboundedReceiver<crate::tms::Applied>>,
 ) {
     // Recovery on start: what a crash left owed to the host goes now (advices, reversals).
     match engine.sync().await {
@@ -906,7 +930,42 @@ async fn engine_task(
         Err(e) => tracing::warn!(error = %e, "recovery sync failed"),
     }
     let mut last_id = None;
-    while let Some(cmd) = commands.recv().await {
+    loop {
+        // A configuration bundle is taken only here, between two commands: never during a
+        // transaction.
+        let next = match bundles.as_mut() {
+            Some(rx) => tokio::select! {
+                c = commands.recv() => c.map(Ok),
+                b = rx.recv() => match b {
+                    Some(b) => Some(Err(b)),
+                    None => {
+                        bundles = None;
+                        continue;
+                    }
+                },
+            },
+            None => commands.recv().await.map(Ok),
+        };
+        let cmd = match next {
+            None => break,
+            Some(Ok(cmd)) => cmd,
+            Some(Err(applied)) => {
+                match engine.reconfigure(applied.config.clone()) {
+                    Ok(()) => {
+                        cfg = applied.config;
+                        let shown = cfg.clone();
+                        let _ = weak.upgrade_in_event_loop(move |w| {
+                            w.global::<IdleAdapter>()
+                                .set_merchant(shown.terminal.merchant_name.clone().into());
+                            PRINT_CFG.with(|c| *c.borrow_mut() = Some(shown));
+                        });
+                        tracing::info!(version = applied.version, "configuration bundle in force");
+                    }
+                    Err(e) => tracing::error!(error = %e, "configuration bundle not put in force"),
+                }
+                continue;
+            }
+        };
         match cmd {
             Cmd::Pay {
                 kind,
@@ -1646,7 +1705,7 @@ mod tests {
                 paths.data_dir.clone(),
             );
         let receipts = dir.path().join("receipts");
-        let _wiring = wire(&window, rt.handle(), engine, tap, env, cfg, receipts);
+        let _wiring = wire(&window, rt.handle(), engine, tap, env, cfg, receipts, None);
         window.show().unwrap();
         let weak = window.as_weak();
         let driver = std::thread::spawn(move || {

@@ -27,6 +27,9 @@ mod receipt;
 mod report;
 #[cfg(any(feature = "desktop", feature = "device"))]
 mod sound;
+mod tms;
+mod tms_cli;
+mod tms_http;
 mod tool;
 mod trace;
 mod vault;
@@ -46,7 +49,7 @@ use crate::journal::Journal;
 /// Exit code: bad input or usage.
 pub(crate) const EXIT_USAGE: u8 = 2;
 /// Exit code: the host could not be reached.
-const EXIT_HOST: u8 = 3;
+pub(crate) const EXIT_HOST: u8 = 3;
 /// Exit code: anything else.
 pub(crate) const EXIT_OTHER: u8 = 1;
 
@@ -345,6 +348,12 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Terminal management: sign, check and apply configuration bundles; poll the TMS host;
+    /// serve bundles (docs/FLEET.md).
+    Tms {
+        #[command(subcommand)]
+        command: TmsCommand,
     },
     /// Read the transaction journal.
     Journal {
@@ -710,6 +719,93 @@ enum KeysCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum TmsCommand {
+    /// Make an operator signing key (Ed25519, PKCS#8, mode 0600) and print its public key.
+    Keygen {
+        /// Where to write the private key (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+        /// The key's name, as signatures and `[[tms.keys]]` cite it.
+        #[arg(long, default_value = "ops")]
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign a bundle payload (TOML, checked against the bundle schema first).
+    Sign {
+        /// The payload.
+        payload: PathBuf,
+        /// The signing key file (`kassa tms keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The key's name.
+        #[arg(long, default_value = "ops")]
+        id: String,
+        /// The bundle file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a bundle's signature: against `--public-key ID=HEX`, or the keys this terminal
+    /// trusts now.
+    Verify {
+        /// The bundle.
+        bundle: PathBuf,
+        /// A trusted key, `ID=HEX` (repeatable).
+        #[arg(long = "public-key", value_name = "ID=HEX")]
+        public_keys: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what a bundle holds, without verifying it.
+    Inspect {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a bundle and make it the configuration in force (no rollback).
+    Apply {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask the `[tms] url` once for a newer bundle (conditional GET over mutual TLS).
+    Poll {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The bundle in force, the last poll and the last refusal.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve a folder of bundles over HTTPS with mutual TLS (ETag, Last-Modified, 304).
+    Serve {
+        /// The folder.
+        dir: PathBuf,
+        /// The development PKI (`kassa certs`): its host certificate, and its CA for clients.
+        #[arg(long)]
+        certs: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: String,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        for_secs: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum JournalCommand {
     /// The most recent transactions, newest first.
     List {
@@ -789,13 +885,97 @@ fn one_line(e: &anyhow::Error) -> String {
         .replace('\n', " ")
 }
 
-fn load_config(cli: &Cli) -> Result<Config, u8> {
+/// The local configuration file (or the defaults), read and checked.
+fn local_config(cli: &Cli) -> Result<tms::Local, config::ConfigError> {
     match emulator::config_path(cli.config.as_deref()) {
-        Some(p) => Config::load(&p).map_err(|e| {
+        Some(p) => {
+            let text = std::fs::read_to_string(&p).map_err(|source| config::ConfigError::Read {
+                path: p.clone(),
+                source,
+            })?;
+            let config = Config::parse(&p, &text)?;
+            Ok(tms::Local {
+                file: Some((p, text)),
+                config,
+            })
+        }
+        None => Ok(tms::Local {
+            file: None,
+            config: Config::default(),
+        }),
+    }
+}
+
+fn data_dir(cli: &Cli) -> std::path::PathBuf {
+    cli.data_dir
+        .clone()
+        .unwrap_or_else(emulator::default_data_dir)
+}
+
+/// The configuration in force: the local file with the applied bundle, if any, merged over
+/// it (docs/FLEET.md).
+fn effective_config(cli: &Cli) -> Result<Config, config::ConfigError> {
+    let local = local_config(cli)?;
+    Ok(tms::effective(&data_dir(cli), &local).0)
+}
+
+fn load_config(cli: &Cli) -> Result<Config, u8> {
+    effective_config(cli).map_err(|e| {
+        eprintln!("kassa: {e}");
+        EXIT_USAGE
+    })
+}
+
+/// `kassa tms ...`.
+fn tms_command(cli: &Cli, command: &TmsCommand) -> anyhow::Result<u8> {
+    let local = || {
+        local_config(cli).map_err(|e| {
             eprintln!("kassa: {e}");
             EXIT_USAGE
-        }),
-        None => Ok(Config::default()),
+        })
+    };
+    let dir = data_dir(cli);
+    match command {
+        TmsCommand::Keygen { out, id, json } => tms_cli::keygen(out, id, *json),
+        TmsCommand::Sign {
+            payload,
+            key,
+            id,
+            out,
+            json,
+        } => tms_cli::sign(payload, key, id, out, *json),
+        TmsCommand::Inspect { bundle, json } => tms_cli::inspect(bundle, *json),
+        TmsCommand::Serve {
+            dir: folder,
+            certs,
+            listen,
+            for_secs,
+        } => tms_cli::serve(folder, certs, listen, *for_secs),
+        TmsCommand::Verify {
+            bundle,
+            public_keys,
+            json,
+        } => {
+            let trusted = || match local() {
+                Ok(l) => tms::State::load(&dir)
+                    .map(|s| s.trusted(&l.config))
+                    .unwrap_or_default(),
+                Err(_) => Vec::new(),
+            };
+            tms_cli::verify(bundle, public_keys, trusted, *json)
+        }
+        TmsCommand::Apply { bundle, json } => match local() {
+            Ok(l) => tms_cli::apply(&dir, &l, bundle, *json),
+            Err(code) => Ok(code),
+        },
+        TmsCommand::Poll { json } => match local() {
+            Ok(l) => tms_cli::poll(&dir, &l, *json),
+            Err(code) => Ok(code),
+        },
+        TmsCommand::Status { json } => match local() {
+            Ok(l) => tms_cli::status(&dir, &l, *json),
+            Err(code) => Ok(code),
+        },
     }
 }
 
@@ -967,6 +1147,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     if let Command::Run { quit_after_ms } = cli.command {
         return device_run(&cli, quit_after_ms);
     }
+    if let Command::Tms { ref command } = cli.command {
+        return tms_command(&cli, command);
+    }
     // The key store needs the data directory, not the configuration.
     if let Command::Keys { ref command } = cli.command {
         let paths = Paths {
@@ -988,6 +1171,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             .unwrap_or_else(emulator::default_data_dir),
     };
     match cli.command {
+        Command::Tms { ref command } => tms_command(&cli, command),
         Command::Cards { json, ref command } => cards(
             json,
             command
@@ -1090,7 +1274,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             json,
         ),
         Command::Replay { ref trace, json } => replay(&paths, cfg, trace, json),
-        Command::Emulator { quit_after_ms } => emulator_window(&paths, cfg, quit_after_ms),
+        Command::Emulator { quit_after_ms } => {
+            let local = local_config(&cli).ok();
+            emulator_window(&paths, cfg, quit_after_ms, local)
+        }
         Command::Journal { ref command } => journal_command(&paths, &cfg, command),
         Command::Keys { .. } => Ok(EXIT_USAGE), // handled before the configuration
         Command::Sync { json, fault } => ops::sync(&paths, cfg, json, fault),
@@ -1836,7 +2023,12 @@ fn journal_command(paths: &Paths, cfg: &Config, command: &JournalCommand) -> any
 }
 
 #[cfg(any(feature = "desktop", feature = "device"))]
-fn emulator_window(paths: &Paths, cfg: Config, quit_after_ms: Option<u64>) -> anyhow::Result<u8> {
+fn emulator_window(
+    paths: &Paths,
+    cfg: Config,
+    quit_after_ms: Option<u64>,
+    tms_local: Option<tms::Local>,
+) -> anyhow::Result<u8> {
     if !gui::display_available() {
         eprintln!("{}", gui::NO_DISPLAY);
         return Ok(EXIT_OTHER);
@@ -1847,12 +2039,18 @@ fn emulator_window(paths: &Paths, cfg: Config, quit_after_ms: Option<u64>) -> an
         paths,
         cfg,
         quit_after_ms.map(std::time::Duration::from_millis),
+        tms_local,
     )?;
     Ok(0)
 }
 
 #[cfg(not(any(feature = "desktop", feature = "device")))]
-fn emulator_window(_paths: &Paths, _cfg: Config, _quit: Option<u64>) -> anyhow::Result<u8> {
+fn emulator_window(
+    _paths: &Paths,
+    _cfg: Config,
+    _quit: Option<u64>,
+    _tms: Option<tms::Local>,
+) -> anyhow::Result<u8> {
     eprintln!(
         "kassa emulator: this build has no desktop window (feature `desktop`); run `kassa pay --amount 12.34 --card visa`"
     );
@@ -1870,10 +2068,7 @@ fn device_run(cli: &Cli, quit_after_ms: Option<u64>) -> anyhow::Result<u8> {
     };
     // A configuration that does not load is shown on the screen and logged, and the process
     // stays up: a restart would not fix it, and a crash loop would hide the message.
-    let cfg = match emulator::config_path(cli.config.as_deref()) {
-        Some(p) => Config::load(&p).map_err(|e| e.to_string()),
-        None => Ok(Config::default()),
-    };
+    let cfg = effective_config(cli).map_err(|e| e.to_string());
     if let Err(e) = &cfg {
         tracing::error!(error = %e, "configuration not loaded");
         eprintln!("kassa run: {e}");
@@ -1884,6 +2079,7 @@ fn device_run(cli: &Cli, quit_after_ms: Option<u64>) -> anyhow::Result<u8> {
         &paths,
         cfg,
         quit_after_ms.map(std::time::Duration::from_millis),
+        local_config(cli).ok(),
     )?;
     Ok(0)
 }
