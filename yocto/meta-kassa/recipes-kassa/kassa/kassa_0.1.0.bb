@@ -19,6 +19,8 @@ SRC_URI = "git://github.com/kassa-pos/kassa.git;protocol=https;branch=main \
            file://kassa.service \
            file://kassa.toml \
            file://99-kassa.rules \
+           file://kassa-selftest \
+           file://kassa-mark-good.service \
            "
 # The release to build; after changing it, run scripts/yocto-crates on that commit.
 SRCREV = "95bf4bff61cef476f313cbc26bdba47b2a16b845"
@@ -42,7 +44,13 @@ do_install:append() {
     install -m 0640 ${UNPACKDIR}/kassa.toml ${D}${sysconfdir}/kassa/kassa.toml
     install -d ${D}${nonarch_base_libdir}/udev/rules.d
     install -m 0644 ${UNPACKDIR}/99-kassa.rules ${D}${nonarch_base_libdir}/udev/rules.d/99-kassa.rules
+    install -d ${D}${libexecdir}
+    install -m 0755 ${UNPACKDIR}/kassa-selftest ${D}${libexecdir}/kassa-selftest
+    install -m 0644 ${UNPACKDIR}/kassa-mark-good.service ${D}${systemd_system_unitdir}/kassa-mark-good.service
 }
+
+# kassa-update: on an A/B (RAUC) image, the self-test payment that marks a new slot good.
+PACKAGES =+ "${PN}-update"
 
 USERADD_PACKAGES = "${PN}"
 GROUPADD_PARAM:${PN} = "--system gpio; --system spi; --system i2c"
@@ -50,11 +58,16 @@ USERADD_PARAM:${PN} = "--system --home-dir ${localstatedir}/lib/kassa --no-creat
                        --shell /sbin/nologin \
                        --groups dialout,video,input,render,gpio,spi,i2c,lp kassa"
 
+SYSTEMD_PACKAGES = "${PN} ${PN}-update"
 SYSTEMD_SERVICE:${PN} = "kassa.service"
+SYSTEMD_SERVICE:${PN}-update = "kassa-mark-good.service"
 SYSTEMD_AUTO_ENABLE:${PN} = "enable"
 
 CONFFILES:${PN} = "${sysconfdir}/kassa/kassa.toml"
 FILES:${PN} += "${systemd_system_unitdir}/kassa.service \
                 ${nonarch_base_libdir}/udev/rules.d/99-kassa.rules"
+FILES:${PN}-update += "${libexecdir}/kassa-selftest \
+                       ${systemd_system_unitdir}/kassa-mark-good.service"
 
 RDEPENDS:${PN} += "fontconfig fontconfig-utils liberation-fonts pcsc-lite"
+RDEPENDS:${PN}-update += "${PN} rauc"
