@@ -4,5 +4,7 @@
 FILESEXTRAPATHS:prepend:kassa := "${THISDIR}/files:"
 
 do_install:append:kassa() {
-    sed -i -e 's|@@RAUC_COMPATIBLE@@|kassa-${MACHINE}|' ${D}${sysconfdir}/rauc/system.conf
+    sed -i -e 's|@@RAUC_COMPATIBLE@@|kassa-${MACHINE}|' \
+           -e 's|@@RAUC_KEYRING@@|${@os.path.basename(d.getVar('RAUC_KEYRING_FILE') or 'ca.cert.pem')}|' \
+           ${D}${sysconfdir}/rauc/system.conf
 }
