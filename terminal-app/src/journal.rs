@@ -186,6 +186,9 @@ pub struct CardFacts {
 /// The journal.
 pub struct Journal {
     conn: Connection,
+    /// The journal's lock file, held exclusively by the first `Journal` of the data
+    /// directory in any process (None when another holds it).
+    _lock: Option<std::fs::File>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -276,8 +279,31 @@ impl Journal {
                 ))?;
             }
         }
-        let mut j = Journal { conn };
-        j.recover()?;
+        // Recovery rewrites the rows a crash left half-done, so it may only run when no live
+        // process has them in hand: the first opener takes an exclusive lock on
+        // `journal.db.lock` (released by the kernel when the process dies, even by SIGKILL)
+        // and recovers; an opener that finds it held (the payment screen is running while an
+        // operator reads the journal) leaves the rows alone.
+        let lock_path = path.with_extension("db.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
+        let held = match lock.try_lock() {
+            Ok(()) => Some(lock),
+            Err(std::fs::TryLockError::WouldBlock) => None,
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        };
+        let mut j = Journal { conn, _lock: None };
+        if held.is_some() {
+            j.recover()?;
+        } else {
+            tracing::debug!(
+                "journal in use by another process: its unfinished rows are left to it"
+            );
+        }
+        j._lock = held;
         Ok(j)
     }
 
