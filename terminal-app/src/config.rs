@@ -69,6 +69,72 @@ pub struct Config {
     /// Terminal management: where signed configuration bundles come from and whose signatures
     /// are trusted (docs/FLEET.md).
     pub tms: TmsSection,
+    /// When a software update may be installed (docs/FLEET.md).
+    pub update: UpdateSection,
+}
+
+/// `[update]`: the conditions for installing a software update and rebooting into it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpdateSection {
+    /// The signed update bundle's HTTPS URL (for the updater, `kassa-update`).
+    pub url: Option<String>,
+    /// Local time window, `HH:MM-HH:MM` (may cross midnight), when an update may be installed.
+    pub window: String,
+    /// Below this battery charge (percent) nothing is installed.
+    pub min_battery_pct: u8,
+    /// The battery's charge in percent (a sysfs `capacity` file); none: mains powered.
+    pub battery: Option<PathBuf>,
+}
+
+impl Default for UpdateSection {
+    fn default() -> Self {
+        UpdateSection {
+            url: None,
+            window: "02:00-05:00".into(),
+            min_battery_pct: 30,
+            battery: None,
+        }
+    }
+}
+
+/// A daily time window in local time; `end` before `start` crosses midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// First minute inside.
+    pub start: chrono::NaiveTime,
+    /// First minute after.
+    pub end: chrono::NaiveTime,
+}
+
+impl Window {
+    /// `HH:MM-HH:MM`.
+    pub fn parse(text: &str) -> Result<Window, String> {
+        let (a, b) = text
+            .split_once('-')
+            .ok_or_else(|| format!("{text:?} is not HH:MM-HH:MM"))?;
+        let t = |s: &str| {
+            chrono::NaiveTime::parse_from_str(s.trim(), "%H:%M")
+                .map_err(|_| format!("{s:?} is not HH:MM"))
+        };
+        let w = Window {
+            start: t(a)?,
+            end: t(b)?,
+        };
+        if w.start == w.end {
+            return Err(format!("{text:?} is empty"));
+        }
+        Ok(w)
+    }
+
+    /// Whether `now` falls inside.
+    pub fn contains(&self, now: chrono::NaiveTime) -> bool {
+        if self.start < self.end {
+            self.start <= now && now < self.end
+        } else {
+            now >= self.start || now < self.end
+        }
+    }
 }
 
 /// `[tms]`: signed configuration bundles.
@@ -563,6 +629,7 @@ impl Default for Config {
             printer: PrinterSection::default(),
             qr: QrSection::default(),
             tms: TmsSection::default(),
+            update: UpdateSection::default(),
         }
     }
 }
@@ -1199,6 +1266,13 @@ impl Config {
             ));
         }
         self.terminal_config().map_err(|(k, m)| invalid(&k, m))?;
+        Window::parse(&self.update.window).map_err(|m| invalid("update.window", m))?;
+        if self.update.min_battery_pct > 100 {
+            return Err(invalid("update.min_battery_pct", "must be 0-100".into()));
+        }
+        if let Some(url) = &self.update.url {
+            HttpsUrl::parse(url).map_err(|m| invalid("update.url", m))?;
+        }
         let tms = &self.tms;
         if !(60..=86_400).contains(&tms.poll_s) {
             return Err(invalid("tms.poll_s", "must be 60-86400".into()));

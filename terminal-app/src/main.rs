@@ -32,6 +32,7 @@ mod tms_cli;
 mod tms_http;
 mod tool;
 mod trace;
+mod update;
 mod vault;
 
 use std::path::PathBuf;
@@ -354,6 +355,11 @@ enum Command {
     Tms {
         #[command(subcommand)]
         command: TmsCommand,
+    },
+    /// Software updates: whether one may be installed now (docs/FLEET.md).
+    Update {
+        #[command(subcommand)]
+        command: UpdateCommand,
     },
     /// Read the transaction journal.
     Journal {
@@ -806,6 +812,21 @@ enum TmsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum UpdateCommand {
+    /// Whether an update may be installed and the terminal rebooted now: inside `[update]
+    /// window`, battery at or above `min_battery_pct`, nothing owed to the host, no
+    /// transaction in progress. Exit 0 when it may, 1 when not.
+    Check {
+        /// Judge at this local time (HH:MM) instead of now.
+        #[arg(long, value_name = "HH:MM")]
+        at: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum JournalCommand {
     /// The most recent transactions, newest first.
     List {
@@ -924,6 +945,50 @@ fn load_config(cli: &Cli) -> Result<Config, u8> {
         eprintln!("kassa: {e}");
         EXIT_USAGE
     })
+}
+
+/// `kassa update check`.
+fn update_check(paths: &Paths, cfg: &Config, at: Option<&str>, json: bool) -> anyhow::Result<u8> {
+    let now = match at {
+        Some(t) => match chrono::NaiveTime::parse_from_str(t, "%H:%M") {
+            Ok(t) => t,
+            Err(_) => {
+                eprintln!("kassa update check: --at {t:?} is not HH:MM");
+                return Ok(EXIT_USAGE);
+            }
+        },
+        None => chrono::Local::now().time(),
+    };
+    let window = config::Window::parse(&cfg.update.window).map_err(anyhow::Error::msg)?;
+    let journal = Journal::open(&paths.journal())
+        .with_context(|| format!("journal {}", paths.journal().display()))?;
+    let inputs = update::inputs(cfg, &journal, now)?;
+    let blocked = update::blocked_by(window, cfg.update.min_battery_pct, now, &inputs);
+    let allowed = blocked.is_empty();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "allowed": allowed,
+                "blocked_by": blocked,
+                "window": cfg.update.window,
+                "now": inputs.now,
+                "battery_pct": inputs.battery_pct,
+                "min_battery_pct": cfg.update.min_battery_pct,
+                "owed": inputs.owed,
+                "in_progress": inputs.in_progress,
+                "url": cfg.update.url,
+            }))?
+        );
+    } else if allowed {
+        println!(
+            "an update may be installed now ({} in {})",
+            inputs.now, cfg.update.window
+        );
+    } else {
+        println!("not now: {}", blocked.join(", "));
+    }
+    Ok(if allowed { 0 } else { EXIT_OTHER })
 }
 
 /// `kassa tms ...`.
@@ -1172,6 +1237,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     };
     match cli.command {
         Command::Tms { ref command } => tms_command(&cli, command),
+        Command::Update {
+            command: UpdateCommand::Check { ref at, json },
+        } => update_check(&paths, &cfg, at.as_deref(), json),
         Command::Cards { json, ref command } => cards(
             json,
             command

@@ -339,3 +339,102 @@ fn polling_tms_serve_over_mutual_tls_with_etags() {
     assert_eq!(v["reason"], "tms_unreachable", "{v}");
     assert_eq!(v["version"], 6);
 }
+
+#[test]
+fn the_update_gate_opens_only_in_the_window_on_battery_with_nothing_owed_and_idle() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("terminal");
+    let battery = d.join("capacity");
+    std::fs::write(&battery, "80\n").unwrap();
+    let cfg = d.join("kassa.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[acquirer]\nresponse_timeout_ms = 1000\n\n[update]\nwindow = \"23:30-04:00\"\nmin_battery_pct = 30\nbattery = \"{}\"\n\
+             url = \"https://updates.example.com/kassa.raucb\"\n",
+            battery.display()
+        ),
+    )
+    .unwrap();
+    let check = |at: &str| {
+        let o = kassa(
+            &data,
+            Some(&cfg),
+            &["update", "check", "--at", at, "--json"],
+        );
+        (o.status.code(), json(&o))
+    };
+    let (code, v) = check("01:00");
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["allowed"], true);
+    assert_eq!(v["battery_pct"], 80);
+    assert_eq!(v["url"], "https://updates.example.com/kassa.raucb");
+    let (code, v) = check("12:00");
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(v["blocked_by"], serde_json::json!(["outside_window"]));
+    std::fs::write(&battery, "12\n").unwrap();
+    assert_eq!(
+        check("01:00").1["blocked_by"],
+        serde_json::json!(["battery_low"])
+    );
+    std::fs::remove_file(&battery).unwrap();
+    assert_eq!(
+        check("01:00").1["blocked_by"],
+        serde_json::json!(["battery_unknown"])
+    );
+    std::fs::write(&battery, "95\n").unwrap();
+    // A request whose answer never came: a reversal is owed.
+    let o = kassa(
+        &data,
+        Some(&cfg),
+        &[
+            "pay",
+            "--card",
+            "visa",
+            "--amount",
+            "4.00",
+            "--fault",
+            "host-silent",
+            "--json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    let v = check("01:00").1;
+    assert_eq!(
+        v["blocked_by"],
+        serde_json::json!(["queue_not_empty"]),
+        "{v}"
+    );
+    assert_eq!(kassa(&data, Some(&cfg), &["sync"]).status.code(), Some(0));
+    assert_eq!(check("01:00").1["allowed"], true);
+    // A payment in progress in another process.
+    let mut live = Command::new(KASSA)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["pay", "--card", "visa", "--amount", "5.00"])
+        .env("KASSA_TEST_PAUSE_AT", "card_read")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(live.stderr.take().unwrap()).lines();
+    while let Some(Ok(l)) = lines.next() {
+        if l == "KASSA_PAUSED card_read" {
+            break;
+        }
+    }
+    let v = check("01:00").1;
+    assert_eq!(
+        v["blocked_by"],
+        serde_json::json!(["transaction_in_progress"]),
+        "{v}"
+    );
+    live.kill().unwrap();
+    let _ = live.wait();
+    // Once that process is gone, its row is recovered (nothing was sent) and the gate opens.
+    assert_eq!(check("01:00").1["allowed"], true);
+}

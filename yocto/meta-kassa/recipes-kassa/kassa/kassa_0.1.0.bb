@@ -21,6 +21,9 @@ SRC_URI = "git://github.com/kassa-pos/kassa.git;protocol=https;branch=main \
            file://99-kassa.rules \
            file://kassa-selftest \
            file://kassa-mark-good.service \
+           file://kassa-update \
+           file://kassa-update.service \
+           file://kassa-update.timer \
            "
 # The release to build; after changing it, run scripts/yocto-crates on that commit.
 SRCREV = "95bf4bff61cef476f313cbc26bdba47b2a16b845"
@@ -47,6 +50,9 @@ do_install:append() {
     install -d ${D}${libexecdir}
     install -m 0755 ${UNPACKDIR}/kassa-selftest ${D}${libexecdir}/kassa-selftest
     install -m 0644 ${UNPACKDIR}/kassa-mark-good.service ${D}${systemd_system_unitdir}/kassa-mark-good.service
+    install -m 0755 ${UNPACKDIR}/kassa-update ${D}${libexecdir}/kassa-update
+    install -m 0644 ${UNPACKDIR}/kassa-update.service ${D}${systemd_system_unitdir}/kassa-update.service
+    install -m 0644 ${UNPACKDIR}/kassa-update.timer ${D}${systemd_system_unitdir}/kassa-update.timer
 }
 
 # kassa-update: on an A/B (RAUC) image, the self-test payment that marks a new slot good.
@@ -60,14 +66,17 @@ USERADD_PARAM:${PN} = "--system --home-dir ${localstatedir}/lib/kassa --no-creat
 
 SYSTEMD_PACKAGES = "${PN} ${PN}-update"
 SYSTEMD_SERVICE:${PN} = "kassa.service"
-SYSTEMD_SERVICE:${PN}-update = "kassa-mark-good.service"
+SYSTEMD_SERVICE:${PN}-update = "kassa-mark-good.service kassa-update.timer"
 SYSTEMD_AUTO_ENABLE:${PN} = "enable"
 
 CONFFILES:${PN} = "${sysconfdir}/kassa/kassa.toml"
 FILES:${PN} += "${systemd_system_unitdir}/kassa.service \
                 ${nonarch_base_libdir}/udev/rules.d/99-kassa.rules"
 FILES:${PN}-update += "${libexecdir}/kassa-selftest \
-                       ${systemd_system_unitdir}/kassa-mark-good.service"
+                       ${libexecdir}/kassa-update \
+                       ${systemd_system_unitdir}/kassa-mark-good.service \
+                       ${systemd_system_unitdir}/kassa-update.service \
+                       ${systemd_system_unitdir}/kassa-update.timer"
 
 RDEPENDS:${PN} += "fontconfig fontconfig-utils liberation-fonts pcsc-lite"
-RDEPENDS:${PN}-update += "${PN} rauc"
+RDEPENDS:${PN}-update += "${PN} rauc util-linux-runuser"
