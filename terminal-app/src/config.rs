@@ -156,6 +156,9 @@ pub struct TmsSection {
     pub key: Option<PathBuf>,
     /// Seconds a download may take before it is abandoned.
     pub timeout_s: u64,
+    /// Where the heartbeat (the health report, `kassa status --json`) is posted after each
+    /// poll; none: no heartbeat.
+    pub heartbeat_url: Option<String>,
     /// The operator's Ed25519 public keys whose signatures on bundles are trusted, until a
     /// bundle names their successors (`signing_keys`).
     pub keys: Vec<TmsKeySection>,
@@ -171,6 +174,7 @@ impl Default for TmsSection {
             certificate: None,
             key: None,
             timeout_s: 30,
+            heartbeat_url: None,
             keys: Vec::new(),
         }
     }
@@ -1282,6 +1286,9 @@ impl Config {
         }
         if let Some(url) = &tms.url {
             HttpsUrl::parse(url).map_err(|m| invalid("tms.url", m))?;
+        }
+        if let Some(url) = &tms.heartbeat_url {
+            HttpsUrl::parse(url).map_err(|m| invalid("tms.heartbeat_url", m))?;
         }
         for (i, k) in tms.keys.iter().enumerate() {
             k.trusted()

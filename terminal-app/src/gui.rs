@@ -180,7 +180,7 @@ pub fn start(
     );
     let receipts = paths.data_dir.join("receipts");
     let bundles = tms_local
-        .filter(|l| l.config.tms.url.is_some())
+        .filter(|l| l.config.tms.url.is_some() || l.config.tms.heartbeat_url.is_some())
         .map(|local| {
             let (tx, rx) = mpsc::unbounded_channel();
             rt.spawn(crate::tms_cli::agent(paths.data_dir.clone(), local, tx));

@@ -14,6 +14,7 @@ mod engine;
 mod gui;
 #[cfg(any(feature = "desktop", feature = "device"))]
 mod gui_pin;
+mod health;
 mod journal;
 mod keys;
 mod notify;
@@ -355,6 +356,13 @@ enum Command {
     Tms {
         #[command(subcommand)]
         command: TmsCommand,
+    },
+    /// The terminal's health: versions, reader and printer, what the host is owed, battery,
+    /// last error (what the heartbeat sends).
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Software updates: whether one may be installed now (docs/FLEET.md).
     Update {
@@ -795,6 +803,12 @@ enum TmsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Post the health report (`kassa status --json`) to `[tms] heartbeat_url` now.
+    Heartbeat {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve a folder of bundles over HTTPS with mutual TLS (ETag, Last-Modified, 304).
     Serve {
         /// The folder.
@@ -947,6 +961,47 @@ fn load_config(cli: &Cli) -> Result<Config, u8> {
     })
 }
 
+/// `kassa status`.
+fn status(paths: &Paths, cfg: &Config, json: bool) -> anyhow::Result<u8> {
+    let h = tms_cli::health_now(&paths.data_dir, cfg)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&h)?);
+    } else {
+        println!("terminal {}  kassa {}", h.terminal_id, h.software_version);
+        println!(
+            "configuration bundle: {}",
+            if h.bundle_version == 0 {
+                "none".to_string()
+            } else {
+                format!("version {}", h.bundle_version)
+            }
+        );
+        println!("reader:  {} ({})", h.reader.configured, h.reader.status);
+        println!("printer: {} ({})", h.printer.configured, h.printer.status);
+        println!(
+            "owed to the host: {} advice(s), {} reversal(s), {} unknown QR",
+            h.queue.advices, h.queue.reversals, h.queue.unknown
+        );
+        println!(
+            "battery: {}",
+            h.battery_pct
+                .map_or("mains (or not configured)".to_string(), |p| format!("{p}%"))
+        );
+        println!(
+            "last error: {}",
+            h.last_error
+                .as_ref()
+                .map_or("none".to_string(), |e| format!(
+                    "{} ({}, {})",
+                    e.reason,
+                    e.source,
+                    e.at.as_deref().unwrap_or("-")
+                ))
+        );
+    }
+    Ok(0)
+}
+
 /// `kassa update check`.
 fn update_check(paths: &Paths, cfg: &Config, at: Option<&str>, json: bool) -> anyhow::Result<u8> {
     let now = match at {
@@ -1039,6 +1094,13 @@ fn tms_command(cli: &Cli, command: &TmsCommand) -> anyhow::Result<u8> {
         },
         TmsCommand::Status { json } => match local() {
             Ok(l) => tms_cli::status(&dir, &l, *json),
+            Err(code) => Ok(code),
+        },
+        TmsCommand::Heartbeat { json } => match local() {
+            Ok(l) => {
+                let cfg = tms::effective(&dir, &l).0;
+                tms_cli::heartbeat(&dir, &cfg, *json)
+            }
             Err(code) => Ok(code),
         },
     }
@@ -1240,6 +1302,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Update {
             command: UpdateCommand::Check { ref at, json },
         } => update_check(&paths, &cfg, at.as_deref(), json),
+        Command::Status { json } => status(&paths, &cfg, json),
         Command::Cards { json, ref command } => cards(
             json,
             command

@@ -448,7 +448,12 @@ pub async fn agent(
     let mut wait = tms_http::next_poll(60, 0, jitter());
     loop {
         tokio::time::sleep(wait).await;
-        match poll_once(&data_dir, &local).await {
+        let polled = if local.config.tms.url.is_some() {
+            poll_once(&data_dir, &local).await
+        } else {
+            Ok(PollOutcome::NotModified { version: 0 })
+        };
+        match polled {
             Ok(PollOutcome::Applied { applied: a, .. }) => {
                 failures = 0;
                 if applied.send(*a).is_err() {
@@ -462,6 +467,13 @@ pub async fn agent(
                 tracing::warn!(error = %e, "tms poll not possible");
             }
         }
+        if local.config.tms.heartbeat_url.is_some() {
+            match heartbeat_once(&data_dir, &local.config).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(reason = e.code(), error = %e, "heartbeat not sent"),
+                Err(e) => tracing::warn!(error = %e, "heartbeat not possible"),
+            }
+        }
         wait = tms_http::next_poll(local.config.tms.poll_s, failures, jitter());
     }
 }
@@ -471,6 +483,82 @@ fn jitter() -> f64 {
     let mut b = [0u8; 4];
     let _ = getrandom::fill(&mut b);
     f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX)
+}
+
+/// The health report of this terminal now.
+pub fn health_now(
+    data_dir: &Path,
+    cfg: &crate::config::Config,
+) -> anyhow::Result<crate::health::Health> {
+    let journal = crate::journal::Journal::open(&data_dir.join("journal.db"))?;
+    let version = State::load(data_dir).map(|s| s.version).unwrap_or(0);
+    crate::health::snapshot(cfg, data_dir, &journal, version)
+}
+
+/// Posts the health report to `[tms] heartbeat_url`.
+pub async fn heartbeat_once(
+    data_dir: &Path,
+    cfg: &crate::config::Config,
+) -> anyhow::Result<Result<(u16, crate::health::Health), tms_http::FetchError>> {
+    let url_text = cfg
+        .tms
+        .heartbeat_url
+        .clone()
+        .context("no [tms] heartbeat_url configured")?;
+    let url = HttpsUrl::parse(&url_text).map_err(anyhow::Error::msg)?;
+    let server_name = cfg
+        .tms
+        .server_name
+        .clone()
+        .unwrap_or_else(|| url.host.clone());
+    let tls = client_tls(data_dir, cfg)?;
+    let health = health_now(data_dir, cfg)?;
+    let body = serde_json::to_vec(&health)?;
+    let sent = tms_http::post(
+        &url,
+        &server_name,
+        tls,
+        &body,
+        std::time::Duration::from_secs(cfg.tms.timeout_s),
+    )
+    .await;
+    Ok(sent.map(|status| (status, health)))
+}
+
+/// `kassa tms heartbeat`: one heartbeat now. Exit 0 sent, 3 not.
+pub fn heartbeat(
+    data_dir: &Path,
+    cfg: &crate::config::Config,
+    json_out: bool,
+) -> anyhow::Result<u8> {
+    if cfg.tms.heartbeat_url.is_none() {
+        eprintln!("kassa tms heartbeat: no [tms] heartbeat_url configured");
+        return Ok(EXIT_USAGE);
+    }
+    let rt = crate::runtime()?;
+    match rt.block_on(heartbeat_once(data_dir, cfg))? {
+        Ok((status, health)) => {
+            out(
+                json_out,
+                &json!({"sent": true, "status": status, "health": health}),
+                || format!("heartbeat sent (HTTP {status})"),
+            );
+            Ok(0)
+        }
+        Err(e) => {
+            if json_out {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({"sent": false, "reason": e.code(), "error": e.to_string()})
+                    )
+                    .unwrap_or_default()
+                );
+            }
+            eprintln!("kassa tms heartbeat: {e} ({})", e.code());
+            Ok(EXIT_HOST)
+        }
+    }
 }
 
 /// `kassa tms serve`.

@@ -247,6 +247,63 @@ pub async fn fetch(
         .map_err(|_| FetchError::Timeout(secs))?
 }
 
+/// Posts `body` (JSON) to `url` over mutual TLS: the heartbeat. Any 2xx is success.
+pub async fn post(
+    url: &HttpsUrl,
+    server_name: &str,
+    tls: rustls::ClientConfig,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<u16, FetchError> {
+    let secs = timeout.as_secs();
+    let work = async {
+        let addr = format!("{}:{}", url.host, url.port);
+        let tcp = tokio::net::TcpStream::connect(&addr)
+            .await
+            .map_err(|e| FetchError::Connect(format!("{addr}: {e}")))?;
+        let name = ServerName::try_from(server_name.to_string())
+            .map_err(|e| FetchError::Tls(format!("server name {server_name:?}: {e}")))?;
+        let mut stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| FetchError::Tls(e.to_string()))?;
+        let host = if url.port == 443 {
+            url.host.clone()
+        } else {
+            format!("{}:{}", url.host, url.port)
+        };
+        let head = format!(
+            "POST {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: kassa/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            url.path,
+            env!("CARGO_PKG_VERSION"),
+            body.len()
+        );
+        stream
+            .write_all(&[head.as_bytes(), body].concat())
+            .await
+            .map_err(|e| FetchError::Tls(e.to_string()))?;
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 2048];
+        while raw.len() <= MAX_HEAD {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        }
+        let end = head_end(&raw)
+            .ok_or_else(|| FetchError::Protocol("the server closed without answering".into()))?;
+        let head = parse_head(&raw[..end - 4]).map_err(FetchError::Protocol)?;
+        if (200..300).contains(&head.status) {
+            Ok(head.status)
+        } else {
+            Err(FetchError::Status(head.status))
+        }
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| FetchError::Timeout(secs))?
+}
+
 /// The time to the next poll: `poll_s` after a success; after `failures` failures in a row,
 /// doubling from `poll_s` up to a day. Either way spread by up to ±20% (`unit` is a random
 /// number in 0..1) so a fleet that booted together does not poll together.
@@ -381,6 +438,46 @@ pub fn answer(root: &Path, head: &[u8]) -> (Vec<u8>, u16, usize) {
     )
 }
 
+/// The largest heartbeat `kassa tms serve` keeps.
+const MAX_HEARTBEAT: usize = 64 * 1024;
+
+/// A heartbeat for `kassa tms serve`: `POST /health/NAME` with a JSON body is kept as
+/// `root/health/NAME.json` (NAME: 1-32 letters, digits, `-` or `_`), the newest replacing the
+/// last. Returns the status code.
+pub fn store_heartbeat(root: &Path, target: &str, body: &[u8]) -> u16 {
+    let Some(name) = target.strip_prefix("/health/") else {
+        return 404;
+    };
+    if name.is_empty()
+        || name.len() > 32
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return 404;
+    }
+    if body.len() > MAX_HEARTBEAT || serde_json::from_slice::<serde_json::Value>(body).is_err() {
+        return 400;
+    }
+    let dir = root.join("health");
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let ok = std::fs::create_dir_all(&dir).is_ok()
+        && std::fs::write(&tmp, body).is_ok()
+        && std::fs::rename(&tmp, dir.join(format!("{name}.json"))).is_ok();
+    if ok { 204 } else { 500 }
+}
+
+/// A request header's value (name in lower case).
+fn request_header(head: &[u8], name: &str) -> Option<String> {
+    std::str::from_utf8(head)
+        .ok()?
+        .split("\r\n")
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim().to_string())
+}
+
 /// Serves one connection: reads the request head (within 10 s), answers, closes.
 async fn serve_one(
     tls: tokio_rustls::TlsAcceptor,
@@ -423,8 +520,62 @@ async fn serve_one(
     let end = head_end(&head).unwrap_or(head.len());
     let root = root.clone();
     let req = head[..end].to_vec();
-    let Ok((bytes, status, body)) = tokio::task::spawn_blocking(move || answer(&root, &req)).await
-    else {
+    let first = String::from_utf8_lossy(&req[..req.iter().position(|b| *b == b'\r').unwrap_or(0)])
+        .into_owned();
+    let post_target = first
+        .strip_prefix("POST ")
+        .and_then(|r| r.split(' ').next())
+        .map(str::to_string);
+    let answered = match post_target {
+        // A heartbeat: Content-Length bytes of body after the head.
+        Some(target) => {
+            let length =
+                request_header(&req, "content-length").and_then(|v| v.parse::<usize>().ok());
+            let mut body = head[end..].to_vec();
+            let status = match length {
+                Some(n) if n <= MAX_HEARTBEAT => {
+                    let complete = tokio::time::timeout(Duration::from_secs(10), async {
+                        while body.len() < n {
+                            match stream.read(&mut buf).await {
+                                Ok(0) | Err(_) => return false,
+                                Ok(k) => body.extend_from_slice(&buf[..k]),
+                            }
+                        }
+                        true
+                    })
+                    .await;
+                    if matches!(complete, Ok(true)) {
+                        body.truncate(n);
+                        tokio::task::spawn_blocking(move || store_heartbeat(&root, &target, &body))
+                            .await
+                            .unwrap_or(500)
+                    } else {
+                        400
+                    }
+                }
+                Some(_) => 413,
+                None => 411,
+            };
+            let reason = match status {
+                204 => "No Content",
+                400 => "Bad Request",
+                404 => "Not Found",
+                411 => "Length Required",
+                413 => "Content Too Large",
+                _ => "Internal Server Error",
+            };
+            Ok((
+                format!(
+                    "HTTP/1.1 {status} {reason}\r\nServer: kassa-tms\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+                )
+                .into_bytes(),
+                status,
+                0,
+            ))
+        }
+        None => tokio::task::spawn_blocking(move || answer(&root, &req)).await,
+    };
+    let Ok((bytes, status, body)) = answered else {
         return;
     };
     stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -434,9 +585,7 @@ async fn serve_one(
         _ => 0,
     };
     stats.body_bytes.fetch_add(body as u64, Ordering::Relaxed);
-    let line = String::from_utf8_lossy(&head[..head.iter().position(|b| *b == b'\r').unwrap_or(0)])
-        .into_owned();
-    tracing::info!(%peer, request = %line, status, body, "tms serve");
+    tracing::info!(%peer, request = %first, status, body, "tms serve");
     let _ = stream.write_all(&bytes).await;
     let _ = stream.shutdown().await;
 }
@@ -551,6 +700,41 @@ mod tests {
         }
         let (_, status, _) = answer(dir.path(), b"POST /a.bundle HTTP/1.1\r\n\r\n");
         assert_eq!(status, 405);
+    }
+
+    #[test]
+    fn heartbeats_are_kept_by_name_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            store_heartbeat(dir.path(), "/health/KASSA001", b"{\"a\":1}"),
+            204
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("health/KASSA001.json")).unwrap(),
+            b"{\"a\":1}"
+        );
+        assert_eq!(
+            store_heartbeat(dir.path(), "/health/KASSA001", b"{\"a\":2}"),
+            204
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("health/KASSA001.json")).unwrap(),
+            b"{\"a\":2}"
+        );
+        for bad in [
+            "/health/../x",
+            "/health/",
+            "/other/x",
+            "/health/a.b",
+            &format!("/health/{}", "a".repeat(33)),
+        ] {
+            assert_eq!(store_heartbeat(dir.path(), bad, b"{}"), 404, "{bad}");
+        }
+        assert_eq!(store_heartbeat(dir.path(), "/health/x", b"not json"), 400);
+        assert_eq!(
+            store_heartbeat(dir.path(), "/health/x", &vec![b' '; MAX_HEARTBEAT + 1]),
+            400
+        );
     }
 
     #[test]

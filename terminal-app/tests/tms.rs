@@ -332,6 +332,44 @@ fn polling_tms_serve_over_mutual_tls_with_etags() {
     let v = json(&o);
     assert_eq!(v["result"], "failed", "{v}");
     assert_eq!(v["version"], 0);
+    // The heartbeat: the health report, posted to the same server over mutual TLS.
+    let with_heartbeat = d.join("heartbeat.toml");
+    std::fs::write(
+        &with_heartbeat,
+        format!(
+            "{}\n",
+            std::fs::read_to_string(&cfg).unwrap().replace(
+                "[tms]\n",
+                &format!(
+                    "[tms]\nheartbeat_url = \"https://{}/health/KASSA001\"\n",
+                    serve.addr
+                )
+            )
+        ),
+    )
+    .unwrap();
+    let o = kassa(
+        &data,
+        Some(&with_heartbeat),
+        &["tms", "heartbeat", "--json"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let sent = json(&o);
+    assert_eq!(sent["status"], 204, "{sent}");
+    let kept: Value =
+        serde_json::from_slice(&std::fs::read(folder.join("health/KASSA001.json")).unwrap())
+            .unwrap();
+    assert_eq!(kept["terminal_id"], "KASSA001", "{kept}");
+    assert_eq!(kept["bundle_version"], 6, "{kept}");
+    assert_eq!(kept["reader"]["status"], "ok", "{kept}");
+    assert_eq!(kept["queue"]["reversals"], 0, "{kept}");
+    // The last refusal (the rollback) is the last error the fleet sees.
+    assert_eq!(kept["last_error"]["reason"], "rollback", "{kept}");
+    assert_eq!(kept, {
+        let mut local = json(&kassa(&data, Some(&with_heartbeat), &["status", "--json"]));
+        local["time"] = kept["time"].clone();
+        local
+    });
     serve.stop();
     // Nothing listening: a reason, exit 3, and the bundle in force stays.
     let (code, v) = poll();

@@ -1,0 +1,221 @@
+//! The terminal's health: what `kassa status` shows and the heartbeat sends (docs/FLEET.md):
+//! software and bundle versions, the reader and the printer with reason codes, what
+//! store-and-forward still owes the host, the battery, and the last error. Nothing in it is
+//! card data.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::journal::Journal;
+
+/// A device and how it stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Device {
+    /// What is configured (`pn532-uart:/dev/ttyS0`, `serial:/dev/ttyUSB0`, `virtual`...).
+    pub configured: String,
+    /// `ok`, `not_checked` (a network device, or nothing to look at), or a reason code:
+    /// `no_device` (the device file is missing), `permission` (it cannot be opened for
+    /// reading and writing), `config` (the configuration does not name one).
+    pub status: &'static str,
+}
+
+/// The last thing that went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastError {
+    /// `journal` (a transaction) or `tms` (a configuration bundle).
+    pub source: &'static str,
+    /// The reason code.
+    pub reason: String,
+    /// When (RFC 3339 or the journal's time).
+    pub at: Option<String>,
+}
+
+/// Store-and-forward: what the host is still owed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Queue {
+    /// Advices (offline approvals, completions).
+    pub advices: usize,
+    /// Reversals.
+    pub reversals: usize,
+    /// QR payments whose outcome is unknown.
+    pub unknown: usize,
+}
+
+/// One health report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Health {
+    /// Terminal ID.
+    pub terminal_id: String,
+    /// Kassa's version.
+    pub software_version: &'static str,
+    /// The configuration bundle in force (0: none).
+    pub bundle_version: u64,
+    /// The card reader.
+    pub reader: Device,
+    /// The receipt printer.
+    pub printer: Device,
+    /// What the host is owed.
+    pub queue: Queue,
+    /// Battery charge, percent (null on mains or when unreadable).
+    pub battery_pct: Option<u8>,
+    /// The last error, if any.
+    pub last_error: Option<LastError>,
+    /// When the report was made (RFC 3339, UTC).
+    pub time: String,
+}
+
+/// How a device file stands.
+fn file_status(path: &Path) -> &'static str {
+    if !path.exists() {
+        return "no_device";
+    }
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
+        Ok(_) => "ok",
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => "permission",
+        // Busy (another process has a serial port open exclusively) is still a device.
+        Err(_) => "ok",
+    }
+}
+
+fn reader(cfg: &Config) -> Device {
+    use drivers::ReaderSpec as S;
+    match cfg.reader_spec() {
+        Err(_) => Device {
+            configured: cfg.reader.kind.clone(),
+            status: "config",
+        },
+        Ok(spec) => {
+            let configured = spec.to_string();
+            let status = match &spec {
+                S::Sim => "ok",
+                S::Pn532Uart { port, .. } => file_status(port),
+                S::Pn532Spi { bus, cs, .. } => {
+                    file_status(&PathBuf::from(format!("/dev/spidev{bus}.{cs}")))
+                }
+                S::Pn532I2c { bus } => file_status(&PathBuf::from(format!("/dev/i2c-{bus}"))),
+                S::Pcsc { .. } | S::Libnfc { .. } => "not_checked",
+            };
+            Device { configured, status }
+        }
+    }
+}
+
+fn printer(cfg: &Config) -> Device {
+    let p = &cfg.printer;
+    match p.kind.as_str() {
+        "virtual" | "none" => Device {
+            configured: p.kind.clone(),
+            status: "ok",
+        },
+        "serial" | "usb" => match &p.port {
+            Some(port) => Device {
+                configured: format!("{}:{port}", p.kind),
+                status: file_status(Path::new(port)),
+            },
+            None => Device {
+                configured: p.kind.clone(),
+                status: "config",
+            },
+        },
+        other => Device {
+            configured: match &p.address {
+                Some(a) => format!("{other}:{a}"),
+                None => other.to_string(),
+            },
+            status: "not_checked",
+        },
+    }
+}
+
+/// Builds a report from the configuration, the journal and the bundle state.
+pub fn snapshot(
+    cfg: &Config,
+    data_dir: &Path,
+    journal: &Journal,
+    bundle_version: u64,
+) -> anyhow::Result<Health> {
+    let rows = journal.all()?;
+    let queue = Queue {
+        advices: rows.iter().filter(|r| r.advice == "pending").count(),
+        reversals: rows.iter().filter(|r| r.reversal == "pending").count(),
+        unknown: rows.iter().filter(|r| r.state == "unknown").count(),
+    };
+    let journal_error = rows
+        .iter()
+        .rev()
+        .find(|r| {
+            matches!(
+                r.state.as_str(),
+                "card_error" | "host_unreachable" | "reversal_pending" | "unknown"
+            )
+        })
+        .map(|r| LastError {
+            source: "journal",
+            reason: r.reason.clone().unwrap_or_else(|| r.state.clone()),
+            at: Some(r.created_at.clone()),
+        });
+    let tms_error = crate::tms::State::load(data_dir)
+        .ok()
+        .and_then(|s| s.last_error.map(|(code, _)| (code, s.last_poll)))
+        .map(|(reason, at)| LastError {
+            source: "tms",
+            reason,
+            at,
+        });
+    // The newer of the two (both times are RFC 3339-like and sort as text).
+    let last_error = match (journal_error, tms_error) {
+        (Some(j), Some(t)) => Some(if t.at > j.at { t } else { j }),
+        (j, t) => j.or(t),
+    };
+    let battery_pct = cfg.update.battery.as_ref().and_then(|p| {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|s| s.trim().parse::<u8>().ok())
+            .filter(|v| *v <= 100)
+    });
+    Ok(Health {
+        terminal_id: cfg.terminal.terminal_id.clone(),
+        software_version: env!("CARGO_PKG_VERSION"),
+        bundle_version,
+        reader: reader(cfg),
+        printer: printer(cfg),
+        queue,
+        battery_pct,
+        last_error,
+        time: chrono::Utc::now().to_rfc3339(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_report_reason_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        assert_eq!(reader(&cfg).status, "ok");
+        cfg.reader.kind = format!("pn532-uart:{}/ttyNONE", dir.path().display());
+        let r = reader(&cfg);
+        assert_eq!(r.status, "no_device", "{r:?}");
+        assert!(r.configured.starts_with("pn532-uart:"), "{r:?}");
+        let port = dir.path().join("ttyFAKE");
+        std::fs::write(&port, b"").unwrap();
+        cfg.reader.kind = format!("pn532-uart:{}", port.display());
+        assert_eq!(reader(&cfg).status, "ok");
+        cfg.printer.kind = "serial".into();
+        cfg.printer.port = None;
+        assert_eq!(printer(&cfg).status, "config");
+        cfg.printer.port = Some(dir.path().join("lp9").display().to_string());
+        assert_eq!(printer(&cfg).status, "no_device");
+        cfg.printer.kind = "tcp".into();
+        cfg.printer.address = Some("192.0.2.1:9100".into());
+        assert_eq!(printer(&cfg).status, "not_checked");
+    }
+}
