@@ -1705,12 +1705,44 @@ mod tests {
                 paths.data_dir.clone(),
             );
         let receipts = dir.path().join("receipts");
-        let _wiring = wire(&window, rt.handle(), engine, tap, env, cfg, receipts, None);
+        // A configuration bundle from the fleet operator, put in force by the engine task
+        // between two sales (docs/FLEET.md): a new shop name.
+        let key = crate::tms::SigningKey::generate().unwrap();
+        let text = format!(
+            "[ui]\nlanguage = \"de\"\n\n[[tms.keys]]\nid = \"ops\"\npublic_key = \"{}\"\n",
+            key.public_hex()
+        );
+        let path = dir.path().join("kassa.toml");
+        let local = crate::tms::Local {
+            config: Config::parse(&path, &text).unwrap(),
+            file: Some((path, text)),
+        };
+        let raw = crate::tms::sign(
+            "[bundle]\nversion = 1\n\n[terminal]\nmerchant_name = \"Flottenladen\"\n",
+            &key,
+            "ops",
+        )
+        .unwrap();
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+        let applied = crate::tms::apply(dir.path(), &local, &raw, today, None).unwrap();
+        let (bundle_tx, bundle_rx) = mpsc::unbounded_channel();
+        let _wiring = wire(
+            &window,
+            rt.handle(),
+            engine,
+            tap,
+            env,
+            cfg,
+            receipts,
+            Some(bundle_rx),
+        );
         window.show().unwrap();
         let weak = window.as_weak();
         let driver = std::thread::spawn(move || {
             // Whatever happens, the event loop ends (a failed check must not hang the test).
-            let checks = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drive(&weak)));
+            let checks = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                drive(&weak, bundle_tx, applied)
+            }));
             let _ = slint::invoke_from_event_loop(|| {
                 let _ = slint::quit_event_loop();
             });
@@ -1723,7 +1755,11 @@ mod tests {
         drop(window);
     }
 
-    fn drive(weak: &slint::Weak<MainWindow>) {
+    fn drive(
+        weak: &slint::Weak<MainWindow>,
+        bundles: mpsc::UnboundedSender<crate::tms::Applied>,
+        applied: crate::tms::Applied,
+    ) {
         let weak = weak.clone();
         {
             // Idle, in the merchant's German.
@@ -1928,6 +1964,16 @@ mod tests {
                 ResultKind::Cancelled
             );
             assert!(!on_ui(&weak, |_| crate::gui_pin::entry_open()));
+            click(&weak, "done");
+            // The fleet's bundle arrives while the terminal is idle: in force at once, without
+            // a restart; the idle screen and the next receipt carry the new shop name.
+            bundles.send(applied).unwrap();
+            wait_for(&weak, "the bundle's shop name on the idle screen", |w| {
+                w.global::<IdleAdapter>().get_merchant() == "Flottenladen"
+            });
+            let (_, kind, receipt) = sale(&weak, "visa");
+            assert_eq!(kind, ResultKind::Approved);
+            assert!(receipt.contains("Flottenladen"), "{receipt}");
             click(&weak, "done");
         }
     }
