@@ -404,6 +404,31 @@ impl<R: CardReader> Engine<R> {
         })
     }
 
+    /// A software update holds the terminal (`kassa update check --hold`, just before the
+    /// reboot into the new slot): the payment is refused with `updating` before anything
+    /// starts. (`Journal::begin` also refuses atomically, should a hold land in between.)
+    pub(crate) fn refuse_while_updating(
+        &mut self,
+        kind: TxnKind,
+        amount_minor: u64,
+        extras: TxnExtras,
+    ) -> Result<Option<TxnResult>, JournalError> {
+        if self.journal.update_hold()?.is_none() {
+            return Ok(None);
+        }
+        let currency = self.config.terminal.currency;
+        TxnResult::refused(
+            &mut self.journal,
+            kind,
+            amount_minor,
+            currency,
+            extras,
+            "updating",
+            JournalError::UpdateHold.to_string(),
+        )
+        .map(Some)
+    }
+
     /// Puts a new configuration in force (a configuration bundle, docs/FLEET.md): limits, AIDs,
     /// CA keys, receipt header and the rest apply from the next transaction. A transaction
     /// holds the engine mutably from start to end, so this can only happen between two. The
@@ -583,6 +608,9 @@ impl<R: CardReader> Engine<R> {
     ) -> Result<TxnResult, JournalError> {
         let when = chrono::Local::now();
         let currency = self.config.terminal.currency;
+        if let Some(refused) = self.refuse_while_updating(kind, amount_minor, extras)? {
+            return Ok(refused);
+        }
         let stan = self.journal.next_stan()?;
         let id = self
             .journal

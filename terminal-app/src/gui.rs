@@ -158,6 +158,11 @@ pub fn start(
     let journal = Journal::open(&paths.journal())?;
     let vault = crate::vault::Vault::open(&paths.device_key())?;
     let mut journal = journal;
+    // A fresh start of the payment screen ends any software update hold: the reboot it was
+    // for has happened (or the update was abandoned).
+    if let Err(e) = journal.release_update_hold() {
+        tracing::warn!(error = %e, "update hold not released");
+    }
     // The built-in host simulator knows only its test BDK: a terminal talking to it gets the
     // development PIN key when it has none, so the PIN screen works out of the box. A real
     // acquirer's key is loaded with `kassa keys load`.

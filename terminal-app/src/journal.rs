@@ -17,7 +17,14 @@ pub enum JournalError {
     /// The directory could not be created.
     #[error("journal directory: {0}")]
     Io(#[from] std::io::Error),
+    /// A software update holds the terminal (`kassa update check --hold`): no transaction
+    /// may start until it is released or the terminal restarts.
+    #[error("a software update is being installed; payments resume after the restart")]
+    UpdateHold,
 }
+
+/// How long an update hold lasts when its updater never releases it, seconds.
+pub const UPDATE_HOLD_S: i64 = 1800;
 
 /// Where a transaction stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -240,6 +247,10 @@ impl Journal {
                 closed_at TEXT NOT NULL,
                 totals TEXT NOT NULL,
                 response_code TEXT
+            );
+            CREATE TABLE IF NOT EXISTS update_hold (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                since_unix INTEGER NOT NULL
             );
             CREATE TABLE IF NOT EXISTS torn_log (
                 id INTEGER PRIMARY KEY,
@@ -479,12 +490,69 @@ impl Journal {
     ) -> Result<i64, JournalError> {
         let t = now();
         let batch = self.current_batch()?;
-        self.conn.execute(
+        // A transaction (a STAN) cannot start under an update hold; the check and the insert
+        // are one statement, so a hold and a start never cross. Refusals (STAN 0) still go in.
+        let inserted = self.conn.execute(
             "INSERT INTO transactions(created_at, updated_at, txn_type, amount_minor, currency, stan, state, history, batch)
-             VALUES(?1, ?1, ?2, ?3, ?4, ?5, 'started', ?6, ?7)",
-            params![t, txn_type, amount_minor as i64, currency, stan, format!("{t} started\n"), batch],
+             SELECT ?1, ?1, ?2, ?3, ?4, ?5, 'started', ?6, ?7
+             WHERE ?5 = 0 OR NOT EXISTS (SELECT 1 FROM update_hold WHERE since_unix > ?8)",
+            params![
+                t,
+                txn_type,
+                amount_minor as i64,
+                currency,
+                stan,
+                format!("{t} started\n"),
+                batch,
+                chrono::Utc::now().timestamp() - UPDATE_HOLD_S
+            ],
         )?;
+        if inserted == 0 {
+            return Err(JournalError::UpdateHold);
+        }
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// When the update hold in force began (Unix seconds), if one is.
+    pub fn update_hold(&self) -> Result<Option<i64>, JournalError> {
+        let cutoff = chrono::Utc::now().timestamp() - UPDATE_HOLD_S;
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT since_unix FROM update_hold WHERE since_unix > ?1",
+                params![cutoff],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Holds the terminal for a software update: only when no transaction is between its
+    /// start and its outcome (checked and held in one write transaction, so no transaction
+    /// can start in between). Returns whether the hold is now in force.
+    pub fn hold_for_update(&mut self) -> Result<bool, JournalError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let busy: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM transactions WHERE state IN ('started', 'card_read', 'authorising', 'void_pending')",
+            [],
+            |r| r.get(0),
+        )?;
+        if busy > 0 {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO update_hold(id, since_unix) VALUES (1, ?1)",
+            params![chrono::Utc::now().timestamp()],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Ends an update hold (the update is over, or did not happen).
+    pub fn release_update_hold(&mut self) -> Result<(), JournalError> {
+        self.conn.execute("DELETE FROM update_hold", [])?;
+        Ok(())
     }
 
     /// Records what a transaction refers to and its tip.

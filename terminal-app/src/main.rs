@@ -834,10 +834,17 @@ enum UpdateCommand {
         /// Judge at this local time (HH:MM) instead of now.
         #[arg(long, value_name = "HH:MM")]
         at: Option<String>,
+        /// When allowed, also hold the terminal: no payment starts until `kassa update
+        /// release`, the next start of the payment screen, or 30 minutes (for the reboot into
+        /// the new slot).
+        #[arg(long)]
+        hold: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Ends a hold taken by `check --hold` (the update did not go ahead).
+    Release,
 }
 
 #[derive(Debug, Subcommand)]
@@ -1003,7 +1010,13 @@ fn status(paths: &Paths, cfg: &Config, json: bool) -> anyhow::Result<u8> {
 }
 
 /// `kassa update check`.
-fn update_check(paths: &Paths, cfg: &Config, at: Option<&str>, json: bool) -> anyhow::Result<u8> {
+fn update_check(
+    paths: &Paths,
+    cfg: &Config,
+    at: Option<&str>,
+    hold: bool,
+    json: bool,
+) -> anyhow::Result<u8> {
     let now = match at {
         Some(t) => match chrono::NaiveTime::parse_from_str(t, "%H:%M") {
             Ok(t) => t,
@@ -1015,16 +1028,27 @@ fn update_check(paths: &Paths, cfg: &Config, at: Option<&str>, json: bool) -> an
         None => chrono::Local::now().time(),
     };
     let window = config::Window::parse(&cfg.update.window).map_err(anyhow::Error::msg)?;
-    let journal = Journal::open(&paths.journal())
+    let mut journal = Journal::open(&paths.journal())
         .with_context(|| format!("journal {}", paths.journal().display()))?;
     let inputs = update::inputs(cfg, &journal, now)?;
-    let blocked = update::blocked_by(window, cfg.update.min_battery_pct, now, &inputs);
+    let mut blocked = update::blocked_by(window, cfg.update.min_battery_pct, now, &inputs);
+    // The hold is taken in the same write transaction that sees no transaction in progress.
+    let held = if hold && blocked.is_empty() {
+        let h = journal.hold_for_update()?;
+        if !h {
+            blocked.push("transaction_in_progress");
+        }
+        h
+    } else {
+        false
+    };
     let allowed = blocked.is_empty();
     if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "allowed": allowed,
+                "held": held,
                 "blocked_by": blocked,
                 "window": cfg.update.window,
                 "now": inputs.now,
@@ -1300,8 +1324,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Tms { ref command } => tms_command(&cli, command),
         Command::Update {
-            command: UpdateCommand::Check { ref at, json },
-        } => update_check(&paths, &cfg, at.as_deref(), json),
+            command: UpdateCommand::Check { ref at, hold, json },
+        } => update_check(&paths, &cfg, at.as_deref(), hold, json),
+        Command::Update {
+            command: UpdateCommand::Release,
+        } => {
+            Journal::open(&paths.journal())?.release_update_hold()?;
+            Ok(0)
+        }
         Command::Status { json } => status(&paths, &cfg, json),
         Command::Cards { json, ref command } => cards(
             json,

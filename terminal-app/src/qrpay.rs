@@ -90,6 +90,9 @@ impl<R: CardReader> Engine<R> {
         let when = chrono::Local::now();
         let started = Instant::now();
         let currency = self.config.terminal.currency;
+        if let Some(refused) = self.refuse_while_updating(TxnKind::Sale, amount_minor, extras)? {
+            return Ok(refused);
+        }
         let stan = self.journal.next_stan()?;
         let id = self
             .journal

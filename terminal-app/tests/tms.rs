@@ -471,8 +471,45 @@ fn the_update_gate_opens_only_in_the_window_on_battery_with_nothing_owed_and_idl
         serde_json::json!(["transaction_in_progress"]),
         "{v}"
     );
+    let o = kassa(
+        &data,
+        Some(&cfg),
+        &["update", "check", "--at", "01:00", "--hold", "--json"],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "no hold while a payment is in progress"
+    );
+    assert_eq!(json(&o)["held"], false);
     live.kill().unwrap();
     let _ = live.wait();
     // Once that process is gone, its row is recovered (nothing was sent) and the gate opens.
     assert_eq!(check("01:00").1["allowed"], true);
+    // The updater holds the terminal before it reboots: no payment starts meanwhile.
+    let o = kassa(
+        &data,
+        Some(&cfg),
+        &["update", "check", "--at", "01:00", "--hold", "--json"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(json(&o)["held"], true);
+    let pay = |args: &[&str]| {
+        let mut a = vec!["pay", "--amount", "6.00", "--json"];
+        a.extend_from_slice(args);
+        json(&kassa(&data, Some(&cfg), &a))
+    };
+    let v = pay(&["--card", "visa"]);
+    assert_eq!(v["outcome"], "refused", "{v}");
+    assert_eq!(v["error"]["code"], "updating", "{v}");
+    let v = pay(&["--qr"]);
+    assert_eq!(v["error"]["code"], "updating", "{v}");
+    // Released (the update did not go ahead): payments again.
+    assert_eq!(
+        kassa(&data, Some(&cfg), &["update", "release"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(pay(&["--card", "visa"])["outcome"], "approved");
 }
