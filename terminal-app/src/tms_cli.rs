@@ -320,18 +320,29 @@ pub enum PollOutcome {
     Failed(tms_http::FetchError),
 }
 
-/// One conditional GET of `[tms] url` (validators only for the bundle in force), applying a
-/// new bundle. The state records the poll and any failure.
-pub async fn poll_once(data_dir: &Path, local: &Local) -> anyhow::Result<PollOutcome> {
-    let cfg = &local.config;
-    let url_text = cfg.tms.url.clone().context("no [tms] url configured")?;
-    let url = HttpsUrl::parse(&url_text).map_err(anyhow::Error::msg)?;
+/// A TMS endpoint: the URL (`[tms] KEY`), the name its certificate must carry, and the TLS
+/// client.
+fn endpoint(
+    data_dir: &Path,
+    cfg: &crate::config::Config,
+    url: Option<&str>,
+    key: &str,
+) -> anyhow::Result<(HttpsUrl, String, rustls::ClientConfig)> {
+    let text = url.with_context(|| format!("no [tms] {key} configured"))?;
+    let url = HttpsUrl::parse(text).map_err(anyhow::Error::msg)?;
     let server_name = cfg
         .tms
         .server_name
         .clone()
         .unwrap_or_else(|| url.host.clone());
-    let tls = client_tls(data_dir, cfg)?;
+    Ok((url, server_name, client_tls(data_dir, cfg)?))
+}
+
+/// One conditional GET of `[tms] url` (validators only for the bundle in force), applying a
+/// new bundle. The state records the poll and any failure.
+pub async fn poll_once(data_dir: &Path, local: &Local) -> anyhow::Result<PollOutcome> {
+    let cfg = &local.config;
+    let (url, server_name, tls) = endpoint(data_dir, cfg, cfg.tms.url.as_deref(), "url")?;
     let mut state = State::load(data_dir)?;
     let (etag, modified) = if state.version > 0 {
         (state.etag.clone(), state.last_modified.clone())
@@ -500,18 +511,12 @@ pub async fn heartbeat_once(
     data_dir: &Path,
     cfg: &crate::config::Config,
 ) -> anyhow::Result<Result<(u16, crate::health::Health), tms_http::FetchError>> {
-    let url_text = cfg
-        .tms
-        .heartbeat_url
-        .clone()
-        .context("no [tms] heartbeat_url configured")?;
-    let url = HttpsUrl::parse(&url_text).map_err(anyhow::Error::msg)?;
-    let server_name = cfg
-        .tms
-        .server_name
-        .clone()
-        .unwrap_or_else(|| url.host.clone());
-    let tls = client_tls(data_dir, cfg)?;
+    let (url, server_name, tls) = endpoint(
+        data_dir,
+        cfg,
+        cfg.tms.heartbeat_url.as_deref(),
+        "heartbeat_url",
+    )?;
     let health = health_now(data_dir, cfg)?;
     let body = serde_json::to_vec(&health)?;
     let sent = tms_http::post(

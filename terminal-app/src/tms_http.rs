@@ -79,16 +79,40 @@ pub enum Fetched {
     },
 }
 
-/// The request line and headers of a conditional GET.
-pub fn request(url: &HttpsUrl, etag: Option<&str>, last_modified: Option<&str>) -> String {
-    let host = if url.port == 443 {
+/// The `Host` header's value: the port only when it is not 443.
+fn host_header(url: &HttpsUrl) -> String {
+    if url.port == 443 {
         url.host.clone()
     } else {
         format!("{}:{}", url.host, url.port)
-    };
+    }
+}
+
+/// TCP to the URL's host and port, then TLS (the pinned CA, the terminal's certificate)
+/// checking `server_name`.
+async fn connect(
+    url: &HttpsUrl,
+    server_name: &str,
+    tls: rustls::ClientConfig,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, FetchError> {
+    let addr = format!("{}:{}", url.host, url.port);
+    let tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .map_err(|e| FetchError::Connect(format!("{addr}: {e}")))?;
+    let name = ServerName::try_from(server_name.to_string())
+        .map_err(|e| FetchError::Tls(format!("server name {server_name:?}: {e}")))?;
+    tokio_rustls::TlsConnector::from(Arc::new(tls))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| FetchError::Tls(e.to_string()))
+}
+
+/// The request line and headers of a conditional GET.
+pub fn request(url: &HttpsUrl, etag: Option<&str>, last_modified: Option<&str>) -> String {
     let mut r = format!(
-        "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: kassa/{}\r\nAccept: */*\r\nConnection: close\r\n",
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: kassa/{}\r\nAccept: */*\r\nConnection: close\r\n",
         url.path,
+        host_header(url),
         env!("CARGO_PKG_VERSION")
     );
     if let Some(e) = etag {
@@ -204,16 +228,7 @@ pub async fn fetch(
 ) -> Result<Fetched, FetchError> {
     let secs = timeout.as_secs();
     let work = async {
-        let addr = format!("{}:{}", url.host, url.port);
-        let tcp = tokio::net::TcpStream::connect(&addr)
-            .await
-            .map_err(|e| FetchError::Connect(format!("{addr}: {e}")))?;
-        let name = ServerName::try_from(server_name.to_string())
-            .map_err(|e| FetchError::Tls(format!("server name {server_name:?}: {e}")))?;
-        let mut stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
-            .connect(name, tcp)
-            .await
-            .map_err(|e| FetchError::Tls(e.to_string()))?;
+        let mut stream = connect(url, server_name, tls).await?;
         stream
             .write_all(request(url, etag, last_modified).as_bytes())
             .await
@@ -257,24 +272,11 @@ pub async fn post(
 ) -> Result<u16, FetchError> {
     let secs = timeout.as_secs();
     let work = async {
-        let addr = format!("{}:{}", url.host, url.port);
-        let tcp = tokio::net::TcpStream::connect(&addr)
-            .await
-            .map_err(|e| FetchError::Connect(format!("{addr}: {e}")))?;
-        let name = ServerName::try_from(server_name.to_string())
-            .map_err(|e| FetchError::Tls(format!("server name {server_name:?}: {e}")))?;
-        let mut stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
-            .connect(name, tcp)
-            .await
-            .map_err(|e| FetchError::Tls(e.to_string()))?;
-        let host = if url.port == 443 {
-            url.host.clone()
-        } else {
-            format!("{}:{}", url.host, url.port)
-        };
+        let mut stream = connect(url, server_name, tls).await?;
         let head = format!(
-            "POST {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: kassa/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: kassa/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             url.path,
+            host_header(url),
             env!("CARGO_PKG_VERSION"),
             body.len()
         );

@@ -202,31 +202,16 @@ fn killed_at_every_step_the_money_still_adds_up() {
 /// gone, so the next opener recovers its rows.
 #[test]
 fn a_reader_leaves_a_live_transaction_alone_and_recovers_a_dead_one() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let cfg = dir.path().join("kassa.toml");
     std::fs::write(&cfg, "").unwrap();
-    let mut live = Command::new(KASSA)
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--config")
-        .arg(&cfg)
-        .args(["pay", "--card", "visa", "--amount", "5.00"])
-        .env("KASSA_TEST_PAUSE_AT", "authorising")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(live.stderr.take().unwrap()).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(l)) if l == "KASSA_PAUSED authorising" => break,
-            Some(Ok(_)) => {}
-            other => panic!("the payment never reached authorising: {other:?}"),
-        }
-    }
+    let mut live = pause_at(
+        &data,
+        &cfg,
+        &["pay", "--card", "visa", "--amount", "5.00"],
+        "authorising",
+    );
     let state = || {
         let rows = journal(&data, &cfg);
         assert_eq!(rows.len(), 1, "{rows:?}");

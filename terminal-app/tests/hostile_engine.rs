@@ -9,54 +9,20 @@
 //!   again; one slow at every presentation ends (try again, with the timeout as its reason)
 //!   within the timeouts, and the late answers do not confuse the next transaction.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+use common::ReaderSim;
 
 use serde_json::Value;
 
-const KASSA: &str = env!("CARGO_BIN_EXE_kassa");
+const KASSA: &str = common::KASSA;
 
 /// The APDU timeout the terminal runs with here.
 const APDU_TIMEOUT_MS: u64 = 500;
-
-struct ReaderSim {
-    child: Child,
-    spec: String,
-}
-
-impl ReaderSim {
-    fn start(card: &str, faults: &[&str]) -> ReaderSim {
-        let mut cmd = Command::new(KASSA);
-        cmd.args(["reader-sim", "--card", card, "--json", "--for-secs", "60"]);
-        cmd.args(["--away-ms", "300"]);
-        for f in faults {
-            cmd.args(["--fault", f]);
-        }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-        ReaderSim {
-            child,
-            spec: v["reader"].as_str().unwrap().to_string(),
-        }
-    }
-}
-
-impl Drop for ReaderSim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn kassa(dir: &Path, args: &[&str]) -> Output {
     let cfg = dir.join("kassa.toml");

@@ -1,8 +1,9 @@
 //! `kassa certs` and `kassa host-sim` as separate processes, reached over mutual TLS by a
 //! terminal link using a second terminal's certificate.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::Duration;
 
 use acquirer::{Credentials, Link, LinkConfig, LinkErrorKind};
@@ -30,30 +31,17 @@ async fn standalone_host_simulator() {
     );
     let rules = dir.path().join("rules.toml");
     std::fs::write(&rules, "[[rules]]\nmti = \"0800\"\nrespond = \"00\"\n").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kassa"))
-        .args([
-            "host-sim",
-            "--listen",
-            "127.0.0.1:0",
-            "--certs",
-            certs.to_str().unwrap(),
-            "--for-secs",
-            "20",
-            "--rules",
-            rules.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split_whitespace()
-        .find(|w| w.starts_with("127.0.0.1:"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
+    let (mut child, addr) = common::spawn_announcing(Command::new(common::KASSA).args([
+        "host-sim",
+        "--listen",
+        "127.0.0.1:0",
+        "--certs",
+        certs.to_str().unwrap(),
+        "--for-secs",
+        "20",
+        "--rules",
+        rules.to_str().unwrap(),
+    ]));
     let read = |name: &str| std::fs::read(certs.join(name)).unwrap();
     let creds = Credentials {
         ca_pem: read("ca.pem"),

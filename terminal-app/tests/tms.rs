@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 
 use common::{KASSA, certs};
 use serde_json::Value;
@@ -73,31 +72,17 @@ struct Serve {
 
 impl Serve {
     fn start(folder: &Path, certs: &Path) -> Serve {
-        let mut child = Command::new(KASSA)
-            .args([
-                "tms",
-                "serve",
-                folder.to_str().unwrap(),
-                "--certs",
-                certs.to_str().unwrap(),
-                "--listen",
-                "127.0.0.1:0",
-                "--for-secs",
-                "60",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .split_whitespace()
-            .find(|w| w.starts_with("127.0.0.1:"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_string();
+        let (child, addr) = common::spawn_announcing(Command::new(KASSA).args([
+            "tms",
+            "serve",
+            folder.to_str().unwrap(),
+            "--certs",
+            certs.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--for-secs",
+            "60",
+        ]));
         Serve { child, addr }
     }
 
@@ -380,7 +365,6 @@ fn polling_tms_serve_over_mutual_tls_with_etags() {
 
 #[test]
 fn the_update_gate_opens_only_in_the_window_on_battery_with_nothing_owed_and_idle() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let data = d.join("terminal");
@@ -448,23 +432,12 @@ fn the_update_gate_opens_only_in_the_window_on_battery_with_nothing_owed_and_idl
     assert_eq!(kassa(&data, Some(&cfg), &["sync"]).status.code(), Some(0));
     assert_eq!(check("01:00").1["allowed"], true);
     // A payment in progress in another process.
-    let mut live = Command::new(KASSA)
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--config")
-        .arg(&cfg)
-        .args(["pay", "--card", "visa", "--amount", "5.00"])
-        .env("KASSA_TEST_PAUSE_AT", "card_read")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(live.stderr.take().unwrap()).lines();
-    while let Some(Ok(l)) = lines.next() {
-        if l == "KASSA_PAUSED card_read" {
-            break;
-        }
-    }
+    let mut live = common::pause_at(
+        &data,
+        &cfg,
+        &["pay", "--card", "visa", "--amount", "5.00"],
+        "card_read",
+    );
     let v = check("01:00").1;
     assert_eq!(
         v["blocked_by"],

@@ -38,59 +38,21 @@ pub struct Host {
 impl Host {
     /// Starts the simulator on `listen` with its ledger in `ledger` and optional rules.
     pub fn start(certs: &Path, ledger: &Path, listen: &str, rules: Option<&Path>) -> Host {
-        let mut cmd = Command::new(KASSA);
-        cmd.args([
-            "host-sim",
-            "--listen",
-            listen,
-            "--certs",
-            certs.to_str().unwrap(),
-            "--ledger",
-            ledger.to_str().unwrap(),
-        ]);
+        let mut cmd = host_command(certs, ledger, listen);
         if let Some(r) = rules {
             cmd.args(["--rules", r.to_str().unwrap()]);
         }
-        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .split_whitespace()
-            .find(|w| w.starts_with("127.0.0.1:"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_string();
+        let (child, addr) = spawn_announcing(&mut cmd);
         Host { child, addr }
     }
 
     /// Like [`Host::start`] with no rules, logging at trace level (`KASSA_LOG=trace`) to the
     /// file `log`.
     pub fn start_logging(certs: &Path, ledger: &Path, listen: &str, log: &Path) -> Host {
-        let mut child = Command::new(KASSA)
-            .args([
-                "host-sim",
-                "--listen",
-                listen,
-                "--certs",
-                certs.to_str().unwrap(),
-                "--ledger",
-                ledger.to_str().unwrap(),
-            ])
-            .env("KASSA_LOG", "trace")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .split_whitespace()
-            .find(|w| w.starts_with("127.0.0.1:"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_string();
+        let mut cmd = host_command(certs, ledger, listen);
+        cmd.env("KASSA_LOG", "trace")
+            .stderr(std::fs::File::create(log).unwrap());
+        let (child, addr) = spawn_announcing(&mut cmd);
         Host { child, addr }
     }
 
@@ -102,6 +64,77 @@ impl Host {
 }
 
 impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn host_command(certs: &Path, ledger: &Path, listen: &str) -> Command {
+    let mut cmd = Command::new(KASSA);
+    cmd.args([
+        "host-sim",
+        "--listen",
+        listen,
+        "--certs",
+        certs.to_str().unwrap(),
+        "--ledger",
+        ledger.to_str().unwrap(),
+    ]);
+    cmd
+}
+
+/// Spawns `cmd` (a server) with its stdout piped and reads the first line, which names the
+/// loopback address it listens on.
+pub fn spawn_announcing(cmd: &mut Command) -> (Child, String) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split_whitespace()
+        .find(|w| w.starts_with("127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    (child, addr)
+}
+
+/// A running `kassa reader-sim`: a simulated PN532 with a virtual card on a pseudo-terminal,
+/// the card away for 300 ms when it leaves.
+pub struct ReaderSim {
+    child: Child,
+    /// `pn532-uart:/dev/pts/N@BAUD`.
+    pub spec: String,
+}
+
+impl ReaderSim {
+    /// Starts it with `card` and the `--fault`s.
+    pub fn start(card: &str, faults: &[&str]) -> ReaderSim {
+        let mut cmd = Command::new(KASSA);
+        cmd.args(["reader-sim", "--card", card, "--json", "--for-secs", "60"]);
+        cmd.args(["--away-ms", "300"]);
+        for f in faults {
+            cmd.args(["--fault", f]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        ReaderSim {
+            child,
+            spec: v["reader"].as_str().unwrap().to_string(),
+        }
+    }
+}
+
+impl Drop for ReaderSim {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -154,8 +187,9 @@ pub fn kassa_json(data: &Path, cfg: &Path, args: &[&str]) -> Value {
     })
 }
 
-/// Runs `kassa ARGS` until it reaches pause point `point`, then kills it with SIGKILL.
-pub fn kill_at(data: &Path, cfg: &Path, args: &[&str], point: &str) {
+/// Runs `kassa ARGS` until it reaches pause point `point` and returns it there, alive (the
+/// caller kills it). Panics if it never gets there within a minute.
+pub fn pause_at(data: &Path, cfg: &Path, args: &[&str], point: &str) -> Child {
     let mut child = Command::new(KASSA)
         .arg("--data-dir")
         .arg(data)
@@ -178,7 +212,7 @@ pub fn kill_at(data: &Path, cfg: &Path, args: &[&str], point: &str) {
     let mut seen = Vec::new();
     loop {
         match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) if line == marker => break,
+            Ok(line) if line == marker => return child,
             Ok(line) => seen.push(line),
             Err(_) => {
                 let _ = child.kill();
@@ -187,6 +221,11 @@ pub fn kill_at(data: &Path, cfg: &Path, args: &[&str], point: &str) {
             }
         }
     }
+}
+
+/// Runs `kassa ARGS` until it reaches pause point `point`, then kills it with SIGKILL.
+pub fn kill_at(data: &Path, cfg: &Path, args: &[&str], point: &str) {
+    let mut child = pause_at(data, cfg, args, point);
     // SIGKILL (std's Child::kill on Unix): no destructor, no flush, no goodbye.
     child.kill().unwrap();
     let _ = child.wait();
