@@ -1430,6 +1430,13 @@ impl<R: CardReader> Engine<R> {
                 format!("pre-authorization {preauth_id} has no stored request"),
             );
         };
+        if self.journal.update_hold()?.is_some() {
+            return refuse(
+                &mut self.journal,
+                "updating",
+                JournalError::UpdateHold.to_string(),
+            );
+        }
         let when = chrono::Local::now();
         let stan = self.journal.next_stan()?;
         let id = self

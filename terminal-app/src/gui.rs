@@ -155,7 +155,9 @@ pub fn start(
         drivers::open::open_or_pending(&spec, crate::readers::pn532_config(&cfg))
     };
     let link = env.link(&cfg)?;
-    let journal = Journal::open(&paths.journal())?;
+    // The payment screen is the journal's primary: it waits for a short command that holds
+    // the lock, then recovers what a crash left.
+    let journal = Journal::open_primary(&paths.journal(), std::time::Duration::from_secs(30))?;
     let vault = crate::vault::Vault::open(&paths.device_key())?;
     let mut journal = journal;
     // A fresh start of the payment screen ends any software update hold: the reboot it was

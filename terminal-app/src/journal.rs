@@ -23,6 +23,40 @@ pub enum JournalError {
     UpdateHold,
 }
 
+/// When opening the journal recovers what a crash left.
+#[derive(Debug, Clone, Copy)]
+enum Recovery {
+    /// When no other process holds the journal's lock.
+    IfFree,
+    /// After waiting up to this long for the lock.
+    Wait(std::time::Duration),
+    /// Never (readers).
+    Never,
+}
+
+/// Takes the exclusive lock on `journal.db.lock`, trying for up to `wait`.
+fn take_lock(
+    path: &Path,
+    wait: std::time::Duration,
+) -> Result<Option<std::fs::File>, JournalError> {
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.with_extension("db.lock"))?;
+    let until = std::time::Instant::now() + wait;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(Some(lock)),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < until => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+    }
+}
+
 /// How long an update hold lasts when its updater never releases it, seconds.
 pub const UPDATE_HOLD_S: i64 = 1800;
 
@@ -211,6 +245,24 @@ fn now() -> String {
 impl Journal {
     /// Opens (creating if needed) the journal at `path`.
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        Self::open_with(path, Recovery::IfFree)
+    }
+
+    /// Opens the journal for the payment screen, the long-running process: waits up to
+    /// `wait` for the lock (a short command may hold it for a moment), then recovers what a
+    /// crash left. Without the lock after `wait` it goes on without recovering, and says so.
+    pub fn open_primary(path: &Path, wait: std::time::Duration) -> Result<Journal, JournalError> {
+        Self::open_with(path, Recovery::Wait(wait))
+    }
+
+    /// Opens the journal to read it (`kassa journal list`, `kassa status`, `kassa update
+    /// check`): never takes the lock, never recovers, so a running payment's rows and a
+    /// crashed one's are shown as they are, and the next writer recovers the latter.
+    pub fn open_read(path: &Path) -> Result<Journal, JournalError> {
+        Self::open_with(path, Recovery::Never)
+    }
+
+    fn open_with(path: &Path, recovery: Recovery) -> Result<Journal, JournalError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -295,16 +347,18 @@ impl Journal {
         // `journal.db.lock` (released by the kernel when the process dies, even by SIGKILL)
         // and recovers; an opener that finds it held (the payment screen is running while an
         // operator reads the journal) leaves the rows alone.
-        let lock_path = path.with_extension("db.lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)?;
-        let held = match lock.try_lock() {
-            Ok(()) => Some(lock),
-            Err(std::fs::TryLockError::WouldBlock) => None,
-            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        let held = match recovery {
+            Recovery::Never => None,
+            Recovery::IfFree => take_lock(path, std::time::Duration::ZERO)?,
+            Recovery::Wait(wait) => {
+                let held = take_lock(path, wait)?;
+                if held.is_none() {
+                    tracing::warn!(
+                        "journal lock still held by another process after {wait:?}: no recovery now"
+                    );
+                }
+                held
+            }
         };
         let mut j = Journal { conn, _lock: None };
         if held.is_some() {
@@ -533,8 +587,12 @@ impl Journal {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Nothing in progress and nothing owed, seen in the same write transaction that
+        // takes the hold.
         let busy: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM transactions WHERE state IN ('started', 'card_read', 'authorising', 'void_pending')",
+            "SELECT COUNT(*) FROM transactions
+             WHERE state IN ('started', 'card_read', 'authorising', 'void_pending', 'unknown')
+                OR advice = 'pending' OR reversal = 'pending'",
             [],
             |r| r.get(0),
         )?;

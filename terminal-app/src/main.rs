@@ -1017,6 +1017,10 @@ fn update_check(
     hold: bool,
     json: bool,
 ) -> anyhow::Result<u8> {
+    if hold && at.is_some() {
+        eprintln!("kassa update check: --hold judges now; it does not go with --at");
+        return Ok(EXIT_USAGE);
+    }
     let now = match at {
         Some(t) => match chrono::NaiveTime::parse_from_str(t, "%H:%M") {
             Ok(t) => t,
@@ -1028,7 +1032,7 @@ fn update_check(
         None => chrono::Local::now().time(),
     };
     let window = config::Window::parse(&cfg.update.window).map_err(anyhow::Error::msg)?;
-    let mut journal = Journal::open(&paths.journal())
+    let mut journal = Journal::open_read(&paths.journal())
         .with_context(|| format!("journal {}", paths.journal().display()))?;
     let inputs = update::inputs(cfg, &journal, now)?;
     let mut blocked = update::blocked_by(window, cfg.update.min_battery_pct, now, &inputs);
@@ -2030,8 +2034,12 @@ fn journal_command(paths: &Paths, cfg: &Config, command: &JournalCommand) -> any
         eprintln!("kassa journal: no journal at {}", path.display());
         return Ok(EXIT_OTHER);
     }
-    let mut journal =
-        Journal::open(&path).with_context(|| format!("journal {}", path.display()))?;
+    // Reading never recovers (a running payment's rows stay as they are); a reprint writes.
+    let mut journal = match command {
+        JournalCommand::Reprint { .. } => Journal::open(&path),
+        _ => Journal::open_read(&path),
+    }
+    .with_context(|| format!("journal {}", path.display()))?;
     match command {
         JournalCommand::Export { .. } => {
             let stdout = std::io::stdout();

@@ -268,26 +268,26 @@ impl Bundle {
         let msg = message(&self.payload);
         let mut expired = None;
         for s in &self.signatures {
-            let Some(key) = trusted.iter().find(|k| k.id == s.key_id) else {
-                continue;
-            };
             let Ok(sig) = emv::util::unhex(&s.signature) else {
                 continue;
             };
-            if UnparsedPublicKey::new(&ED25519, &key.public_key)
-                .verify(&msg, &sig)
-                .is_err()
-            {
-                continue;
-            }
-            match key.not_after {
-                Some(date) if today > date => {
-                    expired = Some(TmsError::KeyExpired {
-                        id: key.id.clone(),
-                        date,
-                    })
+            // Every trusted key of that name (two may share one during a changeover).
+            for key in trusted.iter().filter(|k| k.id == s.key_id) {
+                if UnparsedPublicKey::new(&ED25519, &key.public_key)
+                    .verify(&msg, &sig)
+                    .is_err()
+                {
+                    continue;
                 }
-                _ => return Ok(key.id.clone()),
+                match key.not_after {
+                    Some(date) if today > date => {
+                        expired = Some(TmsError::KeyExpired {
+                            id: key.id.clone(),
+                            date,
+                        })
+                    }
+                    _ => return Ok(key.id.clone()),
+                }
             }
         }
         Err(expired.unwrap_or_else(|| {

@@ -501,7 +501,7 @@ pub fn health_now(
     data_dir: &Path,
     cfg: &crate::config::Config,
 ) -> anyhow::Result<crate::health::Health> {
-    let journal = crate::journal::Journal::open(&data_dir.join("journal.db"))?;
+    let journal = crate::journal::Journal::open_read(&data_dir.join("journal.db"))?;
     let version = State::load(data_dir).map(|s| s.version).unwrap_or(0);
     crate::health::snapshot(cfg, data_dir, &journal, version)
 }

@@ -198,8 +198,8 @@ fn killed_at_every_step_the_money_still_adds_up() {
 
 /// A second process that opens the journal while a transaction is in flight (an operator's
 /// `kassa journal list` while the payment screen authorises) must not "recover" the live row:
-/// only the first opener, which holds the journal's lock, recovers; a dead process's lock is
-/// gone, so the next opener recovers its rows.
+/// readers never recover, and a writer recovers only when it holds the journal's lock. A dead
+/// process's lock is gone, so the next writer recovers its rows.
 #[test]
 fn a_reader_leaves_a_live_transaction_alone_and_recovers_a_dead_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -222,6 +222,10 @@ fn a_reader_leaves_a_live_transaction_alone_and_recovers_a_dead_one() {
     assert_eq!(state(), "authorising");
     live.kill().unwrap();
     let _ = live.wait();
-    // Dead: the next opener recovers it (the request may have left: a reversal is owed).
+    // Dead: readers still show it as it was left; the next writer (here an X report)
+    // recovers it (the request may have left: a reversal is owed).
+    assert_eq!(state(), "authorising");
+    let o = kassa(&data, &cfg, &["report", "x"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
     assert_eq!(state(), "reversal_pending");
 }
