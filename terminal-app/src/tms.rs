@@ -10,11 +10,12 @@
 //!
 //! The payload has a `[bundle]` table (`version`, a positive integer that only goes up;
 //! `created`; `description`) and any of the sections a fleet manages: `[terminal]`, `[[aids]]`,
-//! `[[capks]]` (each with its `checksum`), `[offline]`, `[ui]`, `[qr]`, `[operator]`,
-//! `[indicators]`, and `[[signing_keys]]`, the keys that sign the bundles after this one (key
-//! rotation). Device-local sections (`[acquirer]`, `[reader]`, `[printer]`, `[tms]`) are
-//! refused: a bundle cannot redirect the terminal to another host or change whom it trusts
-//! except through `signing_keys`.
+//! `[[capks]]` (each with its `checksum`), `[offline]`, `[ui]`, `[qr]`, and `[[signing_keys]]`,
+//! the keys that sign the bundles after this one (key rotation). The terminal's own sections
+//! (`[acquirer]`, `[reader]`, `[printer]`, `[indicators]`, `[operator]`, `[update]`, `[tms]`)
+//! and keys (`terminal_id`, `merchant_id`, the QR network account, the scanner) are refused:
+//! a bundle cannot redirect the terminal or its money to another host or account, set the
+//! supervisor PIN, or change whom it trusts except through `signing_keys`.
 //!
 //! Applying a bundle: the signature must verify under a trusted key that has not expired (the
 //! local `[[tms.keys]]`, or the `signing_keys` of the bundle in force), the version must be
@@ -39,7 +40,7 @@ const DOMAIN: &[u8] = b"kassa-bundle-v1\n";
 pub const MAX_BUNDLE_BYTES: usize = 1 << 20;
 
 /// Top-level tables a bundle may carry.
-const ALLOWED: [&str; 10] = [
+const ALLOWED: [&str; 8] = [
     "bundle",
     "terminal",
     "aids",
@@ -47,9 +48,19 @@ const ALLOWED: [&str; 10] = [
     "offline",
     "ui",
     "qr",
-    "operator",
-    "indicators",
     "signing_keys",
+];
+
+/// Keys of allowed tables that stay the terminal's own: its identity at the acquirer, where QR
+/// payments are credited, and its own devices. A bundle naming one is refused, so a stolen
+/// signing key cannot redirect money.
+const DENIED: [(&str, &str); 6] = [
+    ("terminal", "terminal_id"),
+    ("terminal", "merchant_id"),
+    ("qr", "network_gui"),
+    ("qr", "network_merchant_id"),
+    ("qr", "scanner_port"),
+    ("qr", "scanner_baud"),
 ];
 
 /// Why a bundle was refused. Each variant has a stable reason code ([`TmsError::code`]).
@@ -198,6 +209,13 @@ pub fn parse_payload(payload: &str) -> Result<Bundle, TmsError> {
             return Err(TmsError::Schema(format!(
                 "unknown or device-local table {key:?} (a bundle may set: {})",
                 ALLOWED.join(", ")
+            )));
+        }
+    }
+    for (t, k) in DENIED {
+        if table.get(t).and_then(|v| v.get(k)).is_some() {
+            return Err(TmsError::Schema(format!(
+                "{t}.{k} is the terminal's own setting: a bundle may not set it"
             )));
         }
     }
@@ -793,6 +811,21 @@ mod tests {
                 payload(2, "[surprise]\nx = 1\n"),
                 "schema_invalid",
                 "surprise",
+            ),
+            (
+                payload(2, "[operator]\nlockout_s = 1\n"),
+                "schema_invalid",
+                "operator",
+            ),
+            (
+                payload(2, "merchant_id = \"EVIL\"\n"),
+                "schema_invalid",
+                "terminal.merchant_id",
+            ),
+            (
+                payload(2, "[qr]\nnetwork_gui = \"com.evil\"\n"),
+                "schema_invalid",
+                "qr.network_gui",
             ),
             (
                 payload(2, "").replace("[bundle]\nversion = 2", "[bundle]\nversion = 2\nextra = 1"),
