@@ -16,8 +16,8 @@ pub struct Device {
     /// What is configured (`pn532-uart:/dev/ttyS0`, `serial:/dev/ttyUSB0`, `virtual`...).
     pub configured: String,
     /// `ok`, `not_checked` (a network device, or nothing to look at), or a reason code:
-    /// `no_device` (the device file is missing), `permission` (it cannot be opened for
-    /// reading and writing), `config` (the configuration does not name one).
+    /// `no_device` (the device file is missing), `permission` (its permission bits do
+    /// not let this process read and write it), `config` (the configuration does not name one).
     pub status: &'static str,
 }
 
@@ -66,21 +66,59 @@ pub struct Health {
     pub time: String,
 }
 
-/// How a device file stands.
+/// How a device file stands, without opening it (opening a serial port can reset what is
+/// on it, and the payment screen may hold it): it exists, and its permission bits let this
+/// process read and write it.
 fn file_status(path: &Path) -> &'static str {
-    if !path.exists() {
+    let Ok(meta) = std::fs::metadata(path) else {
         return "no_device";
+    };
+    if may_read_write(&meta) {
+        "ok"
+    } else {
+        "permission"
     }
-    match std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-    {
-        Ok(_) => "ok",
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => "permission",
-        // Busy (another process has a serial port open exclusively) is still a device.
-        Err(_) => "ok",
+}
+
+/// The numbers after `key` on its line of `/proc/self/status`.
+fn proc_ids(status: &str, key: &str) -> Vec<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether this process's user or groups have read and write permission on a file, from its
+/// mode bits (`/proc/self/status` gives the effective user and group and the groups).
+#[cfg(unix)]
+fn may_read_write(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    // Uid:/Gid: real, effective, saved, filesystem.
+    let euid = proc_ids(&status, "Uid:").get(1).copied();
+    let egid = proc_ids(&status, "Gid:").get(1).copied();
+    let groups = proc_ids(&status, "Groups:");
+    let mode = meta.mode();
+    match euid {
+        // Cannot tell: do not claim a problem.
+        None => true,
+        Some(0) => true,
+        Some(u) if u == meta.uid() => mode & 0o600 == 0o600,
+        Some(_) if egid == Some(meta.gid()) || groups.contains(&meta.gid()) => {
+            mode & 0o060 == 0o060
+        }
+        Some(_) => mode & 0o006 == 0o006,
     }
+}
+
+#[cfg(not(unix))]
+fn may_read_write(_: &std::fs::Metadata) -> bool {
+    true
 }
 
 fn reader(cfg: &Config) -> Device {
@@ -140,26 +178,17 @@ pub fn snapshot(
     journal: &Journal,
     bundle_version: u64,
 ) -> anyhow::Result<Health> {
-    let rows = journal.all()?;
+    let c = journal.counts()?;
     let queue = Queue {
-        advices: rows.iter().filter(|r| r.advice == "pending").count(),
-        reversals: rows.iter().filter(|r| r.reversal == "pending").count(),
-        unknown: rows.iter().filter(|r| r.state == "unknown").count(),
+        advices: c.advices,
+        reversals: c.reversals,
+        unknown: c.unknown,
     };
-    let journal_error = rows
-        .iter()
-        .rev()
-        .find(|r| {
-            matches!(
-                r.state.as_str(),
-                "card_error" | "host_unreachable" | "reversal_pending" | "unknown"
-            )
-        })
-        .map(|r| LastError {
-            source: "journal",
-            reason: r.reason.clone().unwrap_or_else(|| r.state.clone()),
-            at: Some(r.created_at.clone()),
-        });
+    let journal_error = journal.last_error()?.map(|(reason, at)| LastError {
+        source: "journal",
+        reason,
+        at: Some(at),
+    });
     let tms_error = crate::tms::State::load(data_dir)
         .ok()
         .and_then(|s| s.last_error.map(|(code, _)| (code, s.last_poll)))
@@ -209,6 +238,15 @@ mod tests {
         std::fs::write(&port, b"").unwrap();
         cfg.reader.kind = format!("pn532-uart:{}", port.display());
         assert_eq!(reader(&cfg).status, "ok");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // Read-only for its owner: unusable (unless this runs as root, who may anyway).
+            std::fs::set_permissions(&port, std::fs::Permissions::from_mode(0o400)).unwrap();
+            let status = std::fs::read_to_string("/proc/self/status").unwrap();
+            let root = proc_ids(&status, "Uid:").get(1) == Some(&0);
+            assert_eq!(reader(&cfg).status, if root { "ok" } else { "permission" });
+        }
         cfg.printer.kind = "serial".into();
         cfg.printer.port = None;
         assert_eq!(printer(&cfg).status, "config");

@@ -57,6 +57,19 @@ fn take_lock(
     }
 }
 
+/// Counts of what the host is owed and what is in progress ([`Journal::counts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Advices owed.
+    pub advices: usize,
+    /// Reversals owed.
+    pub reversals: usize,
+    /// QR payments whose outcome is unknown.
+    pub unknown: usize,
+    /// Rows between their start and their outcome.
+    pub in_progress: usize,
+}
+
 /// How long an update hold lasts when its updater never releases it, seconds.
 pub const UPDATE_HOLD_S: i64 = 1800;
 
@@ -565,6 +578,42 @@ impl Journal {
             return Err(JournalError::UpdateHold);
         }
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// What the host is owed and what is in progress, counted in one query (for the health
+    /// report and the update gate).
+    pub fn counts(&self) -> Result<Counts, JournalError> {
+        Ok(self.conn.query_row(
+            "SELECT
+                COALESCE(SUM(advice = 'pending'), 0),
+                COALESCE(SUM(reversal = 'pending'), 0),
+                COALESCE(SUM(state = 'unknown'), 0),
+                COALESCE(SUM(state IN ('started', 'card_read', 'authorising', 'void_pending')), 0)
+             FROM transactions",
+            [],
+            |r| {
+                Ok(Counts {
+                    advices: r.get::<_, i64>(0)? as usize,
+                    reversals: r.get::<_, i64>(1)? as usize,
+                    unknown: r.get::<_, i64>(2)? as usize,
+                    in_progress: r.get::<_, i64>(3)? as usize,
+                })
+            },
+        )?)
+    }
+
+    /// The newest row that ended in an error state: its reason (or state) and when.
+    pub fn last_error(&self) -> Result<Option<(String, String)>, JournalError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT COALESCE(reason, state), created_at FROM transactions
+                 WHERE state IN ('card_error', 'host_unreachable', 'reversal_pending', 'unknown')
+                 ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
     }
 
     /// When the update hold in force began (Unix seconds), if one is.

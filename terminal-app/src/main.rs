@@ -969,8 +969,8 @@ fn load_config(cli: &Cli) -> Result<Config, u8> {
 }
 
 /// `kassa status`.
-fn status(paths: &Paths, cfg: &Config, json: bool) -> anyhow::Result<u8> {
-    let h = tms_cli::health_now(&paths.data_dir, cfg)?;
+fn status(paths: &Paths, cfg: &Config, bundle_version: u64, json: bool) -> anyhow::Result<u8> {
+    let h = tms_cli::health_now(&paths.data_dir, cfg, bundle_version)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&h)?);
     } else {
@@ -1125,10 +1125,7 @@ fn tms_command(cli: &Cli, command: &TmsCommand) -> anyhow::Result<u8> {
             Err(code) => Ok(code),
         },
         TmsCommand::Heartbeat { json } => match local() {
-            Ok(l) => {
-                let cfg = tms::effective(&dir, &l).0;
-                tms_cli::heartbeat(&dir, &cfg, *json)
-            }
+            Ok(l) => tms_cli::heartbeat(&dir, &l, *json),
             Err(code) => Ok(code),
         },
     }
@@ -1336,7 +1333,13 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Journal::open(&paths.journal())?.release_update_hold()?;
             Ok(0)
         }
-        Command::Status { json } => status(&paths, &cfg, json),
+        Command::Status { json } => {
+            let version = local_config(&cli)
+                .ok()
+                .and_then(|l| tms::effective(&paths.data_dir, &l).1)
+                .unwrap_or(0);
+            status(&paths, &cfg, version, json)
+        }
         Command::Cards { json, ref command } => cards(
             json,
             command

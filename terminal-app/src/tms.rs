@@ -20,8 +20,10 @@
 //! Applying a bundle: the signature must verify under a trusted key that has not expired (the
 //! local `[[tms.keys]]`, or the `signing_keys` of the bundle in force), the version must be
 //! above the one in force (no rollback), and the local `kassa.toml` with the bundle's tables
-//! merged over it must pass every configuration check. Only then are `<data>/tms/current.bundle`
-//! and `<data>/tms/state.json` replaced (each written to a temporary file, synced and renamed);
+//! merged over it must pass every configuration check. Only then is the bundle written as
+//! `<data>/tms/bundle-<version>.bundle`, and then `<data>/tms/state.json`, which names it, is
+//! replaced: the commit (each written to a temporary file, synced and renamed; one apply at a
+//! time under `apply.lock`);
 //! anything else leaves the configuration in force as it was, with the reason logged and kept
 //! in the state.
 
@@ -438,11 +440,18 @@ pub fn sign(payload: &str, key: &SigningKey, key_id: &str) -> Result<Vec<u8>, Tm
     Ok(out)
 }
 
-/// What the terminal remembers about bundles (`<data>/tms/state.json`).
+/// What the terminal remembers about bundles (`<data>/tms/state.json`). Writing it is the
+/// commit point of an apply: it names the bundle file in force.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct State {
     /// Version in force (0: none).
     pub version: u64,
+    /// The file under `<data>/tms/` holding it (`bundle-<version>.bundle`).
+    pub file: Option<String>,
+    /// The ETag of the last bundle refused, sent again with the poll so that an unchanged
+    /// refused file costs a 304, not a download and another refusal.
+    pub refused_etag: Option<String>,
     /// The key that signed it.
     pub signed_by: Option<String>,
     /// When it was applied (RFC 3339).
@@ -494,6 +503,35 @@ impl State {
             &self.signing_keys
         };
         keys.iter().filter_map(|k| k.trusted().ok()).collect()
+    }
+}
+
+/// Takes the exclusive lock on `<data>/tms/apply.lock`, waiting up to 10 s.
+fn apply_lock(data_dir: &Path) -> Result<std::fs::File, TmsError> {
+    let d = dir(data_dir);
+    std::fs::create_dir_all(&d).map_err(io(&d))?;
+    let path = d.join("apply.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match f.try_lock() {
+            Ok(()) => return Ok(f),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < until => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(io(&path)(std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    "another apply has held it for 10 s",
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&path)(e)),
+        }
     }
 }
 
@@ -563,11 +601,17 @@ pub fn apply(
     today: chrono::NaiveDate,
     http: Option<(Option<String>, Option<String>)>,
 ) -> Result<Applied, TmsError> {
+    // One apply at a time (the background poller and `kassa tms apply`).
+    let _lock = apply_lock(data_dir)?;
     let mut state = State::load(data_dir)?;
     let result = check(&state, local, raw, today);
     match result {
         Ok((bundle, signed_by, config)) => {
-            write_atomic(&dir(data_dir).join("current.bundle"), raw)?;
+            // The bundle under its own name first; the state naming it is the commit.
+            let file = format!("bundle-{}.bundle", bundle.version);
+            write_atomic(&dir(data_dir).join(&file), raw)?;
+            state.file = Some(file.clone());
+            state.refused_etag = None;
             let previous = state.version;
             let trusted_before: Vec<TmsKeySection> = if state.signing_keys.is_empty() {
                 local.config.tms.keys.clone()
@@ -594,6 +638,15 @@ pub fn apply(
             }
             state.last_error = None;
             state.save(data_dir)?;
+            // Earlier bundles are no longer needed.
+            if let Ok(entries) = std::fs::read_dir(dir(data_dir)) {
+                for e in entries.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if name.starts_with("bundle-") && name.ends_with(".bundle") && name != file {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
             tracing::info!(
                 version = bundle.version,
                 previous,
@@ -610,6 +663,9 @@ pub fn apply(
         Err(e) => {
             tracing::warn!(reason = e.code(), error = %e, "configuration bundle refused; the configuration in force stays");
             state.last_error = Some((e.code().to_string(), e.to_string()));
+            if let Some((etag, _)) = http {
+                state.refused_etag = etag;
+            }
             let _ = state.save(data_dir);
             Err(e)
         }
@@ -638,13 +694,26 @@ fn check(
 /// stored bundle that no longer verifies or no longer fits the local file is reported and
 /// left out (the local file alone is used).
 pub fn effective(data_dir: &Path, local: &Local) -> (Config, Option<u64>) {
-    let path = dir(data_dir).join("current.bundle");
-    let Ok(raw) = std::fs::read(&path) else {
+    let state = match State::load(data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(reason = e.code(), error = %e, "bundle state unreadable; no bundle in force");
+            return (local.config.clone(), None);
+        }
+    };
+    let Some(file) = state.file.clone() else {
         return (local.config.clone(), None);
     };
     let attempt = || -> Result<(Config, u64), TmsError> {
-        let state = State::load(data_dir)?;
+        let path = dir(data_dir).join(&file);
+        let raw = std::fs::read(&path).map_err(io(&path))?;
         let bundle = parse(&raw)?;
+        if bundle.version != state.version {
+            return Err(TmsError::Malformed(format!(
+                "{file} holds version {}, the state says {}",
+                bundle.version, state.version
+            )));
+        }
         let trusted: Vec<TrustedKey> = state
             .verified_with
             .iter()
@@ -853,7 +922,7 @@ mod tests {
             }
         }
         assert_eq!(State::load(dir.path()).unwrap().version, 0);
-        assert!(!dir.path().join("tms/current.bundle").exists());
+        assert!(State::load(dir.path()).unwrap().file.is_none());
     }
 
     #[test]

@@ -344,10 +344,20 @@ pub async fn poll_once(data_dir: &Path, local: &Local) -> anyhow::Result<PollOut
     let cfg = &local.config;
     let (url, server_name, tls) = endpoint(data_dir, cfg, cfg.tms.url.as_deref(), "url")?;
     let mut state = State::load(data_dir)?;
-    let (etag, modified) = if state.version > 0 {
-        (state.etag.clone(), state.last_modified.clone())
+    // Validators of the bundle in force, and the ETag of the last one refused: either
+    // unchanged on the server is a 304.
+    let etags: Vec<String> = [
+        state.version.gt(&0).then(|| state.etag.clone()).flatten(),
+        state.refused_etag.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let etag = (!etags.is_empty()).then(|| etags.join(", "));
+    let modified = if state.version > 0 && state.refused_etag.is_none() {
+        state.last_modified.clone()
     } else {
-        (None, None)
+        None
     };
     let fetched = tms_http::fetch(
         &url,
@@ -471,15 +481,18 @@ pub async fn agent(
                     return;
                 }
             }
-            Ok(PollOutcome::NotModified { .. }) | Ok(PollOutcome::Refused { .. }) => failures = 0,
-            Ok(PollOutcome::Failed(_)) => failures += 1,
+            Ok(PollOutcome::NotModified { .. }) => failures = 0,
+            // A refused bundle or no answer: ask less often until it changes.
+            Ok(PollOutcome::Refused { .. }) | Ok(PollOutcome::Failed(_)) => failures += 1,
             Err(e) => {
                 failures += 1;
                 tracing::warn!(error = %e, "tms poll not possible");
             }
         }
         if local.config.tms.heartbeat_url.is_some() {
-            match heartbeat_once(&data_dir, &local.config).await {
+            // The configuration in force now, bundle included, as `kassa status` shows it.
+            let (cfg, version) = tms::effective(&data_dir, &local);
+            match heartbeat_once(&data_dir, &cfg, version.unwrap_or(0)).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!(reason = e.code(), error = %e, "heartbeat not sent"),
                 Err(e) => tracing::warn!(error = %e, "heartbeat not possible"),
@@ -500,16 +513,17 @@ fn jitter() -> f64 {
 pub fn health_now(
     data_dir: &Path,
     cfg: &crate::config::Config,
+    bundle_version: u64,
 ) -> anyhow::Result<crate::health::Health> {
     let journal = crate::journal::Journal::open_read(&data_dir.join("journal.db"))?;
-    let version = State::load(data_dir).map(|s| s.version).unwrap_or(0);
-    crate::health::snapshot(cfg, data_dir, &journal, version)
+    crate::health::snapshot(cfg, data_dir, &journal, bundle_version)
 }
 
 /// Posts the health report to `[tms] heartbeat_url`.
 pub async fn heartbeat_once(
     data_dir: &Path,
     cfg: &crate::config::Config,
+    bundle_version: u64,
 ) -> anyhow::Result<Result<(u16, crate::health::Health), tms_http::FetchError>> {
     let (url, server_name, tls) = endpoint(
         data_dir,
@@ -517,7 +531,7 @@ pub async fn heartbeat_once(
         cfg.tms.heartbeat_url.as_deref(),
         "heartbeat_url",
     )?;
-    let health = health_now(data_dir, cfg)?;
+    let health = health_now(data_dir, cfg, bundle_version)?;
     let body = serde_json::to_vec(&health)?;
     let sent = tms_http::post(
         &url,
@@ -531,17 +545,15 @@ pub async fn heartbeat_once(
 }
 
 /// `kassa tms heartbeat`: one heartbeat now. Exit 0 sent, 3 not.
-pub fn heartbeat(
-    data_dir: &Path,
-    cfg: &crate::config::Config,
-    json_out: bool,
-) -> anyhow::Result<u8> {
+pub fn heartbeat(data_dir: &Path, local: &Local, json_out: bool) -> anyhow::Result<u8> {
+    let (cfg, version) = tms::effective(data_dir, local);
+    let cfg = &cfg;
     if cfg.tms.heartbeat_url.is_none() {
         eprintln!("kassa tms heartbeat: no [tms] heartbeat_url configured");
         return Ok(EXIT_USAGE);
     }
     let rt = crate::runtime()?;
-    match rt.block_on(heartbeat_once(data_dir, cfg))? {
+    match rt.block_on(heartbeat_once(data_dir, cfg, version.unwrap_or(0)))? {
         Ok((status, health)) => {
             out(
                 json_out,

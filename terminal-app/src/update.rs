@@ -69,20 +69,9 @@ pub fn inputs(cfg: &Config, journal: &Journal, now: chrono::NaiveTime) -> anyhow
         },
         None => (None, false),
     };
-    let rows = journal.all()?;
-    let owed = rows
-        .iter()
-        .filter(|r| r.advice == "pending" || r.reversal == "pending" || r.state == "unknown")
-        .count();
-    let in_progress = rows
-        .iter()
-        .filter(|r| {
-            matches!(
-                r.state.as_str(),
-                "started" | "card_read" | "authorising" | "void_pending"
-            )
-        })
-        .count();
+    let c = journal.counts()?;
+    let owed = c.advices + c.reversals + c.unknown;
+    let in_progress = c.in_progress;
     Ok(Inputs {
         now: now.format("%H:%M").to_string(),
         battery_pct,

@@ -284,6 +284,14 @@ fn polling_tms_serve_over_mutual_tls_with_etags() {
     assert_eq!(v["result"], "refused", "{v}");
     assert_eq!(v["reason"], "bundle_malformed", "{v}");
     assert_eq!(v["version"], 6);
+    // Polled again unchanged, the refused file is not downloaded again.
+    let (code, v) = poll();
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(
+        (v["result"].as_str(), v["bytes"].as_u64()),
+        (Some("not_modified"), Some(0)),
+        "{v}"
+    );
     // Version 6 put back: the same bytes as the bundle in force, so 304.
     std::fs::write(&published, &bytes).unwrap();
     let (_, v) = poll();
