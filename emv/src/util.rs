@@ -14,34 +14,88 @@ impl fmt::Display for Hex<'_> {
     }
 }
 
-/// Masks every run of 12 or more ASCII digits in `text` to its first six and last four, the
-/// middle as `*`, as receipts show a PAN (PCI DSS 3.4). A PAN is all digits, so wherever one
-/// appears in text (alone, in track 2, in the hex dump of a record it sits in) it lies inside
-/// such a run, and no 12 of its digits survive in a row. Shorter runs (amounts, dates, STANs)
-/// stay. For text that may hold card data nobody decoded: crash reports, the raw hex of data
-/// that did not parse.
+/// Masks card numbers in free text, as receipts show a PAN (PCI DSS 3.4): the first six and
+/// last four digits stay, the rest become `*`. For text that may hold card data nobody
+/// decoded: crash reports, the raw hex of data that did not parse.
+///
+/// - Every run of 12 or more digits (a PAN alone, in track 2, in the hex dump of a record
+///   it sits in: a PAN is all digits, so it lies inside such a run).
+/// - Groups of 4 to 6 digits joined by single spaces or dashes, at least three of them and
+///   12 digits in all (`4761 7390 0101 0119`, `3742-454554-00126`).
+/// - Six or more two-digit groups joined by `, ` (a byte list printed as `{:02X?}`:
+///   `[47, 61, 73, 90, 01, 01, 01, 19]`).
+///
+/// Shorter runs (amounts, dates, times, STANs) stay. Other spellings (digits spelt out one
+/// per line, decimal byte values) are not recognised.
 pub fn mask_digit_runs(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        if run.len() >= 12 {
-            out.push_str(&run[..6]);
-            out.extend(std::iter::repeat_n('*', run.len() - 10));
-            out.push_str(&run[run.len() - 4..]);
-        } else {
-            out.push_str(run);
-        }
-        run.clear();
-    };
+    // Alternating tokens: digit groups and what lies between them.
+    let mut tokens: Vec<(bool, String)> = Vec::new();
     for c in text.chars() {
-        if c.is_ascii_digit() {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut out);
-            out.push(c);
+        let d = c.is_ascii_digit();
+        match tokens.last_mut() {
+            Some((is_digits, t)) if *is_digits == d => t.push(c),
+            _ => tokens.push((d, c.to_string())),
         }
     }
-    flush(&mut run, &mut out);
+    // Writes `group`, whose first digit is digit `from` of a number of `total` digits.
+    let write = |group: &str, from: usize, total: usize, out: &mut String| {
+        for (k, c) in group.chars().enumerate() {
+            let p = from + k;
+            out.push(if p >= 6 && p + 4 < total { '*' } else { c });
+        }
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let (is_digits, t) = &tokens[i];
+        if !is_digits {
+            out.push_str(t);
+            i += 1;
+            continue;
+        }
+        // The chain of groups joined by one kind of separator, starting here.
+        let sep = tokens
+            .get(i + 1)
+            .map(|(_, s)| s.as_str())
+            .filter(|s| matches!(*s, " " | "-" | ", "));
+        let mut last = i;
+        if let Some(sep) = sep {
+            while tokens.get(last + 1).is_some_and(|(d, s)| !d && s == sep)
+                && tokens.get(last + 2).is_some_and(|(d, _)| *d)
+            {
+                last += 2;
+            }
+        }
+        let groups: Vec<&str> = (i..=last)
+            .step_by(2)
+            .map(|k| tokens[k].1.as_str())
+            .collect();
+        let total: usize = groups.iter().map(|g| g.len()).sum();
+        let card = groups.len() >= 3
+            && total >= 12
+            && matches!(sep, Some(" " | "-"))
+            && groups.iter().all(|g| (4..=6).contains(&g.len()));
+        let bytes = groups.len() >= 6 && sep == Some(", ") && groups.iter().all(|g| g.len() == 2);
+        if card || bytes {
+            let mut from = 0;
+            for (d, t) in &tokens[i..=last] {
+                if *d {
+                    write(t, from, total, &mut out);
+                    from += t.len();
+                } else {
+                    out.push_str(t);
+                }
+            }
+            i = last + 1;
+        } else {
+            if t.len() >= 12 {
+                write(t, 0, t.len(), &mut out);
+            } else {
+                out.push_str(t);
+            }
+            i += 1;
+        }
+    }
     out
 }
 
@@ -195,6 +249,27 @@ impl Time {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn card_numbers_in_free_text_are_masked() {
+        let m = mask_digit_runs;
+        assert_eq!(m("pan 4761739001010119 ok"), "pan 476173******0119 ok");
+        assert_eq!(m("4761 7390 0101 0119"), "4761 73** **** 0119");
+        assert_eq!(m("3742-454554-00126"), "3742-45****-*0126");
+        assert_eq!(
+            m("[47, 61, 73, 90, 01, 01, 01, 19]"),
+            "[47, 61, 73, **, **, **, 01, 19]"
+        );
+        // Dates, times, amounts and STANs stay, even side by side.
+        for keep in [
+            "12.34 000017 2026-11-30 10:00:00",
+            "[1, 2, 3]",
+            "2026-11-30 1234 5678",
+            "日本 12",
+        ] {
+            assert_eq!(m(keep), keep);
+        }
+    }
 
     #[test]
     fn numeric_formats() {
