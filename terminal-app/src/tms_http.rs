@@ -391,7 +391,9 @@ pub fn answer(root: &Path, head: &[u8]) -> (Vec<u8>, u16, usize) {
         );
     }
     let path = target.split('?').next().unwrap_or("");
+    // Heartbeats are kept, not served: one terminal's health is not another's to read.
     let safe = path.starts_with('/')
+        && !path.starts_with("/health/")
         && !path.contains('%')
         && !path.contains('\\')
         && path
@@ -439,6 +441,9 @@ pub fn answer(root: &Path, head: &[u8]) -> (Vec<u8>, u16, usize) {
         method == "GET",
     )
 }
+
+/// Connections `kassa tms serve` handles at once.
+const MAX_CONNECTIONS: usize = 256;
 
 /// The largest heartbeat `kassa tms serve` keeps.
 const MAX_HEARTBEAT: usize = 64 * 1024;
@@ -588,8 +593,12 @@ async fn serve_one(
     };
     stats.body_bytes.fetch_add(body as u64, Ordering::Relaxed);
     tracing::info!(%peer, request = %first, status, body, "tms serve");
-    let _ = stream.write_all(&bytes).await;
-    let _ = stream.shutdown().await;
+    // A client that does not read its answer is dropped after 30 s.
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        let _ = stream.write_all(&bytes).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// Serves files under `root` on `listener` with `tls` (which requires client certificates)
@@ -603,13 +612,23 @@ pub async fn serve(
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let root = Arc::new(root);
+    // At most this many connections at once; more are closed at once (a client retries).
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = &mut stop => return,
             r = listener.accept() => {
                 if let Ok((tcp, _)) = r {
-                    tokio::spawn(serve_one(acceptor.clone(), tcp, root.clone(), stats.clone()));
+                    let Ok(permit) = slots.clone().try_acquire_owned() else {
+                        stats.refused.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    let (acceptor, root, stats) = (acceptor.clone(), root.clone(), stats.clone());
+                    tokio::spawn(async move {
+                        serve_one(acceptor, tcp, root, stats).await;
+                        drop(permit);
+                    });
                 }
             }
         }
@@ -695,7 +714,15 @@ mod tests {
             get("If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n").1,
             200
         );
-        for bad in ["/../etc/passwd", "/.hidden", "/%2e%2e/x", "/nothing"] {
+        std::fs::create_dir_all(dir.path().join("health")).unwrap();
+        std::fs::write(dir.path().join("health/KASSA001.json"), b"{}").unwrap();
+        for bad in [
+            "/../etc/passwd",
+            "/.hidden",
+            "/%2e%2e/x",
+            "/nothing",
+            "/health/KASSA001.json",
+        ] {
             let (_, status, _) =
                 answer(dir.path(), format!("GET {bad} HTTP/1.1\r\n\r\n").as_bytes());
             assert_eq!(status, 404, "{bad}");
