@@ -70,6 +70,27 @@ pub struct Counts {
     pub in_progress: usize,
 }
 
+/// [`Journal::counts`] on `conn` (the journal, or a transaction of it).
+fn counts_in(conn: &Connection) -> Result<Counts, JournalError> {
+    Ok(conn.query_row(
+        "SELECT
+            COALESCE(SUM(advice = 'pending'), 0),
+            COALESCE(SUM(reversal = 'pending'), 0),
+            COALESCE(SUM(state = 'unknown'), 0),
+            COALESCE(SUM(state IN ('started', 'card_read', 'authorising', 'void_pending')), 0)
+         FROM transactions",
+        [],
+        |r| {
+            Ok(Counts {
+                advices: r.get::<_, i64>(0)? as usize,
+                reversals: r.get::<_, i64>(1)? as usize,
+                unknown: r.get::<_, i64>(2)? as usize,
+                in_progress: r.get::<_, i64>(3)? as usize,
+            })
+        },
+    )?)
+}
+
 /// How long an update hold lasts when its updater never releases it, seconds.
 pub const UPDATE_HOLD_S: i64 = 1800;
 
@@ -583,23 +604,7 @@ impl Journal {
     /// What the host is owed and what is in progress, counted in one query (for the health
     /// report and the update gate).
     pub fn counts(&self) -> Result<Counts, JournalError> {
-        Ok(self.conn.query_row(
-            "SELECT
-                COALESCE(SUM(advice = 'pending'), 0),
-                COALESCE(SUM(reversal = 'pending'), 0),
-                COALESCE(SUM(state = 'unknown'), 0),
-                COALESCE(SUM(state IN ('started', 'card_read', 'authorising', 'void_pending')), 0)
-             FROM transactions",
-            [],
-            |r| {
-                Ok(Counts {
-                    advices: r.get::<_, i64>(0)? as usize,
-                    reversals: r.get::<_, i64>(1)? as usize,
-                    unknown: r.get::<_, i64>(2)? as usize,
-                    in_progress: r.get::<_, i64>(3)? as usize,
-                })
-            },
-        )?)
+        counts_in(&self.conn)
     }
 
     /// The newest row that ended in an error state: its reason (or state) and when.
@@ -630,30 +635,26 @@ impl Journal {
     }
 
     /// Holds the terminal for a software update: only when no transaction is between its
-    /// start and its outcome (checked and held in one write transaction, so no transaction
-    /// can start in between). Returns whether the hold is now in force.
-    pub fn hold_for_update(&mut self) -> Result<bool, JournalError> {
+    /// start and its outcome and nothing is owed to the host (checked and held in one write
+    /// transaction, so no transaction can start in between). `None` when the hold is now in
+    /// force, else the update gate's reason code for refusing it.
+    pub fn hold_for_update(&mut self) -> Result<Option<&'static str>, JournalError> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        // Nothing in progress and nothing owed, seen in the same write transaction that
-        // takes the hold.
-        let busy: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM transactions
-             WHERE state IN ('started', 'card_read', 'authorising', 'void_pending', 'unknown')
-                OR advice = 'pending' OR reversal = 'pending'",
-            [],
-            |r| r.get(0),
-        )?;
-        if busy > 0 {
-            return Ok(false);
+        let c = counts_in(&tx)?;
+        if c.in_progress > 0 {
+            return Ok(Some("transaction_in_progress"));
+        }
+        if c.advices + c.reversals + c.unknown > 0 {
+            return Ok(Some("queue_not_empty"));
         }
         tx.execute(
             "INSERT OR REPLACE INTO update_hold(id, since_unix) VALUES (1, ?1)",
             params![chrono::Utc::now().timestamp()],
         )?;
         tx.commit()?;
-        Ok(true)
+        Ok(None)
     }
 
     /// Ends an update hold (the update is over, or did not happen).

@@ -905,11 +905,7 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    crash::install(
-        &cli.data_dir
-            .clone()
-            .unwrap_or_else(emulator::default_data_dir),
-    );
+    crash::install(&data_dir(&cli));
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -954,17 +950,24 @@ fn data_dir(cli: &Cli) -> std::path::PathBuf {
         .unwrap_or_else(emulator::default_data_dir)
 }
 
-/// The configuration in force: the local file with the applied bundle, if any, merged over
-/// it (docs/FLEET.md).
-fn effective_config(cli: &Cli) -> Result<Config, config::ConfigError> {
-    let local = local_config(cli)?;
-    Ok(tms::effective(&data_dir(cli), &local).0)
+/// The configuration, read once per command.
+struct Loaded {
+    /// The local file (the background poller merges new bundles over it).
+    local: tms::Local,
+    /// The configuration in force: the local file with the applied bundle, if any, merged
+    /// over it (docs/FLEET.md).
+    config: Config,
+    /// The version of that bundle.
+    bundle_version: Option<u64>,
 }
 
-fn load_config(cli: &Cli) -> Result<Config, u8> {
-    effective_config(cli).map_err(|e| {
-        eprintln!("kassa: {e}");
-        EXIT_USAGE
+fn load(cli: &Cli) -> Result<Loaded, config::ConfigError> {
+    let local = local_config(cli)?;
+    let (config, bundle_version) = tms::effective(&data_dir(cli), &local);
+    Ok(Loaded {
+        local,
+        config,
+        bundle_version,
     })
 }
 
@@ -1038,11 +1041,13 @@ fn update_check(
     let mut blocked = update::blocked_by(window, cfg.update.min_battery_pct, now, &inputs);
     // The hold is taken in the same write transaction that sees no transaction in progress.
     let held = if hold && blocked.is_empty() {
-        let h = journal.hold_for_update()?;
-        if !h {
-            blocked.push("transaction_in_progress");
+        match journal.hold_for_update()? {
+            None => true,
+            Some(reason) => {
+                blocked.push(reason);
+                false
+            }
         }
-        h
     } else {
         false
     };
@@ -1302,28 +1307,26 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     if let Command::Tms { ref command } = cli.command {
         return tms_command(&cli, command);
     }
+    let paths = Paths {
+        data_dir: data_dir(&cli),
+    };
     // The key store needs the data directory, not the configuration.
     if let Command::Keys { ref command } = cli.command {
-        let paths = Paths {
-            data_dir: cli
-                .data_dir
-                .clone()
-                .unwrap_or_else(emulator::default_data_dir),
-        };
         return keys_command(&paths, command);
     }
-    let cfg = match load_config(&cli) {
-        Ok(c) => c,
-        Err(code) => return Ok(code),
-    };
-    let paths = Paths {
-        data_dir: cli
-            .data_dir
-            .clone()
-            .unwrap_or_else(emulator::default_data_dir),
+    let Loaded {
+        local,
+        config: cfg,
+        bundle_version,
+    } = match load(&cli) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("kassa: {e}");
+            return Ok(EXIT_USAGE);
+        }
     };
     match cli.command {
-        Command::Tms { ref command } => tms_command(&cli, command),
+        Command::Tms { .. } => Ok(EXIT_USAGE), // handled before the configuration
         Command::Update {
             command: UpdateCommand::Check { ref at, hold, json },
         } => update_check(&paths, &cfg, at.as_deref(), hold, json),
@@ -1333,13 +1336,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Journal::open(&paths.journal())?.release_update_hold()?;
             Ok(0)
         }
-        Command::Status { json } => {
-            let version = local_config(&cli)
-                .ok()
-                .and_then(|l| tms::effective(&paths.data_dir, &l).1)
-                .unwrap_or(0);
-            status(&paths, &cfg, version, json)
-        }
+        Command::Status { json } => status(&paths, &cfg, bundle_version.unwrap_or(0), json),
         Command::Cards { json, ref command } => cards(
             json,
             command
@@ -1443,8 +1440,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         ),
         Command::Replay { ref trace, json } => replay(&paths, cfg, trace, json),
         Command::Emulator { quit_after_ms } => {
-            let local = local_config(&cli).ok();
-            emulator_window(&paths, cfg, quit_after_ms, local)
+            emulator_window(&paths, cfg, quit_after_ms, Some(local))
         }
         Command::Journal { ref command } => journal_command(&paths, &cfg, command),
         Command::Keys { .. } => Ok(EXIT_USAGE), // handled before the configuration
@@ -2233,25 +2229,25 @@ fn emulator_window(
 #[cfg(any(feature = "desktop", feature = "device"))]
 fn device_run(cli: &Cli, quit_after_ms: Option<u64>) -> anyhow::Result<u8> {
     let paths = Paths {
-        data_dir: cli
-            .data_dir
-            .clone()
-            .unwrap_or_else(emulator::default_data_dir),
+        data_dir: data_dir(cli),
     };
     // A configuration that does not load is shown on the screen and logged, and the process
     // stays up: a restart would not fix it, and a crash loop would hide the message.
-    let cfg = effective_config(cli).map_err(|e| e.to_string());
-    if let Err(e) = &cfg {
-        tracing::error!(error = %e, "configuration not loaded");
-        eprintln!("kassa run: {e}");
-    }
+    let (cfg, local) = match load(cli) {
+        Ok(l) => (Ok(l.config), Some(l.local)),
+        Err(e) => {
+            tracing::error!(error = %e, "configuration not loaded");
+            eprintln!("kassa run: {e}");
+            (Err(e.to_string()), None)
+        }
+    };
     let rt = runtime()?;
     gui::run_device(
         &rt,
         &paths,
         cfg,
         quit_after_ms.map(std::time::Duration::from_millis),
-        local_config(cli).ok(),
+        local,
     )?;
     Ok(0)
 }
