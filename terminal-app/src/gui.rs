@@ -918,6 +918,12 @@ fn start_payment(
     });
 }
 
+/// What the engine task takes next: a command from the screen, or a configuration bundle.
+enum Next {
+    Command(Cmd),
+    Bundle(Box<crate::tms::Applied>),
+}
+
 async fn engine_task(
     mut engine: Engine<AnyReader>,
     mut commands: mpsc::UnboundedReceiver<Cmd>,
@@ -942,21 +948,21 @@ async fn engine_task(
         // transaction.
         let next = match bundles.as_mut() {
             Some(rx) => tokio::select! {
-                c = commands.recv() => c.map(Ok),
+                c = commands.recv() => c.map(Next::Command),
                 b = rx.recv() => match b {
-                    Some(b) => Some(Err(b)),
+                    Some(b) => Some(Next::Bundle(Box::new(b))),
                     None => {
                         bundles = None;
                         continue;
                     }
                 },
             },
-            None => commands.recv().await.map(Ok),
+            None => commands.recv().await.map(Next::Command),
         };
         let cmd = match next {
             None => break,
-            Some(Ok(cmd)) => cmd,
-            Some(Err(applied)) => {
+            Some(Next::Command(cmd)) => cmd,
+            Some(Next::Bundle(applied)) => {
                 match engine.reconfigure(applied.config.clone()) {
                     Ok(()) => {
                         cfg = applied.config;

@@ -202,12 +202,11 @@ pub fn snapshot(
         (Some(j), Some(t)) => Some(if t.at > j.at { t } else { j }),
         (j, t) => j.or(t),
     };
-    let battery_pct = cfg.update.battery.as_ref().and_then(|p| {
-        std::fs::read_to_string(p)
-            .ok()
-            .and_then(|s| s.trim().parse::<u8>().ok())
-            .filter(|v| *v <= 100)
-    });
+    let battery_pct = cfg
+        .update
+        .battery
+        .as_deref()
+        .and_then(crate::update::battery);
     Ok(Health {
         terminal_id: cfg.terminal.terminal_id.clone(),
         software_version: env!("CARGO_PKG_VERSION"),

@@ -497,12 +497,19 @@ impl State {
 
     /// The keys a new bundle must be signed with.
     pub fn trusted(&self, local: &Config) -> Vec<TrustedKey> {
-        let keys = if self.signing_keys.is_empty() {
+        self.trusted_sections(local)
+            .iter()
+            .filter_map(|k| k.trusted().ok())
+            .collect()
+    }
+
+    /// The same keys as written: the last rotation's, or the local `[[tms.keys]]`.
+    fn trusted_sections<'a>(&'a self, local: &'a Config) -> &'a [TmsKeySection] {
+        if self.signing_keys.is_empty() {
             &local.tms.keys
         } else {
             &self.signing_keys
-        };
-        keys.iter().filter_map(|k| k.trusted().ok()).collect()
+        }
     }
 }
 
@@ -613,25 +620,14 @@ pub fn apply(
             state.file = Some(file.clone());
             state.refused_etag = None;
             let previous = state.version;
-            let trusted_before: Vec<TmsKeySection> = if state.signing_keys.is_empty() {
-                local.config.tms.keys.clone()
-            } else {
-                state.signing_keys.clone()
-            };
             state.version = bundle.version;
             state.signed_by = Some(signed_by.clone());
             state.applied_at = Some(chrono::Utc::now().to_rfc3339());
-            state.verified_with = trusted_before.clone();
-            state.signing_keys = if bundle.signing_keys.is_empty() {
-                // No rotation: the keys that were trusted stay trusted.
-                if state.signing_keys.is_empty() {
-                    Vec::new()
-                } else {
-                    trusted_before
-                }
-            } else {
-                bundle.signing_keys.clone()
-            };
+            state.verified_with = state.trusted_sections(&local.config).to_vec();
+            // A rotation hands signing to the bundle's keys; otherwise they stay as they were.
+            if !bundle.signing_keys.is_empty() {
+                state.signing_keys = bundle.signing_keys.clone();
+            }
             if let Some((etag, modified)) = http {
                 state.etag = etag;
                 state.last_modified = modified;

@@ -53,7 +53,7 @@ pub fn blocked_by(
 }
 
 /// Reads the battery's charge from a sysfs `capacity` file.
-fn battery(path: &std::path::Path) -> Option<u8> {
+pub fn battery(path: &std::path::Path) -> Option<u8> {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|s| s.trim().parse::<u8>().ok())
