@@ -4,18 +4,13 @@
 //! message unredacted.
 //!
 //! Panic messages are not supposed to carry card data, but a report is written by code that
-//! cannot know, so every run of 12 or more digits in it (a PAN, track 2 or a digit string
-//! that holds one, as in a hex dump of a record) keeps only its first six and last four
-//! digits, as receipts show a PAN (PCI DSS 3.4).
+//! cannot know, so card numbers in it keep only their first six and last four digits, as
+//! receipts show a PAN ([`emv::util::mask_digit_runs`] says which spellings it recognises).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// Masks every run of 12 or more digits to its first six and last four
-/// ([`emv::util::mask_digit_runs`]).
-pub fn redact(text: &str) -> String {
-    emv::util::mask_digit_runs(text)
-}
+use emv::util::mask_digit_runs;
 
 /// The text of a report: what panicked, where, and the backtrace, redacted.
 pub fn report_text(
@@ -32,7 +27,7 @@ pub fn report_text(
     let _ = writeln!(s, "at: {location}");
     let _ = writeln!(s, "message: {message}");
     let _ = writeln!(s, "\nbacktrace:\n{backtrace}");
-    redact(&s)
+    mask_digit_runs(&s)
 }
 
 /// Writes `text` to a new report file under `dir`, readable by the owner only.
@@ -82,7 +77,7 @@ pub fn install(data_dir: &Path) {
         let backtrace = std::backtrace::Backtrace::force_capture().to_string();
         let now = chrono::Utc::now();
         let text = report_text(now, &thread, &location, &message, &backtrace);
-        let short = redact(&message);
+        let short = mask_digit_runs(&message);
         match write_report(&dir, now, &text) {
             Ok(path) => eprintln!(
                 "kassa: crashed at {location}: {short} (report: {})",
@@ -99,23 +94,26 @@ mod tests {
 
     #[test]
     fn long_digit_runs_keep_six_and_four() {
-        assert_eq!(redact("pan 4761739001010119 ok"), "pan 476173******0119 ok");
+        assert_eq!(
+            mask_digit_runs("pan 4761739001010119 ok"),
+            "pan 476173******0119 ok"
+        );
         // Track 2 as text, and a PAN inside a hex dump of a record.
         assert_eq!(
-            redact("4761739001010119D25122010000000000000F"),
+            mask_digit_runs("4761739001010119D25122010000000000000F"),
             "476173******0119D251220**********0000F"
         );
         assert_eq!(
-            redact("70135A084761739001010119"),
+            mask_digit_runs("70135A084761739001010119"),
             "70135A084761********0119"
         );
         // Amounts, STANs and dates stay; so do other scripts.
         assert_eq!(
-            redact("12.34 000017 2026-11-30 日本"),
+            mask_digit_runs("12.34 000017 2026-11-30 日本"),
             "12.34 000017 2026-11-30 日本"
         );
-        assert_eq!(redact("12345678901"), "12345678901");
-        assert_eq!(redact("123456789012"), "123456**9012");
+        assert_eq!(mask_digit_runs("12345678901"), "12345678901");
+        assert_eq!(mask_digit_runs("123456789012"), "123456**9012");
     }
 
     #[test]

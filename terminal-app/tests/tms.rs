@@ -5,33 +5,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command};
 
 use common::{KASSA, certs};
 use serde_json::Value;
 
-fn kassa(data: &Path, cfg: Option<&Path>, args: &[&str]) -> Output {
-    let mut c = Command::new(KASSA);
-    c.arg("--data-dir").arg(data);
-    if let Some(cfg) = cfg {
-        c.arg("--config").arg(cfg);
-    }
-    c.args(args)
-        .env_remove("KASSA_CONFIG")
-        .env_remove("KASSA_TEST_PAUSE_AT")
-        .output()
-        .unwrap()
-}
-
-fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    })
-}
+use common::{json_of as json, kassa_with as kassa};
 
 /// Writes payload `version` (a merchant name and a receipt header line of its own) and signs
 /// it with `key` into `out`.

@@ -162,29 +162,40 @@ pub fn config(dir: &Path, certs: &Path, addr: &str, extra: &str) -> PathBuf {
 
 /// Runs `kassa --data-dir DATA --config CFG ARGS`.
 pub fn kassa(data: &Path, cfg: &Path, args: &[&str]) -> Output {
-    Command::new(KASSA)
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--config")
-        .arg(cfg)
-        .args(args)
+    kassa_with(data, Some(cfg), args)
+}
+
+/// Runs `kassa --data-dir DATA [--config CFG] ARGS` (no configuration: the built-in defaults,
+/// `$KASSA_CONFIG` ignored).
+pub fn kassa_with(data: &Path, cfg: Option<&Path>, args: &[&str]) -> Output {
+    let mut c = Command::new(KASSA);
+    c.arg("--data-dir").arg(data);
+    if let Some(cfg) = cfg {
+        c.arg("--config").arg(cfg);
+    }
+    c.args(args)
+        .env_remove("KASSA_CONFIG")
         .env_remove("KASSA_TEST_PAUSE_AT")
         .output()
         .unwrap()
+}
+
+/// A run's standard output, parsed as JSON (a failure shows both streams).
+pub fn json_of(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
 }
 
 /// [`kassa`] with `--json`, parsed.
 pub fn kassa_json(data: &Path, cfg: &Path, args: &[&str]) -> Value {
     let mut a = args.to_vec();
     a.push("--json");
-    let o = kassa(data, cfg, &a);
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{args:?}: {e}: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    })
+    json_of(&kassa(data, cfg, &a))
 }
 
 /// Runs `kassa ARGS` until it reaches pause point `point` and returns it there, alive (the
