@@ -1334,6 +1334,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             command: UpdateCommand::Release,
         } => {
             Journal::open(&paths.journal())?.release_update_hold()?;
+            println!("no update hold now: payments may start");
             Ok(0)
         }
         Command::Status { json } => status(&paths, &cfg, bundle_version.unwrap_or(0), json),
